@@ -1,0 +1,103 @@
+-- Core schema: users, tenants and memberships, sessions, personal access
+-- tokens, single-use emailed tokens, the mail outbox and JWT signing keys.
+-- Secrets (session, PAT, reset and verification tokens) are stored only as
+-- SHA-256 hashes. All times are UTC.
+
+CREATE TABLE users (
+    id                UUID PRIMARY KEY,
+    email             TEXT NOT NULL,           -- trimmed and lower-cased by the service
+    password_hash     TEXT,                    -- PHC string; NULL for social-only accounts
+    name              TEXT,
+    first_name        TEXT,
+    last_name         TEXT,
+    email_verified_at TIMESTAMPTZ,
+    is_admin          BOOLEAN NOT NULL DEFAULT FALSE,  -- global administrator
+    disabled_at       TIMESTAMPTZ,
+    plan              TEXT NOT NULL DEFAULT 'free',
+    plan_expires_at   TIMESTAMPTZ,
+    created_at        TIMESTAMPTZ NOT NULL,
+    updated_at        TIMESTAMPTZ NOT NULL
+);
+CREATE UNIQUE INDEX users_email_key ON users (email);
+
+CREATE TABLE tenants (
+    id         UUID PRIMARY KEY,
+    name       TEXT NOT NULL,
+    slug       TEXT NOT NULL,
+    plan       TEXT NOT NULL DEFAULT 'free',
+    created_at TIMESTAMPTZ NOT NULL
+);
+CREATE UNIQUE INDEX tenants_slug_key ON tenants (slug);
+
+CREATE TABLE memberships (
+    tenant_id  UUID NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    user_id    UUID NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    role       TEXT NOT NULL CHECK (role IN ('owner', 'admin', 'member')),
+    created_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (tenant_id, user_id)
+);
+CREATE INDEX memberships_user ON memberships (user_id);
+
+CREATE TABLE sessions (
+    id           UUID PRIMARY KEY,
+    user_id      UUID NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    token_hash   BYTEA NOT NULL,
+    tenant_id    UUID REFERENCES tenants (id) ON DELETE SET NULL,  -- the current tenant
+    ip           TEXT,
+    user_agent   TEXT,
+    created_at   TIMESTAMPTZ NOT NULL,
+    last_seen_at TIMESTAMPTZ NOT NULL,         -- for the idle timeout; written at most once a minute
+    expires_at   TIMESTAMPTZ NOT NULL,         -- absolute expiry
+    revoked_at   TIMESTAMPTZ
+);
+CREATE UNIQUE INDEX sessions_token_hash_key ON sessions (token_hash);
+CREATE INDEX sessions_user ON sessions (user_id);
+
+CREATE TABLE personal_access_tokens (
+    id           UUID PRIMARY KEY,
+    user_id      UUID NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    tenant_id    UUID REFERENCES tenants (id) ON DELETE CASCADE,
+    name         TEXT NOT NULL,
+    scopes       TEXT NOT NULL,                -- space-separated: read, write
+    token_hash   BYTEA NOT NULL,
+    created_at   TIMESTAMPTZ NOT NULL,
+    expires_at   TIMESTAMPTZ,
+    last_used_at TIMESTAMPTZ,                  -- written at most once a minute
+    revoked_at   TIMESTAMPTZ
+);
+CREATE UNIQUE INDEX personal_access_tokens_token_hash_key ON personal_access_tokens (token_hash);
+CREATE INDEX personal_access_tokens_user ON personal_access_tokens (user_id);
+
+CREATE TABLE one_time_tokens (
+    id         UUID PRIMARY KEY,
+    user_id    UUID NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    purpose    TEXT NOT NULL CHECK (purpose IN ('password_reset', 'email_verification')),
+    token_hash BYTEA NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL,
+    used_at    TIMESTAMPTZ                     -- set once; also set when a newer token replaces it
+);
+CREATE UNIQUE INDEX one_time_tokens_token_hash_key ON one_time_tokens (token_hash);
+CREATE INDEX one_time_tokens_user ON one_time_tokens (user_id, purpose);
+
+-- Mail waiting for delivery. Written in the same transaction as the event
+-- that causes it; a row is deleted once delivered.
+CREATE TABLE mail_outbox (
+    id              UUID PRIMARY KEY,
+    recipient       TEXT NOT NULL,
+    subject         TEXT NOT NULL,
+    body_text       TEXT NOT NULL,
+    created_at      TIMESTAMPTZ NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TIMESTAMPTZ NOT NULL,
+    last_error      TEXT
+);
+CREATE INDEX mail_outbox_due ON mail_outbox (next_attempt_at);
+
+CREATE TABLE signing_keys (
+    kid         TEXT PRIMARY KEY,
+    algorithm   TEXT NOT NULL,
+    private_key BYTEA NOT NULL,                -- PKCS#8
+    public_key  BYTEA NOT NULL,
+    created_at  TIMESTAMPTZ NOT NULL
+);

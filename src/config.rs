@@ -1,0 +1,323 @@
+//! Layered configuration: defaults < TOML file (`--config`) < `TESSERA_*`
+//! environment variables, with `__` between a section and its key
+//! (`TESSERA_SECURITY__LOCKOUT_MINUTES=30`).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use secrecy::SecretString;
+use serde::{Deserialize, Deserializer, Serialize};
+use url::Url;
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    /// Connections in the pool (SQLite: readers, at most 8; one writer).
+    pub database_max_connections: u32,
+    pub public_url: Url,
+    /// Where browsers go after a redirect flow; the public URL when unset.
+    pub app_url: Option<Url>,
+    #[serde(serialize_with = "serialize_secret_opt")]
+    pub smtp_url: Option<SecretString>,
+    pub mail_from: String,
+    #[serde(deserialize_with = "string_list")]
+    pub cors_origins: Vec<String>,
+    #[serde(deserialize_with = "string_list")]
+    pub trusted_proxies: Vec<String>,
+    #[serde(serialize_with = "serialize_secret_opt")]
+    pub cron_secret: Option<SecretString>,
+    pub log_format: Option<LogFormat>,
+    pub auth: AuthConfig,
+    pub security: SecurityConfig,
+    pub session: SessionConfig,
+    pub jwt: JwtConfig,
+    pub turnstile: TurnstileConfig,
+    pub oauth: BTreeMap<String, OAuthProviderConfig>,
+    pub mail: MailConfig,
+    pub http: HttpConfig,
+    pub argon2: Argon2Config,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(default)]
+pub struct AuthConfig {
+    /// When true, sign-up sets no session and login refuses unverified emails.
+    pub require_verified_email: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct SecurityConfig {
+    pub lockout_max_attempts: u32,
+    pub lockout_minutes: u32,
+    pub rate_limit_per_minute: u32,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        SecurityConfig {
+            lockout_max_attempts: 5,
+            lockout_minutes: 15,
+            rate_limit_per_minute: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct SessionConfig {
+    /// Absolute lifetime of a session.
+    pub ttl_hours: u32,
+    /// A session unused for this long expires.
+    pub idle_hours: u32,
+    /// `Secure` on cookies; follows the public URL's scheme when unset.
+    pub cookie_secure: Option<bool>,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            ttl_hours: 720,
+            idle_hours: 168,
+            cookie_secure: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct JwtConfig {
+    pub ttl_seconds: u32,
+    /// The `aud` claim of issued tokens, required on verification.
+    pub audience: String,
+}
+
+impl Default for JwtConfig {
+    fn default() -> Self {
+        JwtConfig {
+            ttl_seconds: 900,
+            audience: "tessera".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct TurnstileConfig {
+    #[serde(serialize_with = "serialize_secret_opt")]
+    pub secret: Option<SecretString>,
+    pub verify_url: String,
+}
+
+impl Default for TurnstileConfig {
+    fn default() -> Self {
+        TurnstileConfig {
+            secret: None,
+            verify_url: "https://challenges.cloudflare.com/turnstile/v0/siteverify".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(default)]
+pub struct OAuthProviderConfig {
+    pub client_id: Option<String>,
+    #[serde(serialize_with = "serialize_secret_opt")]
+    pub client_secret: Option<SecretString>,
+    pub issuer: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct MailConfig {
+    /// How often the outbox worker looks for due mail when not woken.
+    pub poll_seconds: u64,
+    /// Give up on a message after this many failed attempts (it stays in the
+    /// outbox with its last error for an operator to inspect).
+    pub max_attempts: u32,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        MailConfig {
+            poll_seconds: 5,
+            max_attempts: 25,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct HttpConfig {
+    /// Largest request body accepted, in bytes (413 above).
+    pub body_limit_bytes: usize,
+    /// A request taking longer than this is answered 503.
+    pub request_timeout_seconds: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            body_limit_bytes: 64 * 1024,
+            request_timeout_seconds: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct Argon2Config {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+    /// Hashes computed at once; defaults to the number of cores.
+    pub max_concurrent: Option<usize>,
+}
+
+impl Default for Argon2Config {
+    fn default() -> Self {
+        Argon2Config {
+            memory_kib: 19_456,
+            iterations: 2,
+            parallelism: 1,
+            max_concurrent: None,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8080".parse().expect("valid default address"),
+            database_url: "sqlite://tessera.db?mode=rwc".into(),
+            database_max_connections: 16,
+            public_url: Url::parse("http://localhost:8080").expect("valid default URL"),
+            app_url: None,
+            smtp_url: None,
+            mail_from: "Tessera <no-reply@localhost>".into(),
+            cors_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
+            cron_secret: None,
+            log_format: None,
+            auth: AuthConfig::default(),
+            security: SecurityConfig::default(),
+            session: SessionConfig::default(),
+            jwt: JwtConfig::default(),
+            turnstile: TurnstileConfig::default(),
+            oauth: BTreeMap::new(),
+            mail: MailConfig::default(),
+            http: HttpConfig::default(),
+            argon2: Argon2Config::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, then the TOML file if given, then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, figment::Error> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment
+            .merge(Env::prefixed("TESSERA_").split("__"))
+            .extract()
+    }
+
+    /// The public URL without a trailing slash, for building links.
+    pub fn public_base(&self) -> &str {
+        self.public_url.as_str().trim_end_matches('/')
+    }
+
+    pub fn app_url(&self) -> &Url {
+        self.app_url.as_ref().unwrap_or(&self.public_url)
+    }
+
+    pub fn cookie_secure(&self) -> bool {
+        self.session
+            .cookie_secure
+            .unwrap_or(self.public_url.scheme() == "https")
+    }
+}
+
+/// Accepts `"a, b"` (as environment variables give it) or `["a", "b"]`.
+fn string_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        One(String),
+        Many(Vec<String>),
+    }
+    let items = match Raw::deserialize(deserializer)? {
+        Raw::One(s) => s.split(',').map(str::to_owned).collect(),
+        Raw::Many(v) => v,
+    };
+    Ok(items
+        .into_iter()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect())
+}
+
+/// Secrets are never written back out (the defaults have none anyway).
+fn serialize_secret_opt<S: serde::Serializer>(
+    value: &Option<SecretString>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(_) => serializer.serialize_some("[redacted]"),
+        None => serializer.serialize_none(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_overrides_sections_and_lists() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("TESSERA_SECURITY__LOCKOUT_MINUTES", "30");
+            jail.set_env("TESSERA_CORS_ORIGINS", "https://a.test, https://b.test");
+            jail.set_env("TESSERA_AUTH__REQUIRE_VERIFIED_EMAIL", "true");
+            jail.set_env("TESSERA_OAUTH__GOOGLE__CLIENT_ID", "cid");
+            let config = Config::load(None).expect("config loads");
+            assert_eq!(config.security.lockout_minutes, 30);
+            assert_eq!(config.security.lockout_max_attempts, 5);
+            assert_eq!(
+                config.cors_origins,
+                vec!["https://a.test", "https://b.test"]
+            );
+            assert!(config.auth.require_verified_email);
+            assert_eq!(config.oauth["google"].client_id.as_deref(), Some("cid"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn toml_file_is_layered_under_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "tessera.toml",
+                "listen = \"127.0.0.1:9999\"\n[jwt]\nttl_seconds = 60\n",
+            )?;
+            jail.set_env("TESSERA_JWT__TTL_SECONDS", "120");
+            let config = Config::load(Some(Path::new("tessera.toml"))).expect("config loads");
+            assert_eq!(config.listen.port(), 9999);
+            assert_eq!(config.jwt.ttl_seconds, 120);
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,5 @@
+//! Password hashing, random secrets and JWT signing keys.
+
+pub mod jwt;
+pub mod password;
+pub mod token;

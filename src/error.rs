@@ -1,0 +1,191 @@
+//! The one place where failures become HTTP answers.
+//!
+//! Every error body is `{"code": "...", "message": "...", "fields": {...}?}`.
+//! `ErrorCode::status` is an exhaustive match, so adding a code forces a
+//! decision about its status.
+
+use std::collections::BTreeMap;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    BadRequest,
+    ValidationFailed,
+    Unauthorized,
+    Forbidden,
+    CsrfFailed,
+    CaptchaFailed,
+    NotFound,
+    MethodNotAllowed,
+    UserExists,
+    Conflict,
+    AccountLocked,
+    RateLimited,
+    PayloadTooLarge,
+    Internal,
+    Unavailable,
+}
+
+impl ErrorCode {
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorCode::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::Forbidden | ErrorCode::CsrfFailed | ErrorCode::CaptchaFailed => {
+                StatusCode::FORBIDDEN
+            }
+            ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::UserExists | ErrorCode::Conflict => StatusCode::CONFLICT,
+            ErrorCode::AccountLocked | ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+/// Field name → reason, for `VALIDATION_FAILED`.
+pub type FieldErrors = BTreeMap<String, String>;
+
+#[derive(Debug)]
+pub struct AppError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub fields: Option<FieldErrors>,
+    pub retry_after: Option<u64>,
+    /// The underlying cause of a 5xx; logged, never sent.
+    pub source: Option<anyhow::Error>,
+}
+
+pub type AppResult<T> = Result<T, AppError>;
+
+impl AppError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        AppError {
+            code,
+            message: message.into(),
+            fields: None,
+            retry_after: None,
+            source: None,
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::BadRequest, message)
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(
+            ErrorCode::Unauthorized,
+            "Authentication is required or has failed.",
+        )
+    }
+
+    pub fn invalid_credentials() -> Self {
+        Self::new(ErrorCode::Unauthorized, "Invalid email or password.")
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Forbidden, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::NotFound, message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Conflict, message)
+    }
+
+    /// A single invalid field.
+    pub fn field(field: &str, reason: impl Into<String>) -> Self {
+        let mut fields = FieldErrors::new();
+        fields.insert(field.to_string(), reason.into());
+        Self::fields(fields)
+    }
+
+    pub fn fields(fields: FieldErrors) -> Self {
+        let names: Vec<&str> = fields.keys().map(String::as_str).collect();
+        let message = format!("Invalid value for: {}.", names.join(", "));
+        AppError {
+            fields: Some(fields),
+            ..Self::new(ErrorCode::ValidationFailed, message)
+        }
+    }
+
+    pub fn internal(source: impl Into<anyhow::Error>) -> Self {
+        AppError {
+            source: Some(source.into()),
+            ..Self::new(ErrorCode::Internal, "An internal error occurred.")
+        }
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Unavailable, message)
+    }
+
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds.max(1));
+        self
+    }
+}
+
+impl std::fmt::Display for AppError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}: {}", self.code, self.message)
+    }
+}
+
+impl From<crate::store::StoreError> for AppError {
+    fn from(err: crate::store::StoreError) -> Self {
+        use crate::store::StoreError;
+        match err {
+            StoreError::NotFound => AppError::not_found("Not found."),
+            StoreError::Conflict(what) => AppError::conflict(format!("Conflict on {what}.")),
+            StoreError::Other(source) => AppError::internal(source),
+        }
+    }
+}
+
+/// The error body as documented in the OpenAPI document.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fields: Option<FieldErrors>,
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = self.code.status();
+        if status.is_server_error() {
+            match &self.source {
+                Some(source) => {
+                    tracing::error!(code = ?self.code, error = %format!("{source:#}"), "request failed")
+                }
+                None => {
+                    tracing::warn!(code = ?self.code, message = %self.message, "request failed")
+                }
+            }
+        }
+        let body = ErrorBody {
+            code: self.code,
+            message: self.message,
+            fields: self.fields,
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}

@@ -1,0 +1,184 @@
+//! Extractors: JSON bodies in the contract's error shape, the caller's
+//! credential, and what the network says about the client.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, Method, StatusCode};
+use serde::de::DeserializeOwned;
+
+use crate::crypto::token::{constant_time_eq, csrf_token_for};
+use crate::error::{AppError, ErrorCode};
+use crate::service::{ClientInfo, Credential, Principal, PrincipalKind, Tessera};
+
+/// The cookie names that carry a session, in the order they are read.
+pub const SESSION_COOKIES: [&str; 2] = ["ces_session", "auth_token"];
+
+/// Which HTTP surface a route belongs to; set as a router extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    /// `/api/v1`: cookie writes need `X-CSRF-Token`.
+    V1,
+}
+
+/// A JSON body. Malformed JSON and wrong content types are `400 BAD_REQUEST`,
+/// oversized bodies `413 PAYLOAD_TOO_LARGE`, and well-formed bodies with
+/// missing or wrong-typed fields `422 VALIDATION_FAILED` naming the field.
+pub struct AppJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AppJson<T> {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|mime| {
+                let mime = mime.trim().to_ascii_lowercase();
+                mime == "application/json"
+                    || (mime.starts_with("application/") && mime.ends_with("+json"))
+            })
+            .unwrap_or(false);
+        if !is_json {
+            return Err(AppError::bad_request(
+                "Expected a JSON body with Content-Type: application/json.",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                AppError::new(ErrorCode::PayloadTooLarge, "The request body is too large.")
+            } else {
+                AppError::bad_request("The request body could not be read.")
+            }
+        })?;
+        let value: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|_| AppError::bad_request("The request body is not valid JSON."))?;
+        if !value.is_object() {
+            return Err(AppError::field("body", "must be a JSON object"));
+        }
+        serde_path_to_error::deserialize(value)
+            .map(AppJson)
+            .map_err(|err| {
+                let path = err.path().to_string();
+                let inner = err.into_inner().to_string();
+                let (field, reason) = match inner.strip_prefix("missing field `") {
+                    Some(rest) => (
+                        rest.split('`').next().unwrap_or("body").to_owned(),
+                        "is required".to_owned(),
+                    ),
+                    None => {
+                        let field = if path == "." { "body".to_owned() } else { path };
+                        let reason = inner.split(" at line ").next().unwrap_or(&inner).to_owned();
+                        (field, reason)
+                    }
+                };
+                AppError::field(&field, reason)
+            })
+    }
+}
+
+impl FromRequestParts<Arc<Tessera>> for ClientInfo {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _: &Arc<Tessera>,
+    ) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_string());
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| ua.chars().take(512).collect());
+        Ok(ClientInfo { ip, user_agent })
+    }
+}
+
+/// The session token from the request's cookies, if any.
+pub fn session_cookie(parts: &Parts) -> Option<String> {
+    let mut found: Vec<(usize, String)> = Vec::new();
+    for value in parts.headers.get_all(header::COOKIE) {
+        let Ok(value) = value.to_str() else { continue };
+        for cookie in cookie::Cookie::split_parse(value).flatten() {
+            if let Some(rank) = SESSION_COOKIES.iter().position(|n| *n == cookie.name()) {
+                found.push((rank, cookie.value().to_owned()));
+            }
+        }
+    }
+    found.sort_by_key(|(rank, _)| *rank);
+    found.into_iter().map(|(_, v)| v).next()
+}
+
+/// An authenticated caller. Missing or bad credentials are `401`; on
+/// `/api/v1`, a cookie-authenticated write without the session's
+/// `X-CSRF-Token` is `403 CSRF_FAILED`; a read-only token used to write is
+/// `403 FORBIDDEN`.
+pub struct Auth(pub Principal);
+
+impl FromRequestParts<Arc<Tessera>> for Auth {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        core: &Arc<Tessera>,
+    ) -> Result<Self, Self::Rejection> {
+        let cookie = session_cookie(parts);
+        let principal = match parts.headers.get(header::AUTHORIZATION) {
+            Some(value) => {
+                let token = value
+                    .to_str()
+                    .ok()
+                    .and_then(|v| {
+                        v.strip_prefix("Bearer ")
+                            .or_else(|| v.strip_prefix("bearer "))
+                    })
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .ok_or_else(AppError::unauthorized)?;
+                core.authenticate(Credential::Bearer(token)).await?
+            }
+            None => match cookie.as_deref() {
+                Some(secret) => core.authenticate(Credential::Cookie(secret)).await?,
+                None => None,
+            },
+        }
+        .ok_or_else(AppError::unauthorized)?;
+
+        let writes = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+        if writes {
+            if !principal.may_write() {
+                return Err(AppError::forbidden("This token has read-only scope."));
+            }
+            let surface = parts.extensions.get::<Surface>().copied();
+            if let (
+                Some(Surface::V1),
+                PrincipalKind::Session {
+                    secret,
+                    from_cookie: true,
+                },
+            ) = (surface, &principal.kind)
+            {
+                let sent = parts
+                    .headers
+                    .get("x-csrf-token")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                if !constant_time_eq(sent, &csrf_token_for(secret)) {
+                    return Err(AppError::new(
+                        ErrorCode::CsrfFailed,
+                        "Missing or invalid X-CSRF-Token; get one from GET /api/v1/auth/csrf.",
+                    ));
+                }
+            }
+        }
+        Ok(Auth(principal))
+    }
+}

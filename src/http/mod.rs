@@ -1,0 +1,85 @@
+//! HTTP: the router, its middleware, and the surfaces.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderName, HeaderValue, Request};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+use crate::error::{AppError, ErrorCode};
+use crate::service::Tessera;
+
+pub mod cookies;
+pub mod extract;
+pub mod openapi;
+pub mod v1;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+pub fn router(core: Arc<Tessera>) -> Router {
+    let body_limit = core.config.http.body_limit_bytes;
+    let timeout = Duration::from_secs(core.config.http.request_timeout_seconds.max(1));
+    Router::new()
+        .route("/health", get(v1::health::health))
+        .route("/.well-known/jwks.json", get(v1::auth::jwks))
+        .nest("/api/v1", v1::router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                    // The path only: query strings can carry tokens.
+                    let id = req
+                        .headers()
+                        .get(REQUEST_ID)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default();
+                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                }).on_response(DefaultOnResponse::new().level(Level::INFO)))
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(SetResponseHeaderLayer::overriding(
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("no-store"),
+                ))
+                .layer(SetResponseHeaderLayer::overriding(
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                ))
+                .layer(SetResponseHeaderLayer::overriding(
+                    header::REFERRER_POLICY,
+                    HeaderValue::from_static("no-referrer"),
+                ))
+                .layer(CatchPanicLayer::custom(|_| {
+                    AppError::internal(anyhow::anyhow!("a handler panicked")).into_response()
+                }))
+                .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+                    AppError::unavailable("The request took too long.")
+                }))
+                .layer(tower::timeout::TimeoutLayer::new(timeout)),
+        )
+        .with_state(core)
+}
+
+async fn not_found() -> AppError {
+    AppError::not_found("No such endpoint.")
+}
+
+async fn method_not_allowed() -> Response {
+    AppError::new(
+        ErrorCode::MethodNotAllowed,
+        "Method not allowed on this endpoint.",
+    )
+    .into_response()
+}

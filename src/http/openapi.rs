@@ -1,0 +1,66 @@
+//! The OpenAPI document, generated from the handlers' annotations.
+
+use axum::Json;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::v1::{auth, health, tokens, views};
+use crate::error::{ErrorBody, ErrorCode};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Tessera",
+        description = "Self-hosted authentication: accounts, sessions, tenants and tokens.\n\n\
+            Browser clients authenticate with the `ces_session` cookie and send `X-CSRF-Token` \
+            (from `GET /api/v1/auth/csrf`) on POST, PUT, PATCH and DELETE. Servers and scripts \
+            send `Authorization: Bearer` with a personal access token (`tsr_pat_…`), a JWT from \
+            `POST /api/v1/auth/token`, or a session token. Every error body is \
+            `{code, message, fields?}`: BAD_REQUEST 400 (malformed JSON, wrong content type), \
+            VALIDATION_FAILED 422 (`fields` names each bad field), UNAUTHORIZED 401, FORBIDDEN 403, \
+            CSRF_FAILED 403, NOT_FOUND 404, METHOD_NOT_ALLOWED 405, USER_EXISTS 409, CONFLICT 409, \
+            PAYLOAD_TOO_LARGE 413, RATE_LIMITED and ACCOUNT_LOCKED 429, INTERNAL 500, UNAVAILABLE 503."
+    ),
+    paths(
+        health::health, health::live, health::ready,
+        auth::signup, auth::login, auth::logout, auth::refresh, auth::csrf, auth::me,
+        auth::forgot_password, auth::reset_password, auth::change_password, auth::set_password,
+        auth::verify_email, auth::resend_verification, auth::token, auth::jwks,
+        tokens::create, tokens::list, tokens::revoke,
+    ),
+    components(schemas(ErrorBody, ErrorCode, views::UserView, views::TenantView, views::InviteView)),
+    modifiers(&Security),
+    security(("session_cookie" = []), ("bearer" = [])),
+    tags(
+        (name = "health", description = "Probes"),
+        (name = "auth", description = "Accounts and sessions"),
+        (name = "tokens", description = "Personal access tokens"),
+    )
+)]
+pub struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "session_cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("ces_session"))),
+        );
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("A personal access token, a JWT, or a session token"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// `GET /api/v1/openapi.json`
+pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

@@ -1,0 +1,400 @@
+//! `/api/v1/auth/*`: sign-up, login, sessions, recovery and verification.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::views::{self, InviteView, TenantView, UserView};
+use crate::error::{AppResult, ErrorBody};
+use crate::http::cookies;
+use crate::http::extract::{AppJson, Auth};
+use crate::service::{ClientInfo, LoginOutcome, Principal, SignupInput, Tessera};
+
+const COOKIE: &str = "ces_session";
+
+#[derive(Deserialize, ToSchema)]
+pub struct SignupBody {
+    #[schema(example = "user@example.com")]
+    pub email: String,
+    /// 8 to 128 characters; not a common password; not containing the email's local part.
+    pub password: String,
+    pub name: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    /// Name of the tenant created for the new user.
+    pub tenant_name: Option<String>,
+    /// Join the inviting tenant instead of creating one.
+    pub invite_token: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SignupResponse {
+    pub user: UserView,
+    pub tenants: Vec<TenantView>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct LoginBody {
+    #[schema(example = "user@example.com")]
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LoginResponse {
+    pub user: UserView,
+    pub tenants: Vec<TenantView>,
+    /// Pending invitations addressed to the user.
+    pub invites: Vec<InviteView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MeResponse {
+    pub user: UserView,
+    /// The tenant the credential currently acts in.
+    pub tenant: Option<TenantView>,
+    pub tenants: Vec<TenantView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RefreshResponse {
+    pub user: UserView,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CsrfResponse {
+    pub csrf_token: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct EmailBody {
+    #[schema(example = "user@example.com")]
+    pub email: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ResetPasswordBody {
+    /// The token from the reset link.
+    pub token: String,
+    pub password: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ChangePasswordBody {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct SetPasswordBody {
+    pub new_password: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct TokenBody {
+    /// The token from the verification link.
+    pub token: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UserResponse {
+    pub user: UserView,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AccessTokenResponse {
+    pub access_token: String,
+    #[schema(example = "bearer")]
+    pub token_type: String,
+    /// Seconds until the token expires.
+    pub expires_in: u32,
+}
+
+fn with_cookie(
+    status: StatusCode,
+    cookie: axum::http::HeaderValue,
+    body: impl Serialize,
+) -> Response {
+    (status, [(header::SET_COOKIE, cookie)], Json(body)).into_response()
+}
+
+/// Create an account and its own tenant.
+#[utoipa::path(post, path = "/api/v1/auth/signup", tag = "auth", request_body = SignupBody,
+    responses(
+        (status = 201, description = "Created; sets `ces_session` unless verified emails are required", body = SignupResponse),
+        (status = 409, description = "USER_EXISTS", body = ErrorBody),
+        (status = 422, description = "VALIDATION_FAILED", body = ErrorBody),
+    ))]
+pub async fn signup(
+    State(core): State<Arc<Tessera>>,
+    client: ClientInfo,
+    AppJson(body): AppJson<SignupBody>,
+) -> AppResult<Response> {
+    let input = SignupInput {
+        email: body.email,
+        password: body.password,
+        name: body.name,
+        first_name: body.first_name,
+        last_name: body.last_name,
+        tenant_name: body.tenant_name,
+        invite_token: body.invite_token,
+    };
+    let outcome = core.signup(input, &client).await?;
+    let tenants = core.store.memberships(outcome.user.id).await?;
+    let body = SignupResponse {
+        user: UserView::from(&outcome.user),
+        tenants: views::tenants(&tenants),
+    };
+    Ok(match outcome.session {
+        Some((secret, session)) => with_cookie(
+            StatusCode::CREATED,
+            cookies::set_session(&core, COOKIE, &secret, session.expires_at),
+            body,
+        ),
+        None => (StatusCode::CREATED, Json(body)).into_response(),
+    })
+}
+
+/// Sign in with email and password; sets the `ces_session` cookie.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginBody,
+    responses(
+        (status = 200, description = "Signed in; sets `ces_session`", body = LoginResponse),
+        (status = 401, description = "Wrong email or password (the same answer for both)", body = ErrorBody),
+        (status = 403, description = "Account disabled, or email not verified when that is required", body = ErrorBody),
+        (status = 422, description = "VALIDATION_FAILED", body = ErrorBody),
+    ))]
+pub async fn login(
+    State(core): State<Arc<Tessera>>,
+    client: ClientInfo,
+    AppJson(body): AppJson<LoginBody>,
+) -> AppResult<Response> {
+    let LoginOutcome::LoggedIn {
+        user,
+        secret,
+        session,
+    } = core.login(&body.email, &body.password, &client).await?;
+    let tenants = core.store.memberships(user.id).await?;
+    let body = LoginResponse {
+        user: UserView::from(&user),
+        tenants: views::tenants(&tenants),
+        invites: Vec::new(),
+    };
+    Ok(with_cookie(
+        StatusCode::OK,
+        cookies::set_session(&core, COOKIE, &secret, session.expires_at),
+        body,
+    ))
+}
+
+/// End the current session and clear the cookie.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
+    responses(
+        (status = 204, description = "Session revoked; the cookie is cleared"),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "CSRF_FAILED, or the credential is a token, not a session", body = ErrorBody),
+    ))]
+pub async fn logout(
+    State(core): State<Arc<Tessera>>,
+    Auth(principal): Auth,
+) -> AppResult<Response> {
+    core.logout(&principal).await?;
+    Ok((
+        StatusCode::NO_CONTENT,
+        [(header::SET_COOKIE, cookies::clear_session(&core, COOKIE))],
+    )
+        .into_response())
+}
+
+/// Replace the session token; the old one stops working at once.
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth",
+    responses(
+        (status = 200, description = "New session token in `ces_session`. The CSRF token changes with it.", body = RefreshResponse),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+    ))]
+pub async fn refresh(
+    State(core): State<Arc<Tessera>>,
+    client: ClientInfo,
+    Auth(principal): Auth,
+) -> AppResult<Response> {
+    let (secret, session) = core.refresh(&principal, &client).await?;
+    let body = RefreshResponse {
+        user: UserView::from(&principal.user),
+        expires_at: session.expires_at,
+    };
+    Ok(with_cookie(
+        StatusCode::OK,
+        cookies::set_session(&core, COOKIE, &secret, session.expires_at),
+        body,
+    ))
+}
+
+/// The CSRF token to send as `X-CSRF-Token` on cookie-authenticated writes.
+#[utoipa::path(get, path = "/api/v1/auth/csrf", tag = "auth",
+    responses(
+        (status = 200, body = CsrfResponse),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "The credential is a token: token requests need no CSRF token", body = ErrorBody),
+    ))]
+pub async fn csrf(Auth(principal): Auth) -> AppResult<Json<CsrfResponse>> {
+    let secret = principal.session_secret().ok_or_else(|| {
+        crate::error::AppError::forbidden(
+            "CSRF tokens belong to sessions; token requests need none.",
+        )
+    })?;
+    Ok(Json(CsrfResponse {
+        csrf_token: crate::crypto::token::csrf_token_for(secret),
+    }))
+}
+
+async fn me_response(core: &Tessera, principal: &Principal) -> AppResult<MeResponse> {
+    let (current, tenants) = core.tenant_context(principal).await?;
+    Ok(MeResponse {
+        user: UserView::from(&principal.user),
+        tenant: current.as_ref().map(TenantView::from),
+        tenants: views::tenants(&tenants),
+    })
+}
+
+/// The signed-in user, the current tenant and all the user's tenants.
+#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth",
+    responses((status = 200, body = MeResponse), (status = 401, body = ErrorBody)))]
+pub async fn me(
+    State(core): State<Arc<Tessera>>,
+    Auth(principal): Auth,
+) -> AppResult<Json<MeResponse>> {
+    Ok(Json(me_response(&core, &principal).await?))
+}
+
+/// Start a password reset: mails a link when the account exists.
+#[utoipa::path(post, path = "/api/v1/auth/forgot-password", tag = "auth", request_body = EmailBody,
+    responses(
+        (status = 204, description = "Accepted, whether or not the email has an account"),
+        (status = 422, description = "Not an email address", body = ErrorBody),
+    ))]
+pub async fn forgot_password(
+    State(core): State<Arc<Tessera>>,
+    AppJson(body): AppJson<EmailBody>,
+) -> AppResult<StatusCode> {
+    core.forgot_password(&body.email)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Set a new password with the token from the reset mail.
+#[utoipa::path(post, path = "/api/v1/auth/reset-password", tag = "auth", request_body = ResetPasswordBody,
+    responses(
+        (status = 204, description = "Password set; every session of the account is revoked"),
+        (status = 422, description = "Invalid, used or expired token, or a password the policy refuses", body = ErrorBody),
+    ))]
+pub async fn reset_password(
+    State(core): State<Arc<Tessera>>,
+    AppJson(body): AppJson<ResetPasswordBody>,
+) -> AppResult<StatusCode> {
+    core.reset_password(&body.token, &body.password).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Change the password, given the current one.
+#[utoipa::path(post, path = "/api/v1/auth/change-password", tag = "auth", request_body = ChangePasswordBody,
+    responses(
+        (status = 204, description = "Changed; every other session is revoked"),
+        (status = 401, body = ErrorBody),
+        (status = 422, description = "Wrong current password, or a new password the policy refuses", body = ErrorBody),
+    ))]
+pub async fn change_password(
+    State(core): State<Arc<Tessera>>,
+    Auth(principal): Auth,
+    AppJson(body): AppJson<ChangePasswordBody>,
+) -> AppResult<StatusCode> {
+    let keep = principal.session.as_ref().map(|s| s.id);
+    core.change_password(
+        &principal.user,
+        keep,
+        &body.current_password,
+        &body.new_password,
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Set a first password on an account that has none (social sign-in).
+#[utoipa::path(post, path = "/api/v1/auth/set-password", tag = "auth", request_body = SetPasswordBody,
+    responses(
+        (status = 204, description = "Set; every other session is revoked"),
+        (status = 401, body = ErrorBody),
+        (status = 409, description = "The account already has a password", body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    ))]
+pub async fn set_password(
+    State(core): State<Arc<Tessera>>,
+    Auth(principal): Auth,
+    AppJson(body): AppJson<SetPasswordBody>,
+) -> AppResult<StatusCode> {
+    let keep = principal.session.as_ref().map(|s| s.id);
+    core.set_password(&principal.user, keep, &body.new_password)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Confirm the email address with the token from the verification mail.
+#[utoipa::path(post, path = "/api/v1/auth/verify-email", tag = "auth", request_body = TokenBody,
+    responses(
+        (status = 200, body = UserResponse),
+        (status = 422, description = "Invalid, used or expired token", body = ErrorBody),
+    ))]
+pub async fn verify_email(
+    State(core): State<Arc<Tessera>>,
+    AppJson(body): AppJson<TokenBody>,
+) -> AppResult<Json<UserResponse>> {
+    let user = core.verify_email(&body.token).await?;
+    Ok(Json(UserResponse {
+        user: UserView::from(&user),
+    }))
+}
+
+/// Mail a new verification link when the account exists and is unverified.
+#[utoipa::path(post, path = "/api/v1/auth/resend-verification", tag = "auth", request_body = EmailBody,
+    responses(
+        (status = 204, description = "Accepted, whether or not the email has an account"),
+        (status = 422, description = "Not an email address", body = ErrorBody),
+    ))]
+pub async fn resend_verification(
+    State(core): State<Arc<Tessera>>,
+    AppJson(body): AppJson<EmailBody>,
+) -> AppResult<StatusCode> {
+    core.resend_verification(&body.email)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A short-lived JWT access token for the caller (EdDSA; verify with the JWKS).
+#[utoipa::path(post, path = "/api/v1/auth/token", tag = "auth",
+    responses(
+        (status = 200, body = AccessTokenResponse),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "A JWT cannot be exchanged for another", body = ErrorBody),
+    ))]
+pub async fn token(
+    State(core): State<Arc<Tessera>>,
+    Auth(principal): Auth,
+) -> AppResult<Json<AccessTokenResponse>> {
+    let issued = core.issue_jwt(&principal)?;
+    Ok(Json(AccessTokenResponse {
+        access_token: issued.access_token,
+        token_type: "bearer".into(),
+        expires_in: issued.expires_in,
+    }))
+}
+
+/// The public keys that verify Tessera's JWTs.
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "auth",
+    responses((status = 200, description = "A JSON Web Key Set of Ed25519 keys", body = Object)))]
+pub async fn jwks(State(core): State<Arc<Tessera>>) -> Json<serde_json::Value> {
+    Json(core.keys.jwks().clone())
+}

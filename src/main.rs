@@ -1,0 +1,152 @@
+//! The `tessera` binary: `serve` (the default), `migrate`, `users …`.
+
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tessera::clock::SystemClock;
+use tessera::config::LogFormat;
+use tessera::Config;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "tessera",
+    version,
+    about = "Self-hosted authentication service"
+)]
+struct Cli {
+    /// A TOML configuration file; TESSERA_* environment variables override it.
+    #[arg(long, global = true, env = "TESSERA_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the server, applying pending migrations first (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage users.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Create a verified user (with its own tenant), reading the password from stdin.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// Read the password from standard input (required: never pass it as an argument).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        /// Make the user a global administrator.
+        #[arg(long)]
+        admin: bool,
+    },
+}
+
+fn init_logging(format: Option<LogFormat>) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let format = format.unwrap_or(if std::io::stdout().is_terminal() {
+        LogFormat::Pretty
+    } else {
+        LogFormat::Json
+    });
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Pretty => builder.init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = Config::load(cli.config.as_deref()).context("reading configuration")?;
+    init_logging(config.log_format);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let listen = config.listen;
+            let mailer = tessera::mail::from_config(&config)?;
+            let core = tessera::open(config, Arc::new(SystemClock)).await?;
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("binding {listen}"))?;
+            tracing::info!(address = %listener.local_addr()?, "tessera listening");
+            tessera::serve(listener, core, mailer, shutdown_signal()).await
+        }
+        Command::Migrate => {
+            let store = tessera::store::connect(&config.database_url, 1).await?;
+            store.migrate().await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Users { command } => match command {
+            UsersCommand::Create {
+                email,
+                password_stdin: _,
+                admin,
+            } => {
+                let mut password = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut password)
+                    .context("reading the password")?;
+                let password = password.trim_end_matches(['\r', '\n']);
+                let core = tessera::open(config, Arc::new(SystemClock)).await?;
+                match core.create_user_cli(&email, password, admin).await {
+                    Ok(user) => {
+                        println!(
+                            "created user {} <{}>{}",
+                            user.id,
+                            user.email,
+                            if admin { " (admin)" } else { "" }
+                        );
+                        Ok(())
+                    }
+                    Err(err) => {
+                        let detail = err
+                            .fields
+                            .map(|f| {
+                                f.iter()
+                                    .map(|(k, v)| format!(" {k} {v}."))
+                                    .collect::<String>()
+                            })
+                            .unwrap_or_default();
+                        anyhow::bail!("{}{detail}", err.message)
+                    }
+                }
+            }
+        },
+    }
+}

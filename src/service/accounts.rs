@@ -1,0 +1,407 @@
+//! Sign-up, email verification, and password recovery and change.
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use uuid::Uuid;
+
+use super::{ClientInfo, Tessera};
+use crate::crypto::token::{self, hash_secret};
+use crate::domain::{self, Email, NewPassword};
+use crate::error::{AppError, AppResult, FieldErrors};
+use crate::mail::templates;
+use crate::store::{
+    NewMail, NewOneTimeToken, NewTenant, NewUser, Session, StoreError, TokenMail, TokenPurpose,
+    User,
+};
+
+pub const RESET_TTL: Duration = Duration::hours(1);
+pub const VERIFY_TTL: Duration = Duration::hours(24);
+const NAME_MAX: usize = 200;
+
+#[derive(Debug, Default)]
+pub struct SignupInput {
+    pub email: String,
+    pub password: String,
+    pub name: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub tenant_name: Option<String>,
+    pub invite_token: Option<String>,
+}
+
+pub struct SignupOutcome {
+    pub user: User,
+    /// `None` when `auth.require_verified_email` holds back the session.
+    pub session: Option<(String, Session)>,
+}
+
+/// A URL-safe slug from a name, with a random suffix so it is unique.
+fn slugify(name: &str) -> String {
+    let mut slug = String::new();
+    for c in name.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c);
+        } else if !slug.ends_with('-') && !slug.is_empty() {
+            slug.push('-');
+        }
+        if slug.len() >= 40 {
+            break;
+        }
+    }
+    let slug = slug.trim_end_matches('-');
+    let base = if slug.is_empty() { "workspace" } else { slug };
+    format!("{base}-{}", token::short_id())
+}
+
+impl Tessera {
+    fn token_mail(&self, user_id: Uuid, email: &str, purpose: TokenPurpose) -> (String, TokenMail) {
+        let now = self.clock.now();
+        let secret = token::random_secret();
+        let (ttl, page, rendered): (Duration, &str, fn(&str) -> templates::Rendered) = match purpose
+        {
+            TokenPurpose::PasswordReset => (RESET_TTL, "reset-password", templates::reset_password),
+            TokenPurpose::EmailVerification => {
+                (VERIFY_TTL, "verify-email", templates::verify_email)
+            }
+        };
+        let message = rendered(&self.link(page, &secret));
+        let token_mail = TokenMail {
+            token: NewOneTimeToken {
+                id: Uuid::new_v4(),
+                user_id,
+                purpose,
+                token_hash: hash_secret(&secret),
+                now,
+                expires_at: now + ttl,
+            },
+            mail: NewMail {
+                id: Uuid::new_v4(),
+                recipient: email.to_owned(),
+                subject: message.subject,
+                body_text: message.body,
+                now,
+            },
+        };
+        (secret, token_mail)
+    }
+
+    /// Creates an account and its own tenant (role owner), queues the
+    /// verification mail in the same transaction, and starts a session
+    /// unless verified emails are required.
+    pub async fn signup(
+        &self,
+        input: SignupInput,
+        client: &ClientInfo,
+    ) -> AppResult<SignupOutcome> {
+        let mut errors = FieldErrors::new();
+        let email = Email::parse(&input.email)
+            .map_err(|reason| errors.insert("email".into(), reason))
+            .ok();
+        let mut text = |field: &str, value: &Option<String>| {
+            domain::clean_text(value.as_deref(), NAME_MAX)
+                .map_err(|reason| errors.insert(field.into(), reason))
+                .ok()
+                .flatten()
+        };
+        let name = text("name", &input.name);
+        let first_name = text("first_name", &input.first_name);
+        let last_name = text("last_name", &input.last_name);
+        let tenant_name = text("tenant_name", &input.tenant_name);
+        let password = email.as_ref().and_then(|email| {
+            NewPassword::parse(&input.password, email)
+                .map_err(|e| errors.insert("password".into(), e.reason()))
+                .ok()
+        });
+        if input.invite_token.is_some() {
+            errors.insert(
+                "invite_token".into(),
+                "invitations are not available on this server yet".into(),
+            );
+        }
+        let (Some(email), Some(password), true) = (email, password, errors.is_empty()) else {
+            return Err(AppError::fields(errors));
+        };
+
+        let hash = self
+            .hasher
+            .hash(password.expose())
+            .await
+            .map_err(AppError::internal)?;
+        let name = name.or_else(|| {
+            let full = [first_name.as_deref(), last_name.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" ");
+            (!full.is_empty()).then_some(full)
+        });
+        let tenant_name = tenant_name
+            .or_else(|| name.as_ref().map(|n| format!("{n}'s workspace")))
+            .unwrap_or_else(|| format!("{}'s workspace", email.local_part()));
+        let now = self.clock.now();
+        let new_user = NewUser {
+            id: Uuid::new_v4(),
+            email: email.as_str().to_owned(),
+            password_hash: Some(hash),
+            name,
+            first_name,
+            last_name,
+            email_verified: false,
+            is_admin: false,
+            now,
+        };
+        let user = self.create_account(new_user, tenant_name, true).await?;
+        let session = if self.config.auth.require_verified_email {
+            None
+        } else {
+            Some(self.start_session(&user, None, client).await?)
+        };
+        Ok(SignupOutcome { user, session })
+    }
+
+    /// Queues a reset link when the email belongs to an active account.
+    pub fn forgot_password(self: &Arc<Self>, email: &str) -> AppResult<()> {
+        self.mail_token_later(email, TokenPurpose::PasswordReset)
+    }
+
+    /// Queues a new verification link when the email belongs to an account
+    /// not verified yet.
+    pub fn resend_verification(self: &Arc<Self>, email: &str) -> AppResult<()> {
+        self.mail_token_later(email, TokenPurpose::EmailVerification)
+    }
+
+    /// Answers the same, in the same time, whether or not the email has an
+    /// account: the lookup and the mail happen after the answer.
+    fn mail_token_later(self: &Arc<Self>, email: &str, purpose: TokenPurpose) -> AppResult<()> {
+        let email = Email::parse(email).map_err(|reason| AppError::field("email", reason))?;
+        let core = Arc::clone(self);
+        tokio::spawn(async move {
+            let result: AppResult<()> = async {
+                let Some(user) = core.store.find_user_by_email(email.as_str()).await? else {
+                    return Ok(());
+                };
+                let already_verified =
+                    purpose == TokenPurpose::EmailVerification && user.email_verified_at.is_some();
+                if user.disabled_at.is_some() || already_verified {
+                    return Ok(());
+                }
+                let (_, token_mail) = core.token_mail(user.id, &user.email, purpose);
+                core.store.issue_token(token_mail).await?;
+                core.mail_wake.notify_one();
+                Ok(())
+            }
+            .await;
+            if let Err(err) = result {
+                tracing::error!(purpose = purpose.as_str(), error = %err, source = ?err.source,
+                    "queueing a token mail failed");
+            }
+        });
+        Ok(())
+    }
+
+    fn invalid_token() -> AppError {
+        AppError::field("token", "is invalid, expired or already used")
+    }
+
+    fn parse_token(raw: &str) -> AppResult<&str> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Err(AppError::field("token", "is required"));
+        }
+        if raw.len() > 128 {
+            return Err(Self::invalid_token());
+        }
+        Ok(raw)
+    }
+
+    /// Sets a new password with a reset token (single use, 1 hour) and
+    /// revokes every session of the account.
+    pub async fn reset_password(&self, token: &str, password: &str) -> AppResult<User> {
+        let hash = hash_secret(Self::parse_token(token)?);
+        let now = self.clock.now();
+        let user_id = self
+            .store
+            .peek_token(TokenPurpose::PasswordReset, &hash, now)
+            .await?
+            .ok_or_else(Self::invalid_token)?;
+        let user = self
+            .store
+            .find_user(user_id)
+            .await?
+            .ok_or_else(Self::invalid_token)?;
+        let email = Email::parse(&user.email).map_err(|_| Self::invalid_token())?;
+        let password = NewPassword::parse(password, &email)
+            .map_err(|e| AppError::field("password", e.reason()))?;
+        let password_hash = self
+            .hasher
+            .hash(password.expose())
+            .await
+            .map_err(AppError::internal)?;
+        self.store
+            .redeem_reset_token(&hash, &password_hash, self.clock.now())
+            .await?
+            .ok_or_else(Self::invalid_token)?;
+        Ok(user)
+    }
+
+    /// Marks the email verified with a verification token (single use, 24 hours).
+    pub async fn verify_email(&self, token: &str) -> AppResult<User> {
+        let hash = hash_secret(Self::parse_token(token)?);
+        self.store
+            .redeem_verification_token(&hash, self.clock.now())
+            .await?
+            .ok_or_else(Self::invalid_token)
+    }
+
+    /// Changes the password after checking the current one; every other
+    /// session of the account is revoked.
+    pub async fn change_password(
+        &self,
+        user: &User,
+        current_session: Option<Uuid>,
+        current_password: &str,
+        new_password: &str,
+    ) -> AppResult<()> {
+        if current_password.is_empty() {
+            return Err(AppError::field("current_password", "is required"));
+        }
+        if current_password.chars().count() > domain::PASSWORD_MAX_CHARS {
+            return Err(AppError::field("current_password", "is incorrect"));
+        }
+        let email = Email::parse(&user.email)
+            .map_err(|e| AppError::internal(anyhow::anyhow!("stored email is invalid: {e}")))?;
+        let new_password = NewPassword::parse(new_password, &email)
+            .map_err(|e| AppError::field("new_password", e.reason()))?;
+        let verdict = self
+            .hasher
+            .verify(
+                &domain::normalize_password(current_password),
+                user.password_hash.as_deref(),
+            )
+            .await
+            .map_err(AppError::internal)?;
+        if !verdict.matched() {
+            return Err(AppError::field("current_password", "is incorrect"));
+        }
+        let hash = self
+            .hasher
+            .hash(new_password.expose())
+            .await
+            .map_err(AppError::internal)?;
+        self.store
+            .change_password(user.id, &hash, current_session, self.clock.now())
+            .await?;
+        Ok(())
+    }
+
+    /// Sets a first password on an account that has none (social sign-in).
+    pub async fn set_password(
+        &self,
+        user: &User,
+        current_session: Option<Uuid>,
+        new_password: &str,
+    ) -> AppResult<()> {
+        if user.password_hash.is_some() {
+            return Err(AppError::conflict(
+                "This account already has a password; use change-password.",
+            ));
+        }
+        let email = Email::parse(&user.email)
+            .map_err(|e| AppError::internal(anyhow::anyhow!("stored email is invalid: {e}")))?;
+        let new_password = NewPassword::parse(new_password, &email)
+            .map_err(|e| AppError::field("new_password", e.reason()))?;
+        let hash = self
+            .hasher
+            .hash(new_password.expose())
+            .await
+            .map_err(AppError::internal)?;
+        self.store
+            .change_password(user.id, &hash, current_session, self.clock.now())
+            .await?;
+        Ok(())
+    }
+
+    /// Creates an account from the command line (optionally a global admin),
+    /// already verified, with its own tenant.
+    pub async fn create_user_cli(
+        &self,
+        email: &str,
+        password: &str,
+        admin: bool,
+    ) -> AppResult<User> {
+        let email = Email::parse(email).map_err(|reason| AppError::field("email", reason))?;
+        let password = NewPassword::parse(password, &email)
+            .map_err(|e| AppError::field("password", e.reason()))?;
+        let hash = self
+            .hasher
+            .hash(password.expose())
+            .await
+            .map_err(AppError::internal)?;
+        let tenant_name = format!("{}'s workspace", email.local_part());
+        let user = NewUser {
+            id: Uuid::new_v4(),
+            email: email.as_str().to_owned(),
+            password_hash: Some(hash),
+            name: None,
+            first_name: None,
+            last_name: None,
+            email_verified: true,
+            is_admin: admin,
+            now: self.clock.now(),
+        };
+        self.create_account(user, tenant_name, false).await
+    }
+
+    /// Stores a new account with its own tenant and, when asked, the
+    /// verification mail, in one transaction.
+    async fn create_account(
+        &self,
+        user: NewUser,
+        tenant_name: String,
+        send_verification: bool,
+    ) -> AppResult<User> {
+        let tenant = NewTenant {
+            id: Uuid::new_v4(),
+            slug: slugify(&tenant_name),
+            name: tenant_name,
+        };
+        let verification = send_verification.then(|| {
+            self.token_mail(user.id, &user.email, TokenPurpose::EmailVerification)
+                .1
+        });
+        match self
+            .store
+            .create_user_with_tenant(user, tenant, verification)
+            .await
+        {
+            Ok(user) => {
+                if send_verification {
+                    self.mail_wake.notify_one();
+                }
+                Ok(user)
+            }
+            Err(StoreError::Conflict("email")) => Err(AppError::new(
+                crate::error::ErrorCode::UserExists,
+                "An account with this email already exists.",
+            )),
+            Err(other) => Err(other.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slugify;
+
+    #[test]
+    fn slugs_are_url_safe_and_unique() {
+        let a = slugify("Alice's Team — Ünïcode!");
+        assert!(a.starts_with("alice-s-team-"), "{a}");
+        assert!(a
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
+        assert_ne!(slugify("x"), slugify("x"));
+        assert!(slugify("!!!").starts_with("workspace-"));
+    }
+}

@@ -1,0 +1,73 @@
+//! Use cases. Every surface calls these; none of them knows about HTTP.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::sync::Notify;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::crypto::jwt::{self, JwtKeys};
+use crate::crypto::password::PasswordHasher;
+use crate::store::Store;
+
+mod accounts;
+mod sessions;
+mod tokens;
+
+pub use accounts::{SignupInput, SignupOutcome};
+pub use sessions::{Credential, LoginOutcome, Principal, PrincipalKind};
+pub use tokens::{IssuedJwt, NewPatInput};
+
+/// Who is calling, as far as the network tells: kept on sessions.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// The application core: configuration, store, clock, hashing pool and keys.
+pub struct Tessera {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub hasher: PasswordHasher,
+    pub keys: JwtKeys,
+    /// Wakes the outbox worker after mail is queued.
+    pub mail_wake: Arc<Notify>,
+}
+
+impl Tessera {
+    /// Builds the core on a migrated store, creating the JWT signing key on
+    /// first start.
+    pub async fn new(
+        config: Config,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Tessera> {
+        let mut stored = store.signing_keys().await?;
+        if stored.is_empty() {
+            store
+                .add_signing_key(&jwt::generate_key(clock.now())?)
+                .await?;
+            // Another node may have raced us; everyone uses what is stored.
+            stored = store.signing_keys().await?;
+        }
+        let keys = JwtKeys::new(&stored, config.public_base(), &config.jwt.audience)
+            .context("loading JWT signing keys")?;
+        let hasher = PasswordHasher::new(&config.argon2)?;
+        Ok(Tessera {
+            config: Arc::new(config),
+            store,
+            clock,
+            hasher,
+            keys,
+            mail_wake: Arc::new(Notify::new()),
+        })
+    }
+
+    /// `{public_url}/<page>?token=<token>`
+    pub fn link(&self, page: &str, token: &str) -> String {
+        format!("{}/{page}?token={token}", self.config.public_base())
+    }
+}

@@ -1,0 +1,161 @@
+//! Personal access tokens and JWT access tokens.
+
+use chrono::Duration;
+use uuid::Uuid;
+
+use super::{Principal, PrincipalKind, Tessera};
+use crate::crypto::jwt::Claims;
+use crate::crypto::token::{self, hash_secret};
+use crate::domain::{self, Scope};
+use crate::error::{AppError, AppResult, FieldErrors};
+use crate::store::{NewPat, Pat};
+
+pub struct NewPatInput {
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub expires_in_days: Option<i64>,
+    pub tenant_id: Option<Uuid>,
+}
+
+pub struct IssuedJwt {
+    pub access_token: String,
+    pub expires_in: u32,
+}
+
+const MAX_PAT_DAYS: i64 = 3650;
+
+impl Tessera {
+    /// Creates a PAT; the secret is returned once and stored only as a hash.
+    /// Only a session may create tokens, so a leaked token cannot mint more.
+    pub async fn create_pat(
+        &self,
+        principal: &Principal,
+        input: NewPatInput,
+    ) -> AppResult<(String, Pat)> {
+        if principal.session_secret().is_none() {
+            return Err(AppError::forbidden(
+                "Creating a token needs a signed-in session.",
+            ));
+        }
+        let mut errors = FieldErrors::new();
+        let name = match domain::clean_text(Some(&input.name), 100) {
+            Ok(Some(name)) => Some(name),
+            Ok(None) => {
+                errors.insert("name".into(), "is required".into());
+                None
+            }
+            Err(reason) => {
+                errors.insert("name".into(), reason);
+                None
+            }
+        };
+        let mut scopes: Vec<Scope> = Vec::new();
+        for raw in &input.scopes {
+            match Scope::parse(raw) {
+                Some(scope) if !scopes.contains(&scope) => scopes.push(scope),
+                Some(_) => {}
+                None => {
+                    errors.insert(
+                        "scopes".into(),
+                        format!("unknown scope {raw:?}; use read or write"),
+                    );
+                }
+            }
+        }
+        if scopes.is_empty() && !errors.contains_key("scopes") {
+            errors.insert(
+                "scopes".into(),
+                "must name at least one of read, write".into(),
+            );
+        }
+        if let Some(days) = input.expires_in_days {
+            if !(1..=MAX_PAT_DAYS).contains(&days) {
+                errors.insert(
+                    "expires_in_days".into(),
+                    format!("must be between 1 and {MAX_PAT_DAYS}"),
+                );
+            }
+        }
+        if let Some(tenant_id) = input.tenant_id {
+            let member = self
+                .store
+                .memberships(principal.user.id)
+                .await?
+                .iter()
+                .any(|m| m.id == tenant_id);
+            if !member {
+                errors.insert("tenant_id".into(), "is not a tenant you belong to".into());
+            }
+        }
+        let (Some(name), true) = (name, errors.is_empty()) else {
+            return Err(AppError::fields(errors));
+        };
+        scopes.sort_by_key(|s| s.as_str());
+        let now = self.clock.now();
+        let secret = token::new_pat();
+        let pat = self
+            .store
+            .create_pat(NewPat {
+                id: Uuid::new_v4(),
+                user_id: principal.user.id,
+                tenant_id: input.tenant_id,
+                name,
+                scopes: scopes
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                token_hash: hash_secret(&secret),
+                now,
+                expires_at: input.expires_in_days.map(|d| now + Duration::days(d)),
+            })
+            .await?;
+        Ok((secret, pat))
+    }
+
+    pub async fn list_pats(&self, principal: &Principal) -> AppResult<Vec<Pat>> {
+        let now = self.clock.now();
+        let mut pats = self.store.list_pats(principal.user.id).await?;
+        pats.retain(|p| p.expires_at.is_none_or(|t| t > now));
+        Ok(pats)
+    }
+
+    pub async fn revoke_pat(&self, principal: &Principal, id: Uuid) -> AppResult<()> {
+        if self
+            .store
+            .revoke_pat(principal.user.id, id, self.clock.now())
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(AppError::not_found("No such token."))
+        }
+    }
+
+    /// A short-lived JWT for the caller, tied to its session when it has one.
+    /// A JWT cannot be exchanged for a fresh one.
+    pub fn issue_jwt(&self, principal: &Principal) -> AppResult<IssuedJwt> {
+        if matches!(principal.kind, PrincipalKind::Jwt) {
+            return Err(AppError::forbidden(
+                "A JWT cannot be exchanged for another; use a session or a personal access token.",
+            ));
+        }
+        let now = self.clock.now().timestamp();
+        let ttl = self.config.jwt.ttl_seconds.max(1);
+        let claims = Claims {
+            iss: self.keys.issuer().to_owned(),
+            sub: principal.user.id,
+            aud: self.keys.audience().to_owned(),
+            iat: now,
+            exp: now + i64::from(ttl),
+            jti: Uuid::new_v4(),
+            tid: principal.tenant_id,
+            sid: principal.session.as_ref().map(|s| s.id),
+        };
+        let access_token = self.keys.sign(&claims).map_err(AppError::internal)?;
+        Ok(IssuedJwt {
+            access_token,
+            expires_in: ttl,
+        })
+    }
+}

@@ -1,0 +1,278 @@
+//! The store contract: the same stories against SQLite always, and against
+//! PostgreSQL when `TESSERA_TEST_DATABASE_URL` names a server (a fresh
+//! database is created on it for each test).
+
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use uuid::Uuid;
+
+use super::*;
+use crate::clock::{Clock, SystemClock};
+
+async fn stores() -> Vec<(&'static str, Arc<dyn Store>, Option<tempfile::TempDir>)> {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("contract.db").display()
+    );
+    let sqlite = connect(&url, 4).await.unwrap();
+    sqlite.migrate().await.unwrap();
+    let mut stores = vec![("sqlite", sqlite, Some(dir))];
+    if let Ok(admin) = std::env::var("TESSERA_TEST_DATABASE_URL") {
+        let name = format!("tessera_test_{}", Uuid::new_v4().simple());
+        let admin_pool = sqlx::PgPool::connect(&admin).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&admin_pool)
+            .await
+            .unwrap();
+        admin_pool.close().await;
+        let mut url = url::Url::parse(&admin).unwrap();
+        url.set_path(&name);
+        let pg = connect(url.as_str(), 8).await.unwrap();
+        pg.migrate().await.unwrap();
+        stores.push(("postgres", pg, None));
+    }
+    stores
+}
+
+fn new_user(email: &str) -> (NewUser, NewTenant) {
+    let now = SystemClock.now();
+    (
+        NewUser {
+            id: Uuid::new_v4(),
+            email: email.into(),
+            password_hash: Some("$argon2id$placeholder".into()),
+            name: None,
+            first_name: None,
+            last_name: None,
+            email_verified: false,
+            is_admin: false,
+            now,
+        },
+        NewTenant {
+            id: Uuid::new_v4(),
+            name: "T".into(),
+            slug: format!("t-{}", Uuid::new_v4().simple()),
+        },
+    )
+}
+
+fn token_mail(user_id: Uuid, secret: &str, purpose: TokenPurpose) -> TokenMail {
+    let now = SystemClock.now();
+    TokenMail {
+        token: NewOneTimeToken {
+            id: Uuid::new_v4(),
+            user_id,
+            purpose,
+            token_hash: crate::crypto::token::hash_secret(secret),
+            now,
+            expires_at: now + Duration::hours(1),
+        },
+        mail: NewMail {
+            id: Uuid::new_v4(),
+            recipient: "a@x.test".into(),
+            subject: "s".into(),
+            body_text: "b".into(),
+            now,
+        },
+    }
+}
+
+#[tokio::test]
+async fn users_are_unique_by_email_and_get_an_owned_tenant() {
+    for (name, store, _dir) in stores().await {
+        let (user, tenant) = new_user("a@x.test");
+        let created = store
+            .create_user_with_tenant(user, tenant.clone(), None)
+            .await
+            .unwrap();
+        let tenants = store.memberships(created.id).await.unwrap();
+        assert_eq!(tenants.len(), 1, "{name}");
+        assert_eq!(tenants[0].role, "owner", "{name}");
+        assert_eq!(tenants[0].id, tenant.id, "{name}");
+
+        let (again, tenant2) = new_user("a@x.test");
+        let err = store
+            .create_user_with_tenant(again, tenant2.clone(), None)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::Conflict("email")),
+            "{name}: {err:?}"
+        );
+        // The failed sign-up left no tenant behind.
+        assert!(store
+            .find_user_by_email("a@x.test")
+            .await
+            .unwrap()
+            .is_some());
+        store.close().await;
+    }
+}
+
+#[tokio::test]
+async fn a_reset_token_is_redeemed_once_under_concurrency() {
+    for (name, store, _dir) in stores().await {
+        let (user, tenant) = new_user("r@x.test");
+        let user = store
+            .create_user_with_tenant(user, tenant, None)
+            .await
+            .unwrap();
+        store
+            .issue_token(token_mail(user.id, "secret-1", TokenPurpose::PasswordReset))
+            .await
+            .unwrap();
+        let hash = crate::crypto::token::hash_secret("secret-1");
+        let mut tasks = Vec::new();
+        for i in 0..12 {
+            let store = store.clone();
+            let hash = hash.clone();
+            tasks.push(tokio::spawn(async move {
+                store
+                    .redeem_reset_token(&hash, &format!("hash-{i}"), Utc::now())
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut wins = 0;
+        for task in tasks {
+            if task.await.unwrap().is_some() {
+                wins += 1;
+            }
+        }
+        assert_eq!(wins, 1, "{name}");
+        store.close().await;
+    }
+}
+
+#[tokio::test]
+async fn a_newer_token_retires_older_ones_and_mail_is_queued() {
+    for (name, store, _dir) in stores().await {
+        let (user, tenant) = new_user("n@x.test");
+        let user = store
+            .create_user_with_tenant(user, tenant, None)
+            .await
+            .unwrap();
+        store
+            .issue_token(token_mail(user.id, "old", TokenPurpose::PasswordReset))
+            .await
+            .unwrap();
+        store
+            .issue_token(token_mail(user.id, "new", TokenPurpose::PasswordReset))
+            .await
+            .unwrap();
+        let now = Utc::now();
+        let peek = |s: &str| {
+            let store = store.clone();
+            let hash = crate::crypto::token::hash_secret(s);
+            async move {
+                store
+                    .peek_token(TokenPurpose::PasswordReset, &hash, now)
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(peek("old").await, None, "{name}");
+        assert_eq!(peek("new").await, Some(user.id), "{name}");
+        let due = store
+            .due_mail(now + Duration::seconds(1), 5, 10)
+            .await
+            .unwrap();
+        assert_eq!(due.len(), 2, "{name}");
+        store
+            .mail_failed(due[0].id, now + Duration::hours(1), "down")
+            .await
+            .unwrap();
+        store.mail_sent(due[1].id).await.unwrap();
+        assert!(
+            store
+                .due_mail(now + Duration::seconds(1), 5, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{name}"
+        );
+        assert_eq!(
+            store
+                .due_mail(now + Duration::hours(2), 5, 10)
+                .await
+                .unwrap()[0]
+                .attempts,
+            1,
+            "{name}"
+        );
+        store.close().await;
+    }
+}
+
+#[tokio::test]
+async fn rotating_a_session_kills_the_old_one_once() {
+    for (name, store, _dir) in stores().await {
+        let (user, tenant) = new_user("s@x.test");
+        let user = store
+            .create_user_with_tenant(user, tenant, None)
+            .await
+            .unwrap();
+        let now = SystemClock.now();
+        let new_session = |secret: &str| NewSession {
+            id: Uuid::new_v4(),
+            user_id: user.id,
+            token_hash: crate::crypto::token::hash_secret(secret),
+            tenant_id: None,
+            ip: None,
+            user_agent: None,
+            now,
+            expires_at: now + Duration::hours(1),
+        };
+        let old = store.create_session(new_session("one")).await.unwrap();
+        let rotated = store
+            .rotate_session(old.id, new_session("two"))
+            .await
+            .unwrap();
+        assert!(rotated.is_some(), "{name}");
+        assert!(
+            store
+                .rotate_session(old.id, new_session("three"))
+                .await
+                .unwrap()
+                .is_none(),
+            "{name}"
+        );
+        let one = crate::crypto::token::hash_secret("one");
+        let two = crate::crypto::token::hash_secret("two");
+        assert!(
+            store
+                .find_session_by_hash(&one, now)
+                .await
+                .unwrap()
+                .is_none(),
+            "{name}"
+        );
+        assert!(
+            store
+                .find_session_by_hash(&two, now)
+                .await
+                .unwrap()
+                .is_some(),
+            "{name}"
+        );
+        store.close().await;
+    }
+}
+
+#[test]
+fn both_migration_trees_list_the_same_versions() {
+    let versions = |dir: &str| {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let sqlite = versions(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"));
+    let postgres = versions(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"));
+    assert!(!sqlite.is_empty());
+    assert_eq!(sqlite, postgres);
+}

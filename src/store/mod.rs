@@ -1,0 +1,334 @@
+//! Persistence behind one trait, with a SQLite and a PostgreSQL
+//! implementation. Methods are use cases; each one that must be atomic opens
+//! its own transaction. Both implementations share one body of portable SQL
+//! (`sql.rs`), compiled once per backend.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::crypto::jwt::StoredKey;
+
+mod postgres;
+mod sqlite;
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness rule was hit; names what (e.g. `email`).
+    #[error("conflict on {0}")]
+    Conflict(&'static str),
+    #[error(transparent)]
+    Other(anyhow::Error),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct User {
+    pub id: Uuid,
+    pub email: String,
+    pub password_hash: Option<String>,
+    pub name: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email_verified_at: Option<DateTime<Utc>>,
+    pub is_admin: bool,
+    pub disabled_at: Option<DateTime<Utc>>,
+    pub plan: String,
+    pub plan_expires_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub id: Uuid,
+    pub email: String,
+    pub password_hash: Option<String>,
+    pub name: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email_verified: bool,
+    pub is_admin: bool,
+    pub now: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewTenant {
+    pub id: Uuid,
+    pub name: String,
+    pub slug: String,
+}
+
+/// A tenant as seen by one member.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Membership {
+    pub id: Uuid,
+    pub name: String,
+    pub slug: String,
+    pub plan: String,
+    pub role: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Session {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub tenant_id: Option<Uuid>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub token_hash: Vec<u8>,
+    pub tenant_id: Option<Uuid>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub now: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Pat {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub tenant_id: Option<Uuid>,
+    pub name: String,
+    /// Space-separated scope names.
+    pub scopes: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewPat {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub tenant_id: Option<Uuid>,
+    pub name: String,
+    pub scopes: String,
+    pub token_hash: Vec<u8>,
+    pub now: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// What a single-use emailed token is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenPurpose {
+    PasswordReset,
+    EmailVerification,
+}
+
+impl TokenPurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenPurpose::PasswordReset => "password_reset",
+            TokenPurpose::EmailVerification => "email_verification",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewOneTimeToken {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub purpose: TokenPurpose,
+    pub token_hash: Vec<u8>,
+    pub now: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewMail {
+    pub id: Uuid,
+    pub recipient: String,
+    pub subject: String,
+    pub body_text: String,
+    pub now: DateTime<Utc>,
+}
+
+/// A token to store together with the mail that carries it, atomically.
+#[derive(Debug, Clone)]
+pub struct TokenMail {
+    pub token: NewOneTimeToken,
+    pub mail: NewMail,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OutboxMail {
+    pub id: Uuid,
+    pub recipient: String,
+    pub subject: String,
+    pub body_text: String,
+    pub attempts: i32,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Applies pending migrations.
+    async fn migrate(&self) -> StoreResult<()>;
+    /// Succeeds when the database answers and every migration is applied.
+    async fn ready(&self) -> StoreResult<()>;
+    /// Closes the connections (used by shutdown and by tests).
+    async fn close(&self);
+
+    // Users and tenants.
+    /// Creates a user, the user's own tenant (role owner) and, when given,
+    /// the verification token and its mail, in one transaction.
+    /// `Conflict("email")` when the email is taken.
+    async fn create_user_with_tenant(
+        &self,
+        user: NewUser,
+        tenant: NewTenant,
+        verification: Option<TokenMail>,
+    ) -> StoreResult<User>;
+    async fn find_user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
+    async fn find_user(&self, id: Uuid) -> StoreResult<Option<User>>;
+    /// Replaces the password hash without touching sessions (re-hash on login).
+    async fn set_password_hash(
+        &self,
+        user_id: Uuid,
+        hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Sets a new password and revokes every session of the user except `keep`.
+    async fn change_password(
+        &self,
+        user_id: Uuid,
+        hash: &str,
+        keep: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    async fn memberships(&self, user_id: Uuid) -> StoreResult<Vec<Membership>>;
+
+    // Sessions.
+    async fn create_session(&self, session: NewSession) -> StoreResult<Session>;
+    /// An active (not revoked, not past its absolute expiry) session.
+    async fn find_session_by_hash(
+        &self,
+        hash: &[u8],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Session>>;
+    async fn find_session(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<Option<Session>>;
+    async fn touch_session(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<()>;
+    /// Revokes `old` and creates `new` atomically; `None` when `old` was no
+    /// longer active (a concurrent refresh or logout won).
+    async fn rotate_session(&self, old: Uuid, new: NewSession) -> StoreResult<Option<Session>>;
+    /// True when the session was active and is now revoked.
+    async fn revoke_session(
+        &self,
+        user_id: Uuid,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+
+    // Single-use emailed tokens.
+    /// Stores a token and its mail; older unused tokens of the same purpose
+    /// for the user stop working.
+    async fn issue_token(&self, token_mail: TokenMail) -> StoreResult<()>;
+    /// The user id of a usable token (unused, unexpired), without using it.
+    async fn peek_token(
+        &self,
+        purpose: TokenPurpose,
+        hash: &[u8],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Uuid>>;
+    /// Uses a reset token: sets the password and revokes every session, in
+    /// one transaction. `None` when the token is unknown, used or expired.
+    async fn redeem_reset_token(
+        &self,
+        hash: &[u8],
+        password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Uuid>>;
+    /// Uses a verification token and marks the email verified.
+    async fn redeem_verification_token(
+        &self,
+        hash: &[u8],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<User>>;
+
+    // Personal access tokens.
+    async fn create_pat(&self, pat: NewPat) -> StoreResult<Pat>;
+    async fn list_pats(&self, user_id: Uuid) -> StoreResult<Vec<Pat>>;
+    async fn revoke_pat(&self, user_id: Uuid, id: Uuid, now: DateTime<Utc>) -> StoreResult<bool>;
+    /// An active (not revoked, not expired) token.
+    async fn find_pat_by_hash(&self, hash: &[u8], now: DateTime<Utc>) -> StoreResult<Option<Pat>>;
+    async fn touch_pat(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<()>;
+
+    // Mail outbox.
+    async fn enqueue_mail(&self, mail: NewMail) -> StoreResult<()>;
+    async fn due_mail(
+        &self,
+        now: DateTime<Utc>,
+        max_attempts: i32,
+        limit: i64,
+    ) -> StoreResult<Vec<OutboxMail>>;
+    /// Delivered: the message (and the link it carried) is deleted.
+    async fn mail_sent(&self, id: Uuid) -> StoreResult<()>;
+    async fn mail_failed(&self, id: Uuid, retry_at: DateTime<Utc>, error: &str) -> StoreResult<()>;
+
+    // JWT signing keys.
+    async fn signing_keys(&self) -> StoreResult<Vec<StoredKey>>;
+    /// Stores a key unless one with the same id exists.
+    async fn add_signing_key(&self, key: &StoredKey) -> StoreResult<()>;
+}
+
+/// Opens the store a database URL names; refuses schemes it does not know.
+pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Arc<dyn Store>> {
+    let scheme = url.split(':').next().unwrap_or_default();
+    match scheme {
+        "sqlite" => Ok(Arc::new(SqliteStore::connect(url, max_connections).await?)),
+        "postgres" | "postgresql" => Ok(Arc::new(
+            PostgresStore::connect(url, max_connections).await?,
+        )),
+        other => anyhow::bail!(
+            "unsupported database URL scheme {other:?}: use sqlite://… or postgres://…"
+        ),
+    }
+}
+
+/// Turns a sqlx error into the store's own small error.
+fn map_err(err: sqlx::Error) -> StoreError {
+    match &err {
+        sqlx::Error::RowNotFound => StoreError::NotFound,
+        sqlx::Error::Database(db) => match db.kind() {
+            sqlx::error::ErrorKind::UniqueViolation => {
+                let what = db
+                    .constraint()
+                    .or_else(|| Some(db.message()))
+                    .unwrap_or_default();
+                StoreError::Conflict(if what.contains("email") {
+                    "email"
+                } else if what.contains("slug") {
+                    "slug"
+                } else {
+                    "unique"
+                })
+            }
+            sqlx::error::ErrorKind::ForeignKeyViolation => StoreError::NotFound,
+            _ => StoreError::Other(err.into()),
+        },
+        _ => StoreError::Other(err.into()),
+    }
+}
+
+#[cfg(test)]
+mod contract;

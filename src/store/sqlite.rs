@@ -1,0 +1,49 @@
+//! SQLite: WAL, foreign keys on, a busy timeout, and a single writer.
+//!
+//! Writes go through a one-connection pool so they queue in the process
+//! instead of failing with `SQLITE_BUSY`; reads use their own pool and see
+//! every committed write (WAL).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use uuid::Uuid;
+
+use super::*;
+use crate::crypto::jwt::StoredKey;
+
+type Db = sqlx::Sqlite;
+type Backend = SqliteStore;
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<SqliteStore> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.clone())
+            .await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(max_connections.clamp(1, 8))
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_lazy_with(options.create_if_missing(false));
+        Ok(SqliteStore { writer, reader })
+    }
+}
+
+include!("sql.rs");
