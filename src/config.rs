@@ -226,7 +226,7 @@ impl Default for Config {
 
 impl Config {
     /// Defaults, then the TOML file if given, then the environment.
-    pub fn load(file: Option<&Path>) -> Result<Config, figment::Error> {
+    pub fn load(file: Option<&Path>) -> Result<Config, Box<figment::Error>> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
@@ -234,6 +234,7 @@ impl Config {
         figment
             .merge(Env::prefixed("TESSERA_").split("__"))
             .extract()
+            .map_err(Box::new)
     }
 
     /// The public URL without a trailing slash, for building links.
@@ -283,6 +284,8 @@ fn serialize_secret_opt<S: serde::Serializer>(
 }
 
 #[cfg(test)]
+// `Jail` closures must return figment's own (large) error type.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 

@@ -1,0 +1,177 @@
+//! The `tessera` binary as an operator runs it.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::*;
+
+fn tessera(dir: &std::path::Path, db: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    cmd.current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TESSERA_DATABASE_URL", db)
+        .env("TESSERA_LOG_FORMAT", "json");
+    cmd
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn wait_until_up(base: &str) {
+    for _ in 0..200 {
+        if let Ok(res) = reqwest::get(format!("{base}/health")).await {
+            if res.status() == StatusCode::OK {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("server did not come up at {base}");
+}
+
+#[tokio::test]
+async fn migrate_users_create_serve_and_graceful_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = fresh_database(&dir).await;
+
+    let out = tessera(dir.path(), &db).arg("migrate").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let mut child = tessera(dir.path(), &db)
+        .args([
+            "users",
+            "create",
+            "--email",
+            "Admin@Example.test",
+            "--password-stdin",
+            "--admin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"operator-secret-99\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("admin@example.test"));
+
+    // A weak password is refused with a reason and a failing exit code.
+    let mut child = tessera(dir.path(), &db)
+        .args([
+            "users",
+            "create",
+            "--email",
+            "weak@example.test",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"password\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("common"));
+
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+    let mut server = tessera(dir.path(), &db)
+        .arg("serve")
+        .env("TESSERA_LISTEN", format!("127.0.0.1:{port}"))
+        .env("TESSERA_PUBLIC_URL", &base)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    wait_until_up(&base).await;
+
+    let client = new_client();
+    let res = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"email": "admin@example.test", "password": "operator-secret-99"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let session = cookie_value(&res, "ces_session");
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["user"]["email_verified"], true);
+
+    // In-flight requests finish when SIGTERM arrives.
+    let mut inflight = Vec::new();
+    for _ in 0..4 {
+        let url = format!("{base}/api/v1/auth/login");
+        inflight.push(tokio::spawn(async move {
+            new_client()
+                .post(url)
+                .json(&json!({"email": "admin@example.test", "password": "operator-secret-99"}))
+                .send()
+                .await
+                .map(|r| r.status())
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    for task in inflight {
+        assert_eq!(
+            task.await.unwrap().expect("answered, not dropped"),
+            StatusCode::OK
+        );
+    }
+    let status = tokio::task::spawn_blocking(move || server.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "clean exit after SIGTERM: {status:?}");
+
+    // The log never holds the password, a session token or a hash.
+    let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap();
+    assert!(log.contains("tessera listening"));
+    assert!(!log.contains("operator-secret-99"));
+    assert!(!log.contains("argon2id"));
+    assert!(!log.contains(&session), "no session token in the log");
+}
+
+#[tokio::test]
+async fn an_unknown_database_scheme_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tessera(dir.path(), "mysql://localhost/x")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported database URL scheme"));
+}

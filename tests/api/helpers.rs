@@ -1,0 +1,400 @@
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::{Client, Response, StatusCode};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tessera::clock::OffsetClock;
+use tessera::{Config, Tessera};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, Notify};
+
+pub const PASSWORD: &str = "correct-horse-battery";
+
+/// One message caught by the SMTP listener.
+#[derive(Debug, Clone)]
+pub struct Mail {
+    pub to: Vec<String>,
+    pub data: String,
+}
+
+impl Mail {
+    /// The message body with quoted-printable soft breaks and escapes undone.
+    pub fn text(&self) -> String {
+        let raw = self.data.replace("=\r\n", "");
+        let mut out = String::new();
+        let mut chars = raw.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == '=' {
+                let hex: String = chars.clone().take(2).collect();
+                if hex.len() == 2 && hex.chars().all(|h| h.is_ascii_hexdigit()) {
+                    out.push(u8::from_str_radix(&hex, 16).unwrap() as char);
+                    chars.next();
+                    chars.next();
+                    continue;
+                }
+            }
+            out.push(c);
+        }
+        out
+    }
+
+    pub fn subject(&self) -> String {
+        self.data
+            .lines()
+            .find_map(|l| l.strip_prefix("Subject: "))
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// The `token` query parameter of the first link in the mail.
+    pub fn token(&self) -> String {
+        let text = self.text();
+        let start = text.find("?token=").expect("mail has a token link") + "?token=".len();
+        text[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .collect()
+    }
+}
+
+/// A minimal SMTP server that accepts everything and keeps it.
+#[derive(Clone, Default)]
+pub struct MailCatcher {
+    pub mails: Arc<Mutex<Vec<Mail>>>,
+    arrived: Arc<Notify>,
+}
+
+impl MailCatcher {
+    pub async fn start(listener: TcpListener) -> MailCatcher {
+        let catcher = MailCatcher::default();
+        let c = catcher.clone();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let c = c.clone();
+                tokio::spawn(async move {
+                    let _ = c.session(socket).await;
+                });
+            }
+        });
+        catcher
+    }
+
+    async fn session(&self, socket: tokio::net::TcpStream) -> std::io::Result<()> {
+        let (read, mut write) = socket.into_split();
+        let mut lines = BufReader::new(read);
+        write.write_all(b"220 catcher ESMTP\r\n").await?;
+        let mut to = Vec::new();
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if lines.read_line(&mut line).await? == 0 {
+                return Ok(());
+            }
+            let command = line.trim_end().to_ascii_uppercase();
+            if command.starts_with("EHLO") || command.starts_with("HELO") {
+                write.write_all(b"250-catcher\r\n250 8BITMIME\r\n").await?;
+            } else if command.starts_with("MAIL FROM") {
+                to.clear();
+                write.write_all(b"250 OK\r\n").await?;
+            } else if command.starts_with("RCPT TO") {
+                let addr = line.trim_end()[8..]
+                    .trim()
+                    .trim_matches(['<', '>'])
+                    .to_string();
+                to.push(addr.to_lowercase());
+                write.write_all(b"250 OK\r\n").await?;
+            } else if command == "DATA" {
+                write.write_all(b"354 go ahead\r\n").await?;
+                let mut data = String::new();
+                loop {
+                    line.clear();
+                    if lines.read_line(&mut line).await? == 0 {
+                        return Ok(());
+                    }
+                    if line == ".\r\n" || line == ".\n" {
+                        break;
+                    }
+                    data.push_str(&line);
+                }
+                self.mails.lock().unwrap().push(Mail {
+                    to: to.clone(),
+                    data,
+                });
+                self.arrived.notify_waiters();
+                write.write_all(b"250 OK queued\r\n").await?;
+            } else if command == "QUIT" {
+                write.write_all(b"221 bye\r\n").await?;
+                return Ok(());
+            } else {
+                write.write_all(b"250 OK\r\n").await?;
+            }
+        }
+    }
+
+    pub fn to(&self, address: &str) -> Vec<Mail> {
+        self.mails
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| m.to.iter().any(|t| t == address))
+            .cloned()
+            .collect()
+    }
+
+    /// Waits until `address` has received `count` mails; returns the last.
+    pub async fn wait_for(&self, address: &str, count: usize) -> Mail {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let notified = self.arrived.notified();
+            let mails = self.to(address);
+            if mails.len() >= count {
+                return mails[count - 1].clone();
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!(
+                    "no mail #{count} for {address} within 30 s (have {})",
+                    mails.len()
+                );
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(200), notified).await;
+        }
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub core: Arc<Tessera>,
+    pub clock: Arc<OffsetClock>,
+    pub mail: MailCatcher,
+    pub client: Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    _dir: TempDir,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A fresh database URL: a SQLite file in `dir`, or a new PostgreSQL database.
+pub async fn fresh_database(dir: &TempDir) -> String {
+    match std::env::var("TESSERA_TEST_DATABASE_URL") {
+        Ok(admin) => {
+            let name = format!("tessera_test_{}", uuid::Uuid::new_v4().simple());
+            let pool = sqlx::PgPool::connect(&admin)
+                .await
+                .expect("PostgreSQL reachable");
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&pool)
+                .await
+                .expect("create database");
+            pool.close().await;
+            let mut url = url::Url::parse(&admin).unwrap();
+            url.set_path(&name);
+            url.to_string()
+        }
+        Err(_) => format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("tessera.db").display()
+        ),
+    }
+}
+
+pub fn new_client() -> Client {
+    Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Starts Tessera on a loopback port with a mail catcher; `tweak` may
+    /// change the configuration first.
+    pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+        let smtp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let smtp_port = smtp.local_addr().unwrap().port();
+        let mail = MailCatcher::start(smtp).await;
+        let mut app = Self::spawn_bare(smtp_port, tweak).await;
+        app.mail = mail;
+        app
+    }
+
+    /// Starts Tessera pointing at `smtp_port` without starting a catcher there.
+    pub async fn spawn_bare(smtp_port: u16, tweak: impl FnOnce(&mut Config)) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let base = format!("http://{addr}");
+        let mut config = Config {
+            database_url: fresh_database(&dir).await,
+            database_max_connections: 8,
+            public_url: base.parse().unwrap(),
+            smtp_url: Some(format!("smtp://127.0.0.1:{smtp_port}").into()),
+            ..Config::default()
+        };
+        config.mail.poll_seconds = 1;
+        tweak(&mut config);
+        let clock = Arc::new(OffsetClock::default());
+        let mailer = tessera::mail::from_config(&config).unwrap();
+        let core = tessera::open(config, clock.clone())
+            .await
+            .expect("tessera opens");
+        let (tx, rx) = oneshot::channel();
+        let served = core.clone();
+        tokio::spawn(async move {
+            tessera::serve(listener, served, mailer, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        TestApp {
+            base,
+            core,
+            clock,
+            mail: MailCatcher::default(),
+            client: new_client(),
+            shutdown: Some(tx),
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn post(&self, client: &Client, path: &str, body: Value) -> Response {
+        client
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get(&self, client: &Client, path: &str) -> Response {
+        client.get(self.url(path)).send().await.unwrap()
+    }
+
+    pub async fn signup(&self, client: &Client, email: &str) -> Response {
+        self.post(
+            client,
+            "/api/v1/auth/signup",
+            json!({"email": email, "password": PASSWORD}),
+        )
+        .await
+    }
+
+    pub async fn login(&self, client: &Client, email: &str, password: &str) -> Response {
+        self.post(
+            client,
+            "/api/v1/auth/login",
+            json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    /// A client signed up (and so signed in) as `email`.
+    pub async fn user(&self, email: &str) -> Client {
+        let client = new_client();
+        let res = self.signup(&client, email).await;
+        assert_eq!(
+            res.status(),
+            StatusCode::CREATED,
+            "{}",
+            res.text().await.unwrap()
+        );
+        client
+    }
+
+    pub async fn csrf(&self, client: &Client) -> String {
+        let res = self.get(client, "/api/v1/auth/csrf").await;
+        assert_eq!(res.status(), StatusCode::OK);
+        res.json::<Value>().await.unwrap()["csrf_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// A cookie-authenticated write with the CSRF token.
+    pub async fn write(
+        &self,
+        client: &Client,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Response {
+        let csrf = self.csrf(client).await;
+        let mut req = client
+            .request(method, self.url(path))
+            .header("x-csrf-token", csrf);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        req.send().await.unwrap()
+    }
+
+    pub async fn me_status(&self, client: &Client) -> StatusCode {
+        self.get(client, "/api/v1/auth/me").await.status()
+    }
+
+    pub async fn bearer_get(&self, token: &str, path: &str) -> Response {
+        Client::new()
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// The `Set-Cookie` header for `name`, if the response has one.
+pub fn set_cookie(res: &Response, name: &str) -> Option<String> {
+    res.headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(str::to_owned)
+}
+
+/// The value of the session cookie set by a response.
+pub fn cookie_value(res: &Response, name: &str) -> String {
+    let header = set_cookie(res, name).expect("session cookie set");
+    header[name.len() + 1..]
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// Asserts the contract's error shape and code; returns the body.
+pub async fn expect_error(res: Response, status: StatusCode, code: &str) -> Value {
+    let actual = res.status();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(actual, status, "{body}");
+    assert_eq!(body["code"], code, "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    body
+}
+
+pub fn unique_email(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}@example.test",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
+}

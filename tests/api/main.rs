@@ -1,0 +1,13 @@
+//! The integration suite: a real server on a loopback port, a real SMTP
+//! listener, and a fresh database per test: a SQLite file, or a new
+//! PostgreSQL database when `TESSERA_TEST_DATABASE_URL` names a server.
+
+mod helpers;
+
+mod binary;
+mod health;
+mod http_hygiene;
+mod login;
+mod recovery;
+mod signup;
+mod tokens;
