@@ -302,15 +302,15 @@ impl Tessera {
         current_session: Option<Uuid>,
         new_password: &str,
     ) -> AppResult<()> {
+        let email = Email::parse(&user.email)
+            .map_err(|e| AppError::internal(anyhow::anyhow!("stored email is invalid: {e}")))?;
+        let new_password = NewPassword::parse(new_password, &email)
+            .map_err(|e| AppError::field("new_password", e.reason()))?;
         if user.password_hash.is_some() {
             return Err(AppError::conflict(
                 "This account already has a password; use change-password.",
             ));
         }
-        let email = Email::parse(&user.email)
-            .map_err(|e| AppError::internal(anyhow::anyhow!("stored email is invalid: {e}")))?;
-        let new_password = NewPassword::parse(new_password, &email)
-            .map_err(|e| AppError::field("new_password", e.reason()))?;
         let hash = self
             .hasher
             .hash(new_password.expose())

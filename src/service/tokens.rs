@@ -50,7 +50,10 @@ impl Tessera {
             }
         };
         let mut scopes: Vec<Scope> = Vec::new();
-        for raw in &input.scopes {
+        if input.scopes.len() > 8 {
+            errors.insert("scopes".into(), "lists too many scopes; use read, write".into());
+        }
+        for raw in input.scopes.iter().take(8) {
             match Scope::parse(raw) {
                 Some(scope) if !scopes.contains(&scope) => scopes.push(scope),
                 Some(_) => {}
