@@ -41,6 +41,25 @@ pub struct Config {
     pub mail: MailConfig,
     pub http: HttpConfig,
     pub argon2: Argon2Config,
+    pub plans: PlansConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct PlansConfig {
+    /// The plan users go back to when theirs expires.
+    pub default_plan: String,
+    /// How often the plan check runs inside the server (0: never).
+    pub check_interval_seconds: u64,
+}
+
+impl Default for PlansConfig {
+    fn default() -> Self {
+        PlansConfig {
+            default_plan: "free".into(),
+            check_interval_seconds: 3600,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
@@ -220,6 +239,7 @@ impl Default for Config {
             mail: MailConfig::default(),
             http: HttpConfig::default(),
             argon2: Argon2Config::default(),
+            plans: PlansConfig::default(),
         }
     }
 }
@@ -233,8 +253,65 @@ impl Config {
         }
         figment
             .merge(Env::prefixed("TESSERA_").split("__"))
-            .extract()
+            .extract::<Config>()
             .map_err(Box::new)
+    }
+
+    /// Refuses values that would make the server misbehave.
+    pub fn validate(&self) -> Result<(), String> {
+        let checks = [
+            (
+                "session.ttl_hours",
+                u64::from(self.session.ttl_hours),
+                1,
+                24 * 365 * 10,
+            ),
+            (
+                "session.idle_hours",
+                u64::from(self.session.idle_hours),
+                1,
+                24 * 365 * 10,
+            ),
+            (
+                "jwt.ttl_seconds",
+                u64::from(self.jwt.ttl_seconds),
+                1,
+                60 * 60 * 24 * 30,
+            ),
+            (
+                "security.lockout_max_attempts",
+                u64::from(self.security.lockout_max_attempts),
+                1,
+                1000,
+            ),
+            (
+                "security.lockout_minutes",
+                u64::from(self.security.lockout_minutes),
+                1,
+                60 * 24 * 30,
+            ),
+            (
+                "http.body_limit_bytes",
+                self.http.body_limit_bytes as u64,
+                1024,
+                16 << 20,
+            ),
+            (
+                "http.request_timeout_seconds",
+                self.http.request_timeout_seconds,
+                1,
+                3600,
+            ),
+            ("mail.poll_seconds", self.mail.poll_seconds, 1, 3600),
+        ];
+        for (key, value, min, max) in checks {
+            if !(min..=max).contains(&value) {
+                return Err(format!(
+                    "{key} must be between {min} and {max}, not {value}"
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The public URL without a trailing slash, for building links.

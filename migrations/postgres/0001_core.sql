@@ -99,5 +99,7 @@ CREATE TABLE signing_keys (
     algorithm   TEXT NOT NULL,
     private_key BYTEA NOT NULL,                -- PKCS#8
     public_key  BYTEA NOT NULL,
-    created_at  TIMESTAMPTZ NOT NULL
+    created_at  TIMESTAMPTZ NOT NULL,
+    generation  INTEGER NOT NULL                -- 1 for the first key; unique, so nodes starting together keep one
 );
+CREATE UNIQUE INDEX signing_keys_generation_key ON signing_keys (generation);

@@ -102,5 +102,7 @@ CREATE TABLE signing_keys (
     algorithm   TEXT NOT NULL,
     private_key BLOB NOT NULL,                -- PKCS#8
     public_key  BLOB NOT NULL,
-    created_at  TEXT NOT NULL
+    created_at  TEXT NOT NULL,
+    generation  INTEGER NOT NULL                -- 1 for the first key; unique, so nodes starting together keep one
 );
+CREATE UNIQUE INDEX signing_keys_generation_key ON signing_keys (generation);

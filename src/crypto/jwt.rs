@@ -66,6 +66,9 @@ pub struct Claims {
     pub tid: Option<Uuid>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<Uuid>,
+    /// The personal access token the JWT was issued for, when it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pat: Option<Uuid>,
 }
 
 pub struct JwtKeys {
@@ -174,6 +177,7 @@ mod tests {
             jti: Uuid::new_v4(),
             tid: None,
             sid: Some(Uuid::new_v4()),
+            pat: None,
         }
     }
 

@@ -14,6 +14,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
 use crate::config::Argon2Config;
+use crate::crypto::token::constant_time_eq;
+use crate::domain::normalize_password as normalize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -68,25 +70,34 @@ impl PasswordHasher {
         Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
     }
 
+    /// Runs a hashing job on the blocking pool. The permit moves into the
+    /// job, so it is held until the hash finishes even if the request that
+    /// asked for it is cancelled: the pool's bound holds against clients
+    /// that hang up.
     async fn run<T: Send + 'static>(
         &self,
         job: impl FnOnce(Argon2<'static>) -> T + Send + 'static,
     ) -> anyhow::Result<T> {
-        let _permit = self
+        let permit = self
             .permits
             .clone()
             .acquire_owned()
             .await
             .context("hash pool closed")?;
         let argon = self.argon();
-        tokio::task::spawn_blocking(move || job(argon))
-            .await
-            .context("hash task failed")
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            job(argon)
+        })
+        .await
+        .context("hash task failed")
     }
 
-    /// A new argon2id PHC string for an already-normalised password.
-    pub async fn hash(&self, password: &str) -> anyhow::Result<String> {
-        let password = password.to_owned();
+    /// A new argon2id PHC string for an NFKC-normalised password (a
+    /// [`NewPassword`](crate::domain::NewPassword) or a login password being
+    /// re-hashed).
+    pub async fn hash(&self, normalized: &str) -> anyhow::Result<String> {
+        let password = normalized.to_owned();
         self.run(move |argon| {
             let salt = SaltString::generate(&mut OsRng);
             argon
@@ -97,50 +108,84 @@ impl PasswordHasher {
         .await?
     }
 
-    /// Checks a password against a stored hash; `None` (unknown user, or an
-    /// account without a password) costs the same as a real check.
+    /// Checks a password as typed against a stored hash. `None` (unknown
+    /// user, or an account without a password) and every kind of stored hash
+    /// cost at least one full argon2id verification, so timing tells nothing.
     pub async fn verify(&self, password: &str, stored: Option<&str>) -> anyhow::Result<Verdict> {
         let password = password.to_owned();
-        let real = stored.is_some();
-        let stored = stored.unwrap_or(&self.dummy_hash).to_owned();
+        let stored = stored.map(str::to_owned);
+        let dummy = self.dummy_hash.clone();
         let wanted = self.params.clone();
-        let verdict = self
-            .run(move |argon| verify_any(&argon, &wanted, &password, &stored))
-            .await?;
-        Ok(if real { verdict } else { Verdict::Mismatch })
+        self.run(move |argon| match stored {
+            Some(stored) => verify_any(&argon, &wanted, &password, &stored, &dummy),
+            None => {
+                let _ = verify_any(&argon, &wanted, &password, &dummy, &dummy);
+                Verdict::Mismatch
+            }
+        })
+        .await
     }
 }
 
-/// Verifies argon2 (any variant) and legacy unsalted SHA-256 hex hashes.
-fn verify_any(argon: &Argon2<'_>, wanted: &Params, password: &str, stored: &str) -> Verdict {
-    if stored.starts_with("$argon2") {
-        let Ok(parsed) = PasswordHash::new(stored) else {
-            return Verdict::Mismatch;
-        };
-        if argon.verify_password(password.as_bytes(), &parsed).is_err() {
-            return Verdict::Mismatch;
+fn is_current(parsed: &PasswordHash<'_>, wanted: &Params) -> bool {
+    parsed.algorithm.as_str() == "argon2id"
+        && Params::try_from(parsed).is_ok_and(|p| {
+            p.m_cost() >= wanted.m_cost()
+                && p.t_cost() >= wanted.t_cost()
+                && p.p_cost() >= wanted.p_cost()
+        })
+}
+
+/// Verifies a password as typed against argon2 (any variant, the NFKC form),
+/// bcrypt and unsalted SHA-256 hex (the typed form, then the NFKC form, as
+/// legacy systems hashed what they were given). Anything cheaper than a
+/// current argon2id check is padded with a check of the dummy hash.
+fn verify_any(
+    argon: &Argon2<'_>,
+    wanted: &Params,
+    password: &str,
+    stored: &str,
+    dummy: &str,
+) -> Verdict {
+    let normalized = normalize(password);
+    let mut candidates = vec![password];
+    if normalized != password {
+        candidates.push(&normalized);
+    }
+    let (matched, current) = if stored.starts_with("$argon2") {
+        match PasswordHash::new(stored) {
+            Ok(parsed) => (
+                argon
+                    .verify_password(normalized.as_bytes(), &parsed)
+                    .is_ok(),
+                is_current(&parsed, wanted),
+            ),
+            Err(_) => (false, false),
         }
-        let current = parsed.algorithm.as_str() == "argon2id"
-            && Params::try_from(&parsed).is_ok_and(|p| {
-                p.m_cost() >= wanted.m_cost()
-                    && p.t_cost() >= wanted.t_cost()
-                    && p.p_cost() >= wanted.p_cost()
-            });
-        return if current {
-            Verdict::Match
-        } else {
-            Verdict::MatchNeedsRehash
-        };
+    } else if stored.starts_with("$2") {
+        let ok = candidates
+            .iter()
+            .any(|p| bcrypt::verify(p, stored).unwrap_or(false));
+        (ok, false)
+    } else if stored.len() == 64 && stored.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let stored = stored.to_ascii_lowercase();
+        let ok = candidates
+            .iter()
+            .any(|p| constant_time_eq(&hex::encode(Sha256::digest(p.as_bytes())), &stored));
+        (ok, false)
+    } else {
+        (false, false)
+    };
+    if !current {
+        if let Ok(parsed) = PasswordHash::new(dummy) {
+            let _ = argon.verify_password(normalized.as_bytes(), &parsed);
+        }
     }
-    if stored.len() == 64 && stored.bytes().all(|b| b.is_ascii_hexdigit()) {
-        let actual = hex::encode(Sha256::digest(password.as_bytes()));
-        return if crate::crypto::token::constant_time_eq(&actual, &stored.to_ascii_lowercase()) {
-            Verdict::MatchNeedsRehash
-        } else {
-            Verdict::Mismatch
-        };
+    match (matched, current) {
+        (false, _) => Verdict::Mismatch,
+        (true, true) => Verdict::Match,
+        (true, false) => Verdict::MatchNeedsRehash,
     }
-    Verdict::Mismatch
 }
 
 #[cfg(test)]
@@ -154,7 +199,9 @@ mod tests {
     #[tokio::test]
     async fn hashes_verify_and_use_argon2id_with_the_minimum_cost() {
         let h = hasher();
-        let hash = h.hash("correct horse").await.unwrap();
+        let email = crate::domain::Email::parse("a@example.test").unwrap();
+        let password = crate::domain::NewPassword::parse("correct horse", &email).unwrap();
+        let hash = h.hash(password.expose()).await.unwrap();
         assert!(
             hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
             "{hash}"
@@ -188,6 +235,33 @@ mod tests {
         );
         assert_eq!(
             h.verify("nope", Some(&legacy)).await.unwrap(),
+            Verdict::Mismatch
+        );
+    }
+
+    #[tokio::test]
+    async fn bcrypt_and_raw_legacy_forms_verify() {
+        let h = hasher();
+        let bcrypted = bcrypt::hash("SecurePassword123!", 4).unwrap();
+        assert_eq!(
+            h.verify("SecurePassword123!", Some(&bcrypted))
+                .await
+                .unwrap(),
+            Verdict::MatchNeedsRehash
+        );
+        assert_eq!(
+            h.verify("nope", Some(&bcrypted)).await.unwrap(),
+            Verdict::Mismatch
+        );
+        // A legacy system hashed the raw (non-NFKC) string.
+        let raw = "\u{FB01}sh-and-chips";
+        let legacy = hex::encode(Sha256::digest(raw.as_bytes()));
+        assert_eq!(
+            h.verify(raw, Some(&legacy)).await.unwrap(),
+            Verdict::MatchNeedsRehash
+        );
+        assert_eq!(
+            h.verify("x", Some("garbage")).await.unwrap(),
             Verdict::Mismatch
         );
     }

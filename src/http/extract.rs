@@ -17,11 +17,14 @@ use crate::service::{ClientInfo, Credential, Principal, PrincipalKind, Tessera};
 /// The cookie names that carry a session, in the order they are read.
 pub const SESSION_COOKIES: [&str; 2] = ["ces_session", "auth_token"];
 
-/// Which HTTP surface a route belongs to; set as a router extension.
+/// How a surface protects cookie-authenticated writes; set as a router
+/// extension. Routes without one get the strict default: `X-CSRF-Token`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Surface {
     /// `/api/v1`: cookie writes need `X-CSRF-Token`.
     V1,
+    /// `/api/auth` and `/auth`: cookie writes are checked by `Origin`.
+    OriginChecked,
 }
 
 /// A JSON body. Malformed JSON and wrong content types are `400 BAD_REQUEST`,
@@ -73,12 +76,24 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AppJson<T> {
                     ),
                     None => {
                         let field = if path == "." { "body".to_owned() } else { path };
-                        let reason = inner.split(" at line ").next().unwrap_or(&inner).to_owned();
-                        (field, reason)
+                        (field, type_reason(&inner))
                     }
                 };
                 AppError::field(&field, reason)
             })
+    }
+}
+
+/// A reason for a wrong-typed field that names the expected type but never
+/// repeats the value sent (it may be a password).
+fn type_reason(serde_message: &str) -> String {
+    let message = serde_message
+        .split(" at line ")
+        .next()
+        .unwrap_or(serde_message);
+    match message.rsplit_once(", expected ") {
+        Some((_, expected)) => format!("has the wrong type: expected {expected}"),
+        None => "is invalid".to_owned(),
     }
 }
 

@@ -26,3 +26,14 @@ pub fn reset_password(link: &str) -> Rendered {
         ),
     }
 }
+
+pub fn invite(inviter: &str, tenant: &str, role: &str, link: &str) -> Rendered {
+    Rendered {
+        subject: format!("{inviter} invited you to {tenant}"),
+        body: format!(
+            "{inviter} invited you to join {tenant} as {role}.\n\n\
+             To accept, open this link:\n\n{link}\n\n\
+             The link works once and expires in 7 days. If you did not expect it, ignore this mail.\n"
+        ),
+    }
+}

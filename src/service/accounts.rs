@@ -37,7 +37,7 @@ pub struct SignupOutcome {
 }
 
 /// A URL-safe slug from a name, with a random suffix so it is unique.
-fn slugify(name: &str) -> String {
+pub(super) fn slugify(name: &str) -> String {
     let mut slug = String::new();
     for c in name.chars().flat_map(char::to_lowercase) {
         if c.is_ascii_alphanumeric() {
@@ -176,7 +176,7 @@ impl Tessera {
     fn mail_token_later(self: &Arc<Self>, email: &str, purpose: TokenPurpose) -> AppResult<()> {
         let email = Email::parse(email).map_err(|reason| AppError::field("email", reason))?;
         let core = Arc::clone(self);
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             let result: AppResult<()> = async {
                 let Some(user) = core.store.find_user_by_email(email.as_str()).await? else {
                     return Ok(());
@@ -242,6 +242,8 @@ impl Tessera {
             .redeem_reset_token(&hash, &password_hash, self.clock.now())
             .await?
             .ok_or_else(Self::invalid_token)?;
+        // A completed reset also lifts a lockout of the address.
+        self.store.clear_login_failures(&user.email).await?;
         Ok(user)
     }
 

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::sync::Notify;
+use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
 use crate::config::Config;
@@ -12,10 +13,15 @@ use crate::crypto::password::PasswordHasher;
 use crate::store::Store;
 
 mod accounts;
+mod admin;
+mod audit;
 mod sessions;
+mod tenants;
 mod tokens;
 
 pub use accounts::{SignupInput, SignupOutcome};
+pub use admin::UserPatch;
+pub use audit::Audit;
 pub use sessions::{Credential, LoginOutcome, Principal, PrincipalKind};
 pub use tokens::{IssuedJwt, NewPatInput};
 
@@ -35,6 +41,8 @@ pub struct Tessera {
     pub keys: JwtKeys,
     /// Wakes the outbox worker after mail is queued.
     pub mail_wake: Arc<Notify>,
+    /// Work a request starts after answering; shutdown waits for it.
+    pub tasks: TaskTracker,
 }
 
 impl Tessera {
@@ -63,6 +71,7 @@ impl Tessera {
             hasher,
             keys,
             mail_wake: Arc::new(Notify::new()),
+            tasks: TaskTracker::new(),
         })
     }
 

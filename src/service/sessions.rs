@@ -3,10 +3,13 @@
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
+use serde_json::json;
+
+use super::audit::Audit;
 use super::{ClientInfo, Tessera};
 use crate::crypto::token::{self, hash_secret, PAT_PREFIX};
 use crate::domain::{Email, Scope};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, ErrorCode};
 use crate::store::{Membership, NewSession, Session, User};
 
 /// Writes of "last seen" and "last used" happen at most this often.
@@ -20,11 +23,35 @@ pub enum Credential<'a> {
     Bearer(&'a str),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum PrincipalKind {
-    Session { secret: String, from_cookie: bool },
-    Pat { id: Uuid, scopes: Vec<Scope> },
+    Session {
+        secret: String,
+        from_cookie: bool,
+    },
+    Pat {
+        id: Uuid,
+        scopes: Vec<Scope>,
+        expires_at: Option<DateTime<Utc>>,
+    },
     Jwt,
+}
+
+impl std::fmt::Debug for PrincipalKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PrincipalKind::Session { from_cookie, .. } => f
+                .debug_struct("Session")
+                .field("from_cookie", from_cookie)
+                .finish_non_exhaustive(),
+            PrincipalKind::Pat { id, scopes, .. } => f
+                .debug_struct("Pat")
+                .field("id", id)
+                .field("scopes", scopes)
+                .finish_non_exhaustive(),
+            PrincipalKind::Jwt => f.write_str("Jwt"),
+        }
+    }
 }
 
 /// The authenticated caller of a request.
@@ -118,7 +145,9 @@ impl Tessera {
             return Ok(None);
         };
         if now - session.last_seen_at >= TOUCH_EVERY {
-            self.store.touch_session(session.id, now).await?;
+            if let Err(err) = self.store.touch_session(session.id, now).await {
+                tracing::warn!(error = %err, "recording session use failed");
+            }
         }
         Ok(Some(Principal {
             user,
@@ -146,7 +175,9 @@ impl Tessera {
             return Ok(None);
         };
         if pat.last_used_at.is_none_or(|t| now - t >= TOUCH_EVERY) {
-            self.store.touch_pat(pat.id, now).await?;
+            if let Err(err) = self.store.touch_pat(pat.id, now).await {
+                tracing::warn!(error = %err, "recording token use failed");
+            }
         }
         let scopes = pat
             .scopes
@@ -155,7 +186,11 @@ impl Tessera {
             .collect();
         Ok(Some(Principal {
             user,
-            kind: PrincipalKind::Pat { id: pat.id, scopes },
+            kind: PrincipalKind::Pat {
+                id: pat.id,
+                scopes,
+                expires_at: pat.expires_at,
+            },
             session: None,
             tenant_id: pat.tenant_id,
         }))
@@ -165,6 +200,12 @@ impl Tessera {
         let Some(claims) = self.keys.verify(token, now.timestamp()) else {
             return Ok(None);
         };
+        if let Some(pat_id) = claims.pat {
+            match self.store.find_pat(pat_id, now).await? {
+                Some(pat) if pat.user_id == claims.sub => {}
+                _ => return Ok(None),
+            }
+        }
         let session = match claims.sid {
             Some(sid) => match self.store.find_session(sid, now).await? {
                 Some(s) if s.user_id == claims.sub && self.session_is_live(&s, now) => Some(s),
@@ -221,7 +262,8 @@ impl Tessera {
     }
 
     /// Email and password login. Unknown emails, accounts without a
-    /// password and wrong passwords all cost one hash and answer alike.
+    /// password and wrong passwords all cost one hash and answer alike, and
+    /// all count towards the email's lockout.
     pub async fn login(
         &self,
         email: &str,
@@ -236,16 +278,24 @@ impl Tessera {
         if chars > crate::domain::PASSWORD_MAX_CHARS {
             return Err(AppError::field("password", "is too long"));
         }
-        let password = crate::domain::normalize_password(password);
+        let now = self.clock.now();
+        if let Some(until) = self.store.locked_until(email.as_str(), now).await? {
+            return Err(Self::locked(until, now));
+        }
         let user = self.store.find_user_by_email(email.as_str()).await?;
         let stored = user.as_ref().and_then(|u| u.password_hash.as_deref());
         let verdict = self
             .hasher
-            .verify(&password, stored)
+            .verify(password, stored)
             .await
             .map_err(AppError::internal)?;
-        let Some(user) = user.filter(|_| verdict.matched()) else {
-            return Err(AppError::invalid_credentials());
+        let user = match user {
+            Some(user) if verdict.matched() => user,
+            other => {
+                self.login_failed(&email, other.map(|u| u.id), client)
+                    .await?;
+                return Err(AppError::invalid_credentials());
+            }
         };
         if user.disabled_at.is_some() {
             return Err(AppError::forbidden("This account is disabled."));
@@ -255,10 +305,12 @@ impl Tessera {
                 "Verify your email address before signing in; check your inbox.",
             ));
         }
+        self.store.clear_login_failures(email.as_str()).await?;
         if verdict == crate::crypto::password::Verdict::MatchNeedsRehash {
+            let normalized = crate::domain::normalize_password(password);
             let hash = self
                 .hasher
-                .hash(&password)
+                .hash(&normalized)
                 .await
                 .map_err(AppError::internal)?;
             self.store
@@ -266,11 +318,63 @@ impl Tessera {
                 .await?;
         }
         let (secret, session) = self.start_session(&user, None, client).await?;
+        self.record(
+            Audit::new("login.success")
+                .actor(user.id)
+                .target(user.id)
+                .client(client),
+        )
+        .await;
         Ok(LoginOutcome::LoggedIn {
             user,
             secret,
             session,
         })
+    }
+
+    fn locked(until: DateTime<Utc>, now: DateTime<Utc>) -> AppError {
+        let seconds = (until - now).num_seconds().max(1) as u64;
+        AppError::new(
+            ErrorCode::AccountLocked,
+            "Too many failed sign-in attempts: this account is locked for now. \
+             Try again later, or reset your password.",
+        )
+        .with_retry_after(seconds)
+    }
+
+    async fn login_failed(
+        &self,
+        email: &Email,
+        user_id: Option<Uuid>,
+        client: &ClientInfo,
+    ) -> AppResult<()> {
+        let now = self.clock.now();
+        let security = &self.config.security;
+        let window = Duration::minutes(i64::from(security.lockout_minutes.max(1)));
+        let locked = self
+            .store
+            .record_login_failure(
+                email.as_str(),
+                now,
+                now - window,
+                i32::try_from(security.lockout_max_attempts.max(1)).unwrap_or(i32::MAX),
+                now + window,
+            )
+            .await?;
+        let mut event = Audit::new("login.failure").client(client).detail(json!({
+            "email": email.as_str(),
+            "locked": locked.is_some(),
+        }));
+        if let Some(id) = user_id {
+            event = event.target(id);
+        }
+        self.record(event).await;
+        Ok(())
+    }
+
+    /// Clears failed logins and any lockout of an email.
+    pub async fn unlock(&self, email: &str) -> AppResult<()> {
+        Ok(self.store.clear_login_failures(email).await?)
     }
 
     /// Rotates the caller's session: a new secret, the old one dead at once.
@@ -292,7 +396,9 @@ impl Tessera {
             ip: client.ip.clone().or_else(|| old.ip.clone()),
             user_agent: client.user_agent.clone().or_else(|| old.user_agent.clone()),
         };
-        let (secret, new) = self.new_session(principal.user.id, old.tenant_id, &client);
+        let (secret, mut new) = self.new_session(principal.user.id, old.tenant_id, &client);
+        // The absolute expiry is fixed at sign-in: refreshing never extends it.
+        new.expires_at = old.expires_at;
         match self.store.rotate_session(old.id, new).await? {
             Some(session) => Ok((secret, session)),
             None => Err(AppError::unauthorized()),
@@ -300,18 +406,83 @@ impl Tessera {
     }
 
     /// Ends the caller's session (for a JWT, the session it was issued for).
-    pub async fn logout(&self, principal: &Principal) -> AppResult<()> {
+    pub async fn logout(&self, principal: &Principal, client: &ClientInfo) -> AppResult<()> {
         match &principal.session {
             Some(session) => {
                 self.store
                     .revoke_session(principal.user.id, session.id, self.clock.now())
                     .await?;
+                self.record(Audit::new("logout").actor(principal.user.id).client(client))
+                    .await;
                 Ok(())
             }
             None => Err(AppError::forbidden(
                 "A token is not a session: revoke the token instead.",
             )),
         }
+    }
+
+    /// The id of the caller's session; tokens (PATs, JWTs) are refused, so a
+    /// leaked token cannot take over the password or mint more credentials.
+    pub fn require_session(&self, principal: &Principal) -> AppResult<Uuid> {
+        match (&principal.kind, &principal.session) {
+            (PrincipalKind::Session { .. }, Some(session)) => Ok(session.id),
+            _ => Err(AppError::forbidden(
+                "This needs a signed-in session, not a token.",
+            )),
+        }
+    }
+
+    /// The caller's active sessions.
+    pub async fn list_sessions(&self, principal: &Principal) -> AppResult<Vec<Session>> {
+        let now = self.clock.now();
+        let mut sessions = self.store.list_sessions(principal.user.id, now).await?;
+        sessions.retain(|s| self.session_is_live(s, now));
+        Ok(sessions)
+    }
+
+    /// Revokes one of the caller's sessions.
+    pub async fn revoke_own_session(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+        client: &ClientInfo,
+    ) -> AppResult<()> {
+        if !self
+            .store
+            .revoke_session(principal.user.id, id, self.clock.now())
+            .await?
+        {
+            return Err(AppError::not_found("No such session."));
+        }
+        self.record(
+            Audit::new("session.revoke")
+                .actor(principal.user.id)
+                .client(client)
+                .detail(json!({"session_id": id})),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Revokes every session of the caller but the current one.
+    pub async fn revoke_other_sessions(
+        &self,
+        principal: &Principal,
+        client: &ClientInfo,
+    ) -> AppResult<()> {
+        let keep = principal.session.as_ref().map(|s| s.id);
+        self.store
+            .revoke_other_sessions(principal.user.id, keep, self.clock.now())
+            .await?;
+        self.record(
+            Audit::new("session.revoke")
+                .actor(principal.user.id)
+                .client(client)
+                .detail(json!({"all_but": keep})),
+        )
+        .await;
+        Ok(())
     }
 
     /// The caller's tenants and the one its credential acts in.

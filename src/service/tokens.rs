@@ -51,7 +51,10 @@ impl Tessera {
         };
         let mut scopes: Vec<Scope> = Vec::new();
         if input.scopes.len() > 8 {
-            errors.insert("scopes".into(), "lists too many scopes; use read, write".into());
+            errors.insert(
+                "scopes".into(),
+                "lists too many scopes; use read, write".into(),
+            );
         }
         for raw in input.scopes.iter().take(8) {
             match Scope::parse(raw) {
@@ -144,7 +147,17 @@ impl Tessera {
             ));
         }
         let now = self.clock.now().timestamp();
-        let ttl = self.config.jwt.ttl_seconds.max(1);
+        let (pat, pat_expiry) = match &principal.kind {
+            PrincipalKind::Pat { id, expires_at, .. } => {
+                (Some(*id), expires_at.map(|t| t.timestamp()))
+            }
+            _ => (None, None),
+        };
+        let mut ttl = self.config.jwt.ttl_seconds.max(1);
+        // Never outlive the token it was issued for.
+        if let Some(limit) = pat_expiry {
+            ttl = ttl.min(u32::try_from((limit - now).max(1)).unwrap_or(u32::MAX));
+        }
         let claims = Claims {
             iss: self.keys.issuer().to_owned(),
             sub: principal.user.id,
@@ -154,6 +167,7 @@ impl Tessera {
             jti: Uuid::new_v4(),
             tid: principal.tenant_id,
             sid: principal.session.as_ref().map(|s| s.id),
+            pat,
         };
         let access_token = self.keys.sign(&claims).map_err(AppError::internal)?;
         Ok(IssuedJwt {

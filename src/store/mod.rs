@@ -30,7 +30,7 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Clone, sqlx::FromRow)]
 pub struct User {
     pub id: Uuid,
     pub email: String,
@@ -47,7 +47,17 @@ pub struct User {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone)]
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("is_admin", &self.is_admin)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone)]
 pub struct NewUser {
     pub id: Uuid,
     pub email: String,
@@ -180,6 +190,75 @@ pub struct OutboxMail {
     pub attempts: i32,
 }
 
+/// A member of a tenant, as listed to the other members.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Member {
+    pub user_id: Uuid,
+    pub email: String,
+    pub name: Option<String>,
+    pub role: String,
+    pub joined_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Invite {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub tenant_name: String,
+    pub email: String,
+    pub role: String,
+    pub invited_by: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub accepted_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewInvite {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub email: String,
+    pub role: String,
+    pub token_hash: Vec<u8>,
+    pub invited_by: Uuid,
+    pub now: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AuditEvent {
+    pub id: Uuid,
+    pub at: DateTime<Utc>,
+    pub action: String,
+    pub actor_id: Option<Uuid>,
+    pub target_id: Option<Uuid>,
+    pub tenant_id: Option<Uuid>,
+    pub ip: Option<String>,
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub action: Option<String>,
+    pub actor_id: Option<Uuid>,
+    pub target_id: Option<Uuid>,
+    pub tenant_id: Option<Uuid>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// What happened to a membership change request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberChange {
+    Done,
+    NotAMember,
+    /// Refused: it would leave the tenant without an owner.
+    LastOwner,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Applies pending migrations.
@@ -272,6 +351,8 @@ pub trait Store: Send + Sync + 'static {
     /// An active (not revoked, not expired) token.
     async fn find_pat_by_hash(&self, hash: &[u8], now: DateTime<Utc>) -> StoreResult<Option<Pat>>;
     async fn touch_pat(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<()>;
+    /// An active token by id.
+    async fn find_pat(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<Option<Pat>>;
 
     // Mail outbox.
     async fn enqueue_mail(&self, mail: NewMail) -> StoreResult<()>;
@@ -284,6 +365,121 @@ pub trait Store: Send + Sync + 'static {
     /// Delivered: the message (and the link it carried) is deleted.
     async fn mail_sent(&self, id: Uuid) -> StoreResult<()>;
     async fn mail_failed(&self, id: Uuid, retry_at: DateTime<Utc>, error: &str) -> StoreResult<()>;
+
+    // Tenants and members.
+    /// Creates a tenant with `owner` as its owner.
+    async fn create_tenant(
+        &self,
+        tenant: NewTenant,
+        owner: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Membership>;
+    async fn membership(&self, user_id: Uuid, tenant_id: Uuid) -> StoreResult<Option<Membership>>;
+    async fn rename_tenant(&self, tenant_id: Uuid, name: &str) -> StoreResult<()>;
+    async fn delete_tenant(&self, tenant_id: Uuid) -> StoreResult<bool>;
+    async fn members(&self, tenant_id: Uuid) -> StoreResult<Vec<Member>>;
+    /// Sets a member's role (`Some`) or removes the member (`None`), refusing
+    /// to leave the tenant without an owner. Serialised per tenant.
+    async fn change_member(
+        &self,
+        tenant_id: Uuid,
+        user_id: Uuid,
+        role: Option<&str>,
+    ) -> StoreResult<MemberChange>;
+
+    // Invitations.
+    /// Stores an invite and its mail; a pending invite of the same address
+    /// to the same tenant is revoked.
+    async fn create_invite(&self, invite: NewInvite, mail: NewMail) -> StoreResult<Invite>;
+    /// A tenant's invites that were not revoked, newest first.
+    async fn tenant_invites(&self, tenant_id: Uuid) -> StoreResult<Vec<Invite>>;
+    async fn revoke_invite(
+        &self,
+        tenant_id: Uuid,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// Pending (unused, unrevoked, unexpired) invites addressed to `email`.
+    async fn pending_invites(&self, email: &str, now: DateTime<Utc>) -> StoreResult<Vec<Invite>>;
+    /// A pending invite by token hash.
+    async fn find_invite(&self, hash: &[u8], now: DateTime<Utc>) -> StoreResult<Option<Invite>>;
+    /// Uses a pending invite addressed to `email` and makes `user_id` a
+    /// member, atomically; `None` when the invite is not usable.
+    async fn accept_invite(
+        &self,
+        hash: &[u8],
+        user_id: Uuid,
+        email: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Invite>>;
+    /// Creates a user who joins the inviting tenant, using the invite, in one
+    /// transaction. `Ok(None)` when the invite is not usable for this email.
+    async fn create_user_with_invite(
+        &self,
+        user: NewUser,
+        hash: &[u8],
+    ) -> StoreResult<Option<User>>;
+
+    // Session management.
+    /// The user's active sessions, newest first.
+    async fn list_sessions(&self, user_id: Uuid, now: DateTime<Utc>) -> StoreResult<Vec<Session>>;
+    /// Revokes every session of the user except `keep`.
+    async fn revoke_other_sessions(
+        &self,
+        user_id: Uuid,
+        keep: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    async fn set_session_tenant(&self, session_id: Uuid, tenant_id: Uuid) -> StoreResult<()>;
+
+    // Administration.
+    /// Users whose email or name contains `query`, by creation, with the total.
+    async fn list_users(
+        &self,
+        query: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<(Vec<User>, i64)>;
+    /// Writes the administrable fields of `user` (disabled, plan, expiry,
+    /// admin); revokes every session when `revoke_sessions`.
+    async fn save_user_admin(
+        &self,
+        user: &User,
+        revoke_sessions: bool,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Deletes a user with its sessions, tokens and memberships. Tenants the
+    /// user alone belongs to go too; `Conflict("sole_owner")` when the user is
+    /// the only owner of a tenant that has other members.
+    async fn delete_user(&self, user_id: Uuid) -> StoreResult<bool>;
+    /// Puts every user whose plan has expired back on `default_plan` and
+    /// revokes their sessions; returns their ids.
+    async fn expire_plans(&self, default_plan: &str, now: DateTime<Utc>) -> StoreResult<Vec<Uuid>>;
+
+    // Lockout.
+    /// When the email is locked, until when.
+    async fn locked_until(
+        &self,
+        email: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<DateTime<Utc>>>;
+    /// Counts a failed password login, atomically. A run of failures older
+    /// than `window_start` starts over; reaching `max` locks the email until
+    /// `lock_until`. Returns the lock when one is now in force.
+    async fn record_login_failure(
+        &self,
+        email: &str,
+        now: DateTime<Utc>,
+        window_start: DateTime<Utc>,
+        max: i32,
+        lock_until: DateTime<Utc>,
+    ) -> StoreResult<Option<DateTime<Utc>>>;
+    /// Forgets failures and any lock (successful login, reset, admin unlock).
+    async fn clear_login_failures(&self, email: &str) -> StoreResult<()>;
+
+    // Audit log.
+    async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()>;
+    async fn list_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>>;
 
     // JWT signing keys.
     async fn signing_keys(&self) -> StoreResult<Vec<StoredKey>>;

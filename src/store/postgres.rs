@@ -13,6 +13,11 @@ use crate::crypto::jwt::StoredKey;
 type Db = sqlx::Postgres;
 type Backend = PostgresStore;
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+/// Serialises membership changes of one tenant (so two owners demoting each
+/// other at once cannot leave it without one).
+/// Serialises single-use token issues of one user.
+const LOCK_USER: &str = "SELECT id FROM users WHERE id = $1 FOR UPDATE";
+const LOCK_TENANT: &str = "SELECT id FROM tenants WHERE id = $1 FOR UPDATE";
 
 pub struct PostgresStore {
     writer: PgPool,

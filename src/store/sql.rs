@@ -40,41 +40,8 @@ impl Store for Backend {
         verification: Option<TokenMail>,
     ) -> StoreResult<User> {
         let mut tx = self.writer.begin().await.map_err(map_err)?;
-        let verified_at = user.email_verified.then_some(user.now);
-        let created: User = sqlx::query_as(
-            "INSERT INTO users (id, email, password_hash, name, first_name, last_name, \
-             email_verified_at, is_admin, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING *",
-        )
-        .bind(user.id)
-        .bind(&user.email)
-        .bind(&user.password_hash)
-        .bind(&user.name)
-        .bind(&user.first_name)
-        .bind(&user.last_name)
-        .bind(verified_at)
-        .bind(user.is_admin)
-        .bind(user.now)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        sqlx::query("INSERT INTO tenants (id, name, slug, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(tenant.id)
-            .bind(&tenant.name)
-            .bind(&tenant.slug)
-            .bind(user.now)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        sqlx::query(
-            "INSERT INTO memberships (tenant_id, user_id, role, created_at) VALUES ($1, $2, 'owner', $3)",
-        )
-        .bind(tenant.id)
-        .bind(user.id)
-        .bind(user.now)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
+        let created = insert_user(&mut tx, &user).await?;
+        insert_tenant_with_member(&mut tx, &tenant, created.id, "owner", user.now).await?;
         if let Some(token_mail) = verification {
             insert_token_mail(&mut tx, &token_mail).await?;
         }
@@ -125,6 +92,16 @@ impl Store for Backend {
             .await
             .map_err(map_err)?;
         revoke_sessions_except(&mut tx, user_id, keep, now).await?;
+        // A reset link mailed before the change must not undo it.
+        sqlx::query(
+            "UPDATE one_time_tokens SET used_at = $2 \
+             WHERE user_id = $1 AND purpose = 'password_reset' AND used_at IS NULL",
+        )
+        .bind(user_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
         tx.commit().await.map_err(map_err)
     }
 
@@ -327,6 +304,19 @@ impl Store for Backend {
         .map_err(map_err)
     }
 
+    async fn find_pat(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<Option<Pat>> {
+        sqlx::query_as(
+            "SELECT id, user_id, tenant_id, name, scopes, created_at, expires_at, last_used_at, revoked_at \
+             FROM personal_access_tokens \
+             WHERE id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
+        )
+        .bind(id)
+        .bind(now)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(map_err)
+    }
+
     async fn touch_pat(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<()> {
         sqlx::query(
             "UPDATE personal_access_tokens SET last_used_at = $2 \
@@ -401,8 +391,10 @@ impl Store for Backend {
 
     async fn add_signing_key(&self, key: &StoredKey) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO signing_keys (kid, algorithm, private_key, public_key, created_at) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (kid) DO NOTHING",
+            "INSERT INTO signing_keys (kid, algorithm, private_key, public_key, created_at, generation) \
+             VALUES ($1, $2, $3, $4, $5, \
+               (SELECT COALESCE(MAX(generation), 0) + 1 FROM signing_keys)) \
+             ON CONFLICT DO NOTHING",
         )
         .bind(&key.kid)
         .bind(&key.algorithm)
@@ -414,9 +406,513 @@ impl Store for Backend {
         .map_err(map_err)?;
         Ok(())
     }
+    async fn create_tenant(&self, tenant: NewTenant, owner: Uuid, now: DateTime<Utc>) -> StoreResult<Membership> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        insert_tenant_with_member(&mut tx, &tenant, owner, "owner", now).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(Membership {
+            id: tenant.id,
+            name: tenant.name,
+            slug: tenant.slug,
+            plan: "free".into(),
+            role: "owner".into(),
+            created_at: now,
+        })
+    }
+
+    async fn membership(&self, user_id: Uuid, tenant_id: Uuid) -> StoreResult<Option<Membership>> {
+        sqlx::query_as(
+            "SELECT t.id, t.name, t.slug, t.plan, m.role, t.created_at \
+             FROM memberships m JOIN tenants t ON t.id = m.tenant_id \
+             WHERE m.user_id = $1 AND m.tenant_id = $2",
+        )
+        .bind(user_id)
+        .bind(tenant_id)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(map_err)
+    }
+
+    async fn rename_tenant(&self, tenant_id: Uuid, name: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE tenants SET name = $2 WHERE id = $1")
+            .bind(tenant_id)
+            .bind(name)
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn delete_tenant(&self, tenant_id: Uuid) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM tenants WHERE id = $1")
+            .bind(tenant_id)
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn members(&self, tenant_id: Uuid) -> StoreResult<Vec<Member>> {
+        sqlx::query_as(
+            "SELECT u.id AS user_id, u.email, u.name, m.role, m.created_at AS joined_at \
+             FROM memberships m JOIN users u ON u.id = m.user_id \
+             WHERE m.tenant_id = $1 ORDER BY m.created_at, u.email",
+        )
+        .bind(tenant_id)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)
+    }
+
+    async fn change_member(&self, tenant_id: Uuid, user_id: Uuid, role: Option<&str>) -> StoreResult<MemberChange> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        sqlx::query(LOCK_TENANT)
+            .bind(tenant_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let current: Option<String> =
+            sqlx::query_scalar("SELECT role FROM memberships WHERE tenant_id = $1 AND user_id = $2")
+                .bind(tenant_id)
+                .bind(user_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        let Some(current) = current else {
+            return Ok(MemberChange::NotAMember);
+        };
+        if current == "owner" && role != Some("owner") {
+            let owners: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM memberships WHERE tenant_id = $1 AND role = 'owner'",
+            )
+            .bind(tenant_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            if owners <= 1 {
+                return Ok(MemberChange::LastOwner);
+            }
+        }
+        let statement = match role {
+            Some(role) => sqlx::query("UPDATE memberships SET role = $3 WHERE tenant_id = $1 AND user_id = $2")
+                .bind(tenant_id)
+                .bind(user_id)
+                .bind(role),
+            None => sqlx::query("DELETE FROM memberships WHERE tenant_id = $1 AND user_id = $2")
+                .bind(tenant_id)
+                .bind(user_id),
+        };
+        statement.execute(&mut *tx).await.map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(MemberChange::Done)
+    }
+
+    async fn create_invite(&self, invite: NewInvite, mail: NewMail) -> StoreResult<Invite> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        sqlx::query(
+            "UPDATE invites SET revoked_at = $3 \
+             WHERE tenant_id = $1 AND email = $2 AND accepted_at IS NULL AND revoked_at IS NULL",
+        )
+        .bind(invite.tenant_id)
+        .bind(&invite.email)
+        .bind(invite.now)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        sqlx::query(
+            "INSERT INTO invites (id, tenant_id, email, role, token_hash, invited_by, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(invite.id)
+        .bind(invite.tenant_id)
+        .bind(&invite.email)
+        .bind(&invite.role)
+        .bind(&invite.token_hash)
+        .bind(invite.invited_by)
+        .bind(invite.now)
+        .bind(invite.expires_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        insert_mail(&mut *tx, &mail).await?;
+        let created: Invite = sqlx::query_as(&format!("{INVITE_SELECT} WHERE i.id = $1"))
+            .bind(invite.id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(created)
+    }
+
+    async fn tenant_invites(&self, tenant_id: Uuid) -> StoreResult<Vec<Invite>> {
+        sqlx::query_as(&format!(
+            "{INVITE_SELECT} WHERE i.tenant_id = $1 AND i.revoked_at IS NULL ORDER BY i.created_at DESC"
+        ))
+        .bind(tenant_id)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)
+    }
+
+    async fn revoke_invite(&self, tenant_id: Uuid, id: Uuid, now: DateTime<Utc>) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE invites SET revoked_at = $3 \
+             WHERE id = $1 AND tenant_id = $2 AND accepted_at IS NULL AND revoked_at IS NULL",
+        )
+        .bind(id)
+        .bind(tenant_id)
+        .bind(now)
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn pending_invites(&self, email: &str, now: DateTime<Utc>) -> StoreResult<Vec<Invite>> {
+        sqlx::query_as(&format!(
+            "{INVITE_SELECT} WHERE i.email = $1 AND i.accepted_at IS NULL AND i.revoked_at IS NULL \
+             AND i.expires_at > $2 ORDER BY i.created_at DESC"
+        ))
+        .bind(email)
+        .bind(now)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)
+    }
+
+    async fn find_invite(&self, hash: &[u8], now: DateTime<Utc>) -> StoreResult<Option<Invite>> {
+        sqlx::query_as(&format!(
+            "{INVITE_SELECT} WHERE i.token_hash = $1 AND i.accepted_at IS NULL AND i.revoked_at IS NULL \
+             AND i.expires_at > $2"
+        ))
+        .bind(hash)
+        .bind(now)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(map_err)
+    }
+
+    async fn accept_invite(&self, hash: &[u8], user_id: Uuid, email: &str, now: DateTime<Utc>) -> StoreResult<Option<Invite>> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        let Some((id, tenant_id, role)) = use_invite(&mut tx, hash, email, now).await? else {
+            return Ok(None);
+        };
+        sqlx::query(
+            "INSERT INTO memberships (tenant_id, user_id, role, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (tenant_id, user_id) DO NOTHING",
+        )
+        .bind(tenant_id)
+        .bind(user_id)
+        .bind(&role)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let invite: Invite = sqlx::query_as(&format!("{INVITE_SELECT} WHERE i.id = $1"))
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(Some(invite))
+    }
+
+    async fn create_user_with_invite(&self, user: NewUser, hash: &[u8]) -> StoreResult<Option<User>> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        let Some((_, tenant_id, role)) = use_invite(&mut tx, hash, &user.email, user.now).await? else {
+            return Ok(None);
+        };
+        let created = insert_user(&mut tx, &user).await?;
+        sqlx::query("INSERT INTO memberships (tenant_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(tenant_id)
+            .bind(created.id)
+            .bind(&role)
+            .bind(user.now)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(Some(created))
+    }
+
+    async fn list_sessions(&self, user_id: Uuid, now: DateTime<Utc>) -> StoreResult<Vec<Session>> {
+        sqlx::query_as(
+            "SELECT id, user_id, tenant_id, ip, user_agent, created_at, last_seen_at, expires_at, revoked_at \
+             FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
+             ORDER BY created_at DESC",
+        )
+        .bind(user_id)
+        .bind(now)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)
+    }
+
+    async fn revoke_other_sessions(&self, user_id: Uuid, keep: Option<Uuid>, now: DateTime<Utc>) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        revoke_sessions_except(&mut tx, user_id, keep, now).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn set_session_tenant(&self, session_id: Uuid, tenant_id: Uuid) -> StoreResult<()> {
+        sqlx::query("UPDATE sessions SET tenant_id = $2 WHERE id = $1")
+            .bind(session_id)
+            .bind(tenant_id)
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn list_users(&self, query: Option<&str>, limit: i64, offset: i64) -> StoreResult<(Vec<User>, i64)> {
+        let pattern = match query {
+            Some(q) => format!(
+                "%{}%",
+                q.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+            ),
+            None => "%".to_owned(),
+        };
+        let filter = "WHERE email LIKE $1 ESCAPE '\\' OR LOWER(COALESCE(name, '')) LIKE $1 ESCAPE '\\'";
+        let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM users {filter}"))
+            .bind(&pattern)
+            .fetch_one(&self.reader)
+            .await
+            .map_err(map_err)?;
+        let users = sqlx::query_as(&format!(
+            "SELECT * FROM users {filter} ORDER BY created_at, email LIMIT $2 OFFSET $3"
+        ))
+        .bind(&pattern)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)?;
+        Ok((users, total))
+    }
+
+    async fn save_user_admin(&self, user: &User, revoke_sessions: bool, now: DateTime<Utc>) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        sqlx::query(
+            "UPDATE users SET disabled_at = $2, plan = $3, plan_expires_at = $4, is_admin = $5, updated_at = $6 \
+             WHERE id = $1",
+        )
+        .bind(user.id)
+        .bind(user.disabled_at)
+        .bind(&user.plan)
+        .bind(user.plan_expires_at)
+        .bind(user.is_admin)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if revoke_sessions {
+            revoke_sessions_except(&mut tx, user.id, None, now).await?;
+        }
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn delete_user(&self, user_id: Uuid) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        // Tenants where this user is the only owner.
+        let sole: Vec<(Uuid, i64)> = sqlx::query_as(
+            "SELECT m.tenant_id, (SELECT COUNT(*) FROM memberships o WHERE o.tenant_id = m.tenant_id) \
+             FROM memberships m WHERE m.user_id = $1 AND m.role = 'owner' \
+             AND (SELECT COUNT(*) FROM memberships o WHERE o.tenant_id = m.tenant_id AND o.role = 'owner') = 1",
+        )
+        .bind(user_id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if sole.iter().any(|(_, members)| *members > 1) {
+            return Err(StoreError::Conflict("sole_owner"));
+        }
+        for (tenant_id, _) in &sole {
+            sqlx::query("DELETE FROM tenants WHERE id = $1")
+                .bind(tenant_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        let done = sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn expire_plans(&self, default_plan: &str, now: DateTime<Utc>) -> StoreResult<Vec<Uuid>> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        let ids: Vec<Uuid> = sqlx::query_scalar(
+            "UPDATE users SET plan = $1, plan_expires_at = NULL, updated_at = $2 \
+             WHERE plan_expires_at IS NOT NULL AND plan_expires_at <= $2 RETURNING id",
+        )
+        .bind(default_plan)
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        for id in &ids {
+            revoke_sessions_except(&mut tx, *id, None, now).await?;
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(ids)
+    }
+
+    async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO audit_events (id, at, action, actor_id, target_id, tenant_id, ip, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(event.id)
+        .bind(event.at)
+        .bind(&event.action)
+        .bind(event.actor_id)
+        .bind(event.target_id)
+        .bind(event.tenant_id)
+        .bind(&event.ip)
+        .bind(&event.detail)
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn list_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>> {
+        sqlx::query_as(
+            "SELECT id, at, action, actor_id, target_id, tenant_id, ip, detail FROM audit_events \
+             WHERE ($1 IS NULL OR action = $1) AND ($2 IS NULL OR actor_id = $2) \
+             AND ($3 IS NULL OR target_id = $3) AND ($4 IS NULL OR tenant_id = $4) \
+             AND ($5 IS NULL OR at >= $5) AND ($6 IS NULL OR at < $6) \
+             ORDER BY at DESC, id LIMIT $7 OFFSET $8",
+        )
+        .bind(&filter.action)
+        .bind(filter.actor_id)
+        .bind(filter.target_id)
+        .bind(filter.tenant_id)
+        .bind(filter.since)
+        .bind(filter.until)
+        .bind(filter.limit)
+        .bind(filter.offset)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)
+    }
+
+    async fn locked_until(&self, email: &str, now: DateTime<Utc>) -> StoreResult<Option<DateTime<Utc>>> {
+        sqlx::query_scalar("SELECT locked_until FROM login_failures WHERE email = $1 AND locked_until > $2")
+            .bind(email)
+            .bind(now)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(map_err)
+            .map(Option::flatten)
+    }
+
+    async fn record_login_failure(
+        &self,
+        email: &str,
+        now: DateTime<Utc>,
+        window_start: DateTime<Utc>,
+        max: i32,
+        lock_until: DateTime<Utc>,
+    ) -> StoreResult<Option<DateTime<Utc>>> {
+        // One statement, so concurrent failures each count.
+        sqlx::query_scalar(
+            "INSERT INTO login_failures (email, failures, window_start, locked_until) \
+             VALUES ($1, 1, $2, CASE WHEN $4 <= 1 THEN $5 END) \
+             ON CONFLICT (email) DO UPDATE SET \
+               failures = CASE WHEN login_failures.window_start <= $3 THEN 1 ELSE login_failures.failures + 1 END, \
+               window_start = CASE WHEN login_failures.window_start <= $3 THEN $2 ELSE login_failures.window_start END, \
+               locked_until = CASE \
+                 WHEN login_failures.window_start <= $3 THEN CASE WHEN $4 <= 1 THEN $5 END \
+                 WHEN login_failures.failures + 1 >= $4 THEN $5 \
+                 ELSE login_failures.locked_until END \
+             RETURNING locked_until",
+        )
+        .bind(email)
+        .bind(now)
+        .bind(window_start)
+        .bind(max)
+        .bind(lock_until)
+        .fetch_one(&self.writer)
+        .await
+        .map_err(map_err)
+        .map(|locked: Option<DateTime<Utc>>| locked.filter(|t| *t > now))
+    }
+
+    async fn clear_login_failures(&self, email: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM login_failures WHERE email = $1")
+            .bind(email)
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
 }
 
 type Tx = sqlx::Transaction<'static, Db>;
+
+const INVITE_SELECT: &str = "SELECT i.id, i.tenant_id, t.name AS tenant_name, i.email, i.role, i.invited_by, \
+     i.created_at, i.expires_at, i.accepted_at, i.revoked_at FROM invites i JOIN tenants t ON t.id = i.tenant_id";
+
+async fn insert_user(tx: &mut Tx, user: &NewUser) -> StoreResult<User> {
+    sqlx::query_as(
+        "INSERT INTO users (id, email, password_hash, name, first_name, last_name, \
+         email_verified_at, is_admin, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING *",
+    )
+    .bind(user.id)
+    .bind(&user.email)
+    .bind(&user.password_hash)
+    .bind(&user.name)
+    .bind(&user.first_name)
+    .bind(&user.last_name)
+    .bind(user.email_verified.then_some(user.now))
+    .bind(user.is_admin)
+    .bind(user.now)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(map_err)
+}
+
+async fn insert_tenant_with_member(tx: &mut Tx, tenant: &NewTenant, user_id: Uuid, role: &str, now: DateTime<Utc>) -> StoreResult<()> {
+    sqlx::query("INSERT INTO tenants (id, name, slug, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(tenant.id)
+        .bind(&tenant.name)
+        .bind(&tenant.slug)
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    sqlx::query("INSERT INTO memberships (tenant_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(tenant.id)
+        .bind(user_id)
+        .bind(role)
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    Ok(())
+}
+
+/// Marks a pending invite for `email` accepted, atomically: of concurrent
+/// redemptions exactly one gets `(id, tenant_id, role)`.
+async fn use_invite(tx: &mut Tx, hash: &[u8], email: &str, now: DateTime<Utc>) -> StoreResult<Option<(Uuid, Uuid, String)>> {
+    sqlx::query_as(
+        "UPDATE invites SET accepted_at = $3 \
+         WHERE token_hash = $1 AND email = $2 AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > $3 \
+         RETURNING id, tenant_id, role",
+    )
+    .bind(hash)
+    .bind(email)
+    .bind(now)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(map_err)
+}
 
 async fn insert_session<'e, E>(executor: E, session: &NewSession) -> StoreResult<Session>
 where
@@ -463,6 +959,12 @@ where
 /// token and its mail.
 async fn insert_token_mail(tx: &mut Tx, token_mail: &TokenMail) -> StoreResult<()> {
     let token = &token_mail.token;
+    // Serialise token issues per user, so two at once cannot both stay live.
+    sqlx::query(LOCK_USER)
+        .bind(token.user_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
     sqlx::query(
         "UPDATE one_time_tokens SET used_at = $3 WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL",
     )

@@ -20,6 +20,11 @@ use crate::crypto::jwt::StoredKey;
 type Db = sqlx::Sqlite;
 type Backend = SqliteStore;
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+/// Serialises membership changes of one tenant. SQLite has one writer, so a
+/// plain read inside the write transaction is enough.
+/// Serialises single-use token issues of one user.
+const LOCK_USER: &str = "SELECT id FROM users WHERE id = $1";
+const LOCK_TENANT: &str = "SELECT id FROM tenants WHERE id = $1";
 
 pub struct SqliteStore {
     writer: SqlitePool,

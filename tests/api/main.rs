@@ -8,6 +8,7 @@ mod bad_input;
 mod binary;
 mod health;
 mod http_hygiene;
+mod lockout;
 mod login;
 mod recovery;
 mod signup;

@@ -202,9 +202,10 @@ pub async fn login(
     ))]
 pub async fn logout(
     State(core): State<Arc<Tessera>>,
+    client: ClientInfo,
     Auth(principal): Auth,
 ) -> AppResult<Response> {
-    core.logout(&principal).await?;
+    core.logout(&principal, &client).await?;
     Ok((
         StatusCode::NO_CONTENT,
         [(header::SET_COOKIE, cookies::clear_session(&core, COOKIE))],
@@ -306,6 +307,7 @@ pub async fn reset_password(
     responses(
         (status = 204, description = "Changed; every other session is revoked"),
         (status = 401, body = ErrorBody),
+        (status = 403, description = "Called with a token rather than a session", body = ErrorBody),
         (status = 422, description = "Wrong current password, or a new password the policy refuses", body = ErrorBody),
     ))]
 pub async fn change_password(
@@ -313,10 +315,10 @@ pub async fn change_password(
     Auth(principal): Auth,
     AppJson(body): AppJson<ChangePasswordBody>,
 ) -> AppResult<StatusCode> {
-    let keep = principal.session.as_ref().map(|s| s.id);
+    let keep = core.require_session(&principal)?;
     core.change_password(
         &principal.user,
-        keep,
+        Some(keep),
         &body.current_password,
         &body.new_password,
     )
@@ -329,6 +331,7 @@ pub async fn change_password(
     responses(
         (status = 204, description = "Set; every other session is revoked"),
         (status = 401, body = ErrorBody),
+        (status = 403, description = "Called with a token rather than a session", body = ErrorBody),
         (status = 409, description = "The account already has a password", body = ErrorBody),
         (status = 422, body = ErrorBody),
     ))]
@@ -337,8 +340,8 @@ pub async fn set_password(
     Auth(principal): Auth,
     AppJson(body): AppJson<SetPasswordBody>,
 ) -> AppResult<StatusCode> {
-    let keep = principal.session.as_ref().map(|s| s.id);
-    core.set_password(&principal.user, keep, &body.new_password)
+    let keep = core.require_session(&principal)?;
+    core.set_password(&principal.user, Some(keep), &body.new_password)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
