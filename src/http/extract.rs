@@ -113,7 +113,17 @@ impl FromRequestParts<Arc<Tessera>> for ClientInfo {
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(512).collect());
-        Ok(ClientInfo { ip, user_agent })
+        let forwarded = parts.headers.contains_key("x-forwarded-for")
+            || parts.headers.contains_key("forwarded");
+        let peer_loopback = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .is_some_and(|ConnectInfo(addr)| addr.ip().is_loopback());
+        Ok(ClientInfo {
+            ip,
+            user_agent,
+            direct_loopback: peer_loopback && !forwarded,
+        })
     }
 }
 
@@ -195,5 +205,29 @@ impl FromRequestParts<Arc<Tessera>> for Auth {
             }
         }
         Ok(Auth(principal))
+    }
+}
+
+/// Query parameters; a malformed query is `422 VALIDATION_FAILED`.
+pub struct AppQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for AppQuery<T> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let deserializer =
+            serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(deserializer)
+            .map(AppQuery)
+            .map_err(|err| {
+                let field = err.path().to_string();
+                let field = if field == "." {
+                    "query".to_owned()
+                } else {
+                    field
+                };
+                AppError::field(&field, type_reason(&err.into_inner().to_string()))
+            })
     }
 }

@@ -21,6 +21,7 @@ use crate::service::Tessera;
 
 pub mod cookies;
 pub mod extract;
+pub mod legacy;
 pub mod openapi;
 pub mod v1;
 
@@ -33,6 +34,7 @@ pub fn router(core: Arc<Tessera>) -> Router {
         .route("/health", get(v1::health::health))
         .route("/.well-known/jwks.json", get(v1::auth::jwks))
         .nest("/api/v1", v1::router())
+        .nest("/api/auth", legacy::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))

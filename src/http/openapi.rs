@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::v1::{auth, health, tokens, views};
+use super::v1::{admin, auth, health, sessions, tenants, tokens, views};
 use crate::error::{ErrorBody, ErrorCode};
 
 #[derive(OpenApi)]
@@ -27,6 +27,14 @@ use crate::error::{ErrorBody, ErrorCode};
         auth::forgot_password, auth::reset_password, auth::change_password, auth::set_password,
         auth::verify_email, auth::resend_verification, auth::token, auth::jwks,
         tokens::create, tokens::list, tokens::revoke,
+        auth::switch_tenant, sessions::list, sessions::revoke, sessions::revoke_others,
+        tenants::list, tenants::create, tenants::get, tenants::rename, tenants::delete,
+        tenants::members, tenants::change_role, tenants::remove_member,
+        tenants::invite, tenants::invites, tenants::revoke_invite, tenants::audit,
+        tenants::my_invites, tenants::accept,
+        admin::list_users, admin::get_user, admin::update_user, admin::delete_user,
+        admin::validate_plans, admin::audit,
+        super::legacy::validate,
     ),
     components(schemas(ErrorBody, ErrorCode, views::UserView, views::TenantView, views::InviteView)),
     modifiers(&Security),
@@ -35,6 +43,10 @@ use crate::error::{ErrorBody, ErrorCode};
         (name = "health", description = "Probes"),
         (name = "auth", description = "Accounts and sessions"),
         (name = "tokens", description = "Personal access tokens"),
+        (name = "sessions", description = "My sessions"),
+        (name = "tenants", description = "Tenants, members and invitations"),
+        (name = "admin", description = "Global administration (admins only)"),
+        (name = "legacy", description = "The /api/auth surface"),
     )
 )]
 pub struct ApiDoc;

@@ -5,6 +5,9 @@ use std::sync::Arc;
 use chrono::Duration;
 use uuid::Uuid;
 
+use serde_json::json;
+
+use super::audit::Audit;
 use super::{ClientInfo, Tessera};
 use crate::crypto::token::{self, hash_secret};
 use crate::domain::{self, Email, NewPassword};
@@ -91,13 +94,52 @@ impl Tessera {
     /// unless verified emails are required.
     pub async fn signup(
         &self,
-        input: SignupInput,
+        mut input: SignupInput,
         client: &ClientInfo,
     ) -> AppResult<SignupOutcome> {
         let mut errors = FieldErrors::new();
+        // An invite token joins the inviting tenant; its address is the account's.
+        let invite = match input
+            .invite_token
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
+            Some(token) if token.len() <= 128 => {
+                let hash = hash_secret(token);
+                match self.store.find_invite(&hash, self.clock.now()).await? {
+                    Some(invite) => Some((hash, invite)),
+                    None => {
+                        errors.insert(
+                            "invite_token".into(),
+                            "is invalid, expired or already used".into(),
+                        );
+                        None
+                    }
+                }
+            }
+            Some(_) => {
+                errors.insert(
+                    "invite_token".into(),
+                    "is invalid, expired or already used".into(),
+                );
+                None
+            }
+            None => None,
+        };
+        if let Some((_, invite)) = &invite {
+            if input.email.trim().is_empty() {
+                input.email = invite.email.clone();
+            }
+        }
         let email = Email::parse(&input.email)
             .map_err(|reason| errors.insert("email".into(), reason))
             .ok();
+        if let (Some(email), Some((_, invite))) = (&email, &invite) {
+            if email.as_str() != invite.email {
+                errors.insert("invite_token".into(), "was sent to another address".into());
+            }
+        }
         let mut text = |field: &str, value: &Option<String>| {
             domain::clean_text(value.as_deref(), NAME_MAX)
                 .map_err(|reason| errors.insert(field.into(), reason))
@@ -113,12 +155,6 @@ impl Tessera {
                 .map_err(|e| errors.insert("password".into(), e.reason()))
                 .ok()
         });
-        if input.invite_token.is_some() {
-            errors.insert(
-                "invite_token".into(),
-                "invitations are not available on this server yet".into(),
-            );
-        }
         let (Some(email), Some(password), true) = (email, password, errors.is_empty()) else {
             return Err(AppError::fields(errors));
         };
@@ -147,11 +183,33 @@ impl Tessera {
             name,
             first_name,
             last_name,
-            email_verified: false,
+            // The invite link reached this address: it is proven.
+            email_verified: invite.is_some(),
             is_admin: false,
             now,
         };
-        let user = self.create_account(new_user, tenant_name, true).await?;
+        let user = match &invite {
+            Some((hash, _)) => match self.store.create_user_with_invite(new_user, hash).await {
+                Ok(Some(user)) => user,
+                Ok(None) => {
+                    return Err(AppError::field(
+                        "invite_token",
+                        "is invalid, expired or already used",
+                    ))
+                }
+                Err(StoreError::Conflict("email")) => return Err(Self::user_exists()),
+                Err(other) => return Err(other.into()),
+            },
+            None => self.create_account(new_user, tenant_name, true).await?,
+        };
+        self.record(
+            Audit::new("signup")
+                .actor(user.id)
+                .target(user.id)
+                .client(client)
+                .detail(json!({"invited": invite.is_some()})),
+        )
+        .await;
         let session = if self.config.auth.require_verified_email {
             None
         } else {
@@ -217,7 +275,12 @@ impl Tessera {
 
     /// Sets a new password with a reset token (single use, 1 hour) and
     /// revokes every session of the account.
-    pub async fn reset_password(&self, token: &str, password: &str) -> AppResult<User> {
+    pub async fn reset_password(
+        &self,
+        token: &str,
+        password: &str,
+        client: &ClientInfo,
+    ) -> AppResult<User> {
         let hash = hash_secret(Self::parse_token(token)?);
         let now = self.clock.now();
         let user_id = self
@@ -244,6 +307,8 @@ impl Tessera {
             .ok_or_else(Self::invalid_token)?;
         // A completed reset also lifts a lockout of the address.
         self.store.clear_login_failures(&user.email).await?;
+        self.record(Audit::new("password.reset").target(user.id).client(client))
+            .await;
         Ok(user)
     }
 
@@ -264,6 +329,7 @@ impl Tessera {
         current_session: Option<Uuid>,
         current_password: &str,
         new_password: &str,
+        client: &ClientInfo,
     ) -> AppResult<()> {
         if current_password.is_empty() {
             return Err(AppError::field("current_password", "is required"));
@@ -294,6 +360,13 @@ impl Tessera {
         self.store
             .change_password(user.id, &hash, current_session, self.clock.now())
             .await?;
+        self.record(
+            Audit::new("password.change")
+                .actor(user.id)
+                .target(user.id)
+                .client(client),
+        )
+        .await;
         Ok(())
     }
 
@@ -303,6 +376,7 @@ impl Tessera {
         user: &User,
         current_session: Option<Uuid>,
         new_password: &str,
+        client: &ClientInfo,
     ) -> AppResult<()> {
         let email = Email::parse(&user.email)
             .map_err(|e| AppError::internal(anyhow::anyhow!("stored email is invalid: {e}")))?;
@@ -321,6 +395,13 @@ impl Tessera {
         self.store
             .change_password(user.id, &hash, current_session, self.clock.now())
             .await?;
+        self.record(
+            Audit::new("password.set")
+                .actor(user.id)
+                .target(user.id)
+                .client(client),
+        )
+        .await;
         Ok(())
     }
 
@@ -383,12 +464,16 @@ impl Tessera {
                 }
                 Ok(user)
             }
-            Err(StoreError::Conflict("email")) => Err(AppError::new(
-                crate::error::ErrorCode::UserExists,
-                "An account with this email already exists.",
-            )),
+            Err(StoreError::Conflict("email")) => Err(Self::user_exists()),
             Err(other) => Err(other.into()),
         }
+    }
+
+    fn user_exists() -> AppError {
+        AppError::new(
+            crate::error::ErrorCode::UserExists,
+            "An account with this email already exists.",
+        )
     }
 }
 

@@ -45,6 +45,11 @@ impl Audit {
         self
     }
 
+    pub fn tenant_opt(mut self, id: Option<Uuid>) -> Self {
+        self.tenant = id;
+        self
+    }
+
     pub fn client(mut self, client: &ClientInfo) -> Self {
         self.ip = client.ip.clone();
         self

@@ -30,6 +30,8 @@ pub use tokens::{IssuedJwt, NewPatInput};
 pub struct ClientInfo {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// The peer is this machine and no proxy header says it relays someone.
+    pub direct_loopback: bool,
 }
 
 /// The application core: configuration, store, clock, hashing pool and keys.

@@ -395,6 +395,7 @@ impl Tessera {
         let client = ClientInfo {
             ip: client.ip.clone().or_else(|| old.ip.clone()),
             user_agent: client.user_agent.clone().or_else(|| old.user_agent.clone()),
+            direct_loopback: client.direct_loopback,
         };
         let (secret, mut new) = self.new_session(principal.user.id, old.tenant_id, &client);
         // The absolute expiry is fixed at sign-in: refreshing never extends it.

@@ -3,7 +3,10 @@
 use chrono::Duration;
 use uuid::Uuid;
 
-use super::{Principal, PrincipalKind, Tessera};
+use serde_json::json;
+
+use super::audit::Audit;
+use super::{ClientInfo, Principal, PrincipalKind, Tessera};
 use crate::crypto::jwt::Claims;
 use crate::crypto::token::{self, hash_secret};
 use crate::domain::{self, Scope};
@@ -31,6 +34,7 @@ impl Tessera {
         &self,
         principal: &Principal,
         input: NewPatInput,
+        client: &ClientInfo,
     ) -> AppResult<(String, Pat)> {
         if principal.session_secret().is_none() {
             return Err(AppError::forbidden(
@@ -116,6 +120,14 @@ impl Tessera {
                 expires_at: input.expires_in_days.map(|d| now + Duration::days(d)),
             })
             .await?;
+        self.record(
+            Audit::new("token.create")
+                .actor(principal.user.id)
+                .tenant_opt(pat.tenant_id)
+                .client(client)
+                .detail(json!({"token_id": pat.id, "name": pat.name, "scopes": pat.scopes})),
+        )
+        .await;
         Ok((secret, pat))
     }
 
@@ -126,12 +138,24 @@ impl Tessera {
         Ok(pats)
     }
 
-    pub async fn revoke_pat(&self, principal: &Principal, id: Uuid) -> AppResult<()> {
+    pub async fn revoke_pat(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+        client: &ClientInfo,
+    ) -> AppResult<()> {
         if self
             .store
             .revoke_pat(principal.user.id, id, self.clock.now())
             .await?
         {
+            self.record(
+                Audit::new("token.revoke")
+                    .actor(principal.user.id)
+                    .client(client)
+                    .detail(json!({"token_id": id})),
+            )
+            .await;
             Ok(())
         } else {
             Err(AppError::not_found("No such token."))

@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod admin;
 mod bad_input;
 mod binary;
 mod health;
@@ -12,4 +13,5 @@ mod lockout;
 mod login;
 mod recovery;
 mod signup;
+mod tenants;
 mod tokens;

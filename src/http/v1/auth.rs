@@ -181,10 +181,11 @@ pub async fn login(
         session,
     } = core.login(&body.email, &body.password, &client).await?;
     let tenants = core.store.memberships(user.id).await?;
+    let invites = core.my_invites(&user.email).await?;
     let body = LoginResponse {
         user: UserView::from(&user),
         tenants: views::tenants(&tenants),
-        invites: Vec::new(),
+        invites: views::invites(&invites, core.clock.now()),
     };
     Ok(with_cookie(
         StatusCode::OK,
@@ -264,6 +265,24 @@ async fn me_response(core: &Tessera, principal: &Principal) -> AppResult<MeRespo
     })
 }
 
+#[derive(Deserialize, ToSchema)]
+pub struct SwitchTenantBody {
+    pub tenant_id: uuid::Uuid,
+}
+
+/// Make another of my tenants the session's current one.
+#[utoipa::path(post, path = "/api/v1/auth/switch-tenant", tag = "auth", request_body = SwitchTenantBody,
+    responses((status = 200, body = MeResponse), (status = 403, description = "Called with a token", body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn switch_tenant(
+    State(core): State<Arc<Tessera>>,
+    Auth(principal): Auth,
+    AppJson(body): AppJson<SwitchTenantBody>,
+) -> AppResult<Json<MeResponse>> {
+    let principal = core.switch_tenant(&principal, body.tenant_id).await?;
+    Ok(Json(me_response(&core, &principal).await?))
+}
+
 /// The signed-in user, the current tenant and all the user's tenants.
 #[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth",
     responses((status = 200, body = MeResponse), (status = 401, body = ErrorBody)))]
@@ -296,9 +315,11 @@ pub async fn forgot_password(
     ))]
 pub async fn reset_password(
     State(core): State<Arc<Tessera>>,
+    client: ClientInfo,
     AppJson(body): AppJson<ResetPasswordBody>,
 ) -> AppResult<StatusCode> {
-    core.reset_password(&body.token, &body.password).await?;
+    core.reset_password(&body.token, &body.password, &client)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -312,6 +333,7 @@ pub async fn reset_password(
     ))]
 pub async fn change_password(
     State(core): State<Arc<Tessera>>,
+    client: ClientInfo,
     Auth(principal): Auth,
     AppJson(body): AppJson<ChangePasswordBody>,
 ) -> AppResult<StatusCode> {
@@ -321,6 +343,7 @@ pub async fn change_password(
         Some(keep),
         &body.current_password,
         &body.new_password,
+        &client,
     )
     .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -337,11 +360,12 @@ pub async fn change_password(
     ))]
 pub async fn set_password(
     State(core): State<Arc<Tessera>>,
+    client: ClientInfo,
     Auth(principal): Auth,
     AppJson(body): AppJson<SetPasswordBody>,
 ) -> AppResult<StatusCode> {
     let keep = core.require_session(&principal)?;
-    core.set_password(&principal.user, Some(keep), &body.new_password)
+    core.set_password(&principal.user, Some(keep), &body.new_password, &client)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

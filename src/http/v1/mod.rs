@@ -2,14 +2,17 @@
 
 use std::sync::Arc;
 
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post};
 use axum::{Extension, Router};
 
 use crate::http::extract::Surface;
 use crate::service::Tessera;
 
+pub mod admin;
 pub mod auth;
 pub mod health;
+pub mod sessions;
+pub mod tenants;
 pub mod tokens;
 pub mod views;
 
@@ -33,6 +36,44 @@ pub fn router() -> Router<Arc<Tessera>> {
         .route("/auth/token", post(auth::token))
         .route("/tokens", post(tokens::create).get(tokens::list))
         .route("/tokens/{id}", delete(tokens::revoke))
+        .route("/auth/switch-tenant", post(auth::switch_tenant))
+        .route(
+            "/sessions",
+            get(sessions::list).delete(sessions::revoke_others),
+        )
+        .route("/sessions/{id}", delete(sessions::revoke))
+        .route("/tenants", get(tenants::list).post(tenants::create))
+        .route(
+            "/tenants/{id}",
+            get(tenants::get)
+                .patch(tenants::rename)
+                .delete(tenants::delete),
+        )
+        .route("/tenants/{id}/members", get(tenants::members))
+        .route(
+            "/tenants/{id}/members/{user_id}",
+            patch(tenants::change_role).delete(tenants::remove_member),
+        )
+        .route(
+            "/tenants/{id}/invites",
+            get(tenants::invites).post(tenants::invite),
+        )
+        .route(
+            "/tenants/{id}/invites/{invite_id}",
+            delete(tenants::revoke_invite),
+        )
+        .route("/tenants/{id}/audit", get(tenants::audit))
+        .route("/invites", get(tenants::my_invites))
+        .route("/invites/accept", post(tenants::accept))
+        .route("/admin/users", get(admin::list_users))
+        .route(
+            "/admin/users/{id}",
+            get(admin::get_user)
+                .patch(admin::update_user)
+                .delete(admin::delete_user),
+        )
+        .route("/admin/plans/validate", post(admin::validate_plans))
+        .route("/admin/audit", get(admin::audit))
         .route("/openapi.json", get(crate::http::openapi::serve))
         .layer(Extension(Surface::V1))
 }

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::views::TokenView;
 use crate::error::{AppError, AppResult, ErrorBody};
 use crate::http::extract::{AppJson, Auth};
-use crate::service::{NewPatInput, Tessera};
+use crate::service::{ClientInfo, NewPatInput, Tessera};
 
 #[derive(Deserialize, ToSchema)]
 pub struct CreateTokenBody {
@@ -37,6 +37,7 @@ pub struct CreateTokenBody {
     ))]
 pub async fn create(
     State(core): State<Arc<Tessera>>,
+    client: ClientInfo,
     Auth(principal): Auth,
     AppJson(body): AppJson<CreateTokenBody>,
 ) -> AppResult<(StatusCode, Json<TokenView>)> {
@@ -46,7 +47,7 @@ pub async fn create(
         expires_in_days: body.expires_in_days,
         tenant_id: body.tenant_id,
     };
-    let (secret, pat) = core.create_pat(&principal, input).await?;
+    let (secret, pat) = core.create_pat(&principal, input, &client).await?;
     Ok((
         StatusCode::CREATED,
         Json(TokenView::new(&pat, Some(secret))),
@@ -74,10 +75,11 @@ pub async fn list(
     ))]
 pub async fn revoke(
     State(core): State<Arc<Tessera>>,
+    client: ClientInfo,
     Auth(principal): Auth,
     Path(id): Path<String>,
 ) -> AppResult<StatusCode> {
     let id = Uuid::parse_str(&id).map_err(|_| AppError::not_found("No such token."))?;
-    core.revoke_pat(&principal, id).await?;
+    core.revoke_pat(&principal, id, &client).await?;
     Ok(StatusCode::NO_CONTENT)
 }

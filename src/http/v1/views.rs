@@ -141,3 +141,110 @@ impl TokenView {
         }
     }
 }
+
+impl InviteView {
+    pub fn new(i: &crate::store::Invite, now: DateTime<Utc>) -> Self {
+        let status = if i.accepted_at.is_some() {
+            "accepted"
+        } else if i.revoked_at.is_some() {
+            "revoked"
+        } else if i.expires_at <= now {
+            "expired"
+        } else {
+            "pending"
+        };
+        InviteView {
+            id: i.id,
+            tenant: InviteTenantView {
+                id: i.tenant_id,
+                name: i.tenant_name.clone(),
+            },
+            email: i.email.clone(),
+            role: i.role.clone(),
+            status: status.into(),
+            expires_at: i.expires_at,
+        }
+    }
+}
+
+pub fn invites(list: &[crate::store::Invite], now: DateTime<Utc>) -> Vec<InviteView> {
+    list.iter().map(|i| InviteView::new(i, now)).collect()
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MemberView {
+    pub user_id: Uuid,
+    pub email: String,
+    pub name: Option<String>,
+    pub role: String,
+    pub joined_at: DateTime<Utc>,
+}
+
+impl From<&crate::store::Member> for MemberView {
+    fn from(m: &crate::store::Member) -> Self {
+        MemberView {
+            user_id: m.user_id,
+            email: m.email.clone(),
+            name: m.name.clone(),
+            role: m.role.clone(),
+            joined_at: m.joined_at,
+        }
+    }
+}
+
+/// A user as administrators see it.
+#[derive(Serialize, ToSchema)]
+pub struct AdminUserView {
+    #[serde(flatten)]
+    pub user: UserView,
+    pub is_admin: bool,
+    pub disabled: bool,
+    pub disabled_at: Option<DateTime<Utc>>,
+    /// Present on single-user answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenants: Option<Vec<TenantView>>,
+}
+
+impl AdminUserView {
+    pub fn new(u: &User, tenants: Option<&[Membership]>) -> Self {
+        AdminUserView {
+            user: UserView::from(u),
+            is_admin: u.is_admin,
+            disabled: u.disabled_at.is_some(),
+            disabled_at: u.disabled_at,
+            tenants: tenants.map(self::tenants),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AuditEventView {
+    pub id: Uuid,
+    pub at: DateTime<Utc>,
+    #[schema(example = "login.failure")]
+    pub action: String,
+    pub actor_id: Option<Uuid>,
+    pub target_id: Option<Uuid>,
+    pub tenant_id: Option<Uuid>,
+    pub ip: Option<String>,
+    #[schema(value_type = Object)]
+    pub detail: Option<serde_json::Value>,
+}
+
+impl From<&crate::store::AuditEvent> for AuditEventView {
+    fn from(e: &crate::store::AuditEvent) -> Self {
+        AuditEventView {
+            id: e.id,
+            at: e.at,
+            action: e.action.clone(),
+            actor_id: e.actor_id,
+            target_id: e.target_id,
+            tenant_id: e.tenant_id,
+            ip: e.ip.clone(),
+            detail: e
+                .detail
+                .as_deref()
+                .and_then(|d| serde_json::from_str(d).ok()),
+        }
+    }
+}
