@@ -337,10 +337,7 @@ impl Tessera {
         if current_password.chars().count() > domain::PASSWORD_MAX_CHARS {
             return Err(AppError::field("current_password", "is incorrect"));
         }
-        let email = Email::parse(&user.email)
-            .map_err(|e| AppError::internal(anyhow::anyhow!("stored email is invalid: {e}")))?;
-        let new_password = NewPassword::parse(new_password, &email)
-            .map_err(|e| AppError::field("new_password", e.reason()))?;
+        let new_password = Self::new_password_for(user, new_password)?;
         let verdict = self
             .hasher
             .verify(
@@ -352,16 +349,42 @@ impl Tessera {
         if !verdict.matched() {
             return Err(AppError::field("current_password", "is incorrect"));
         }
+        self.store_password(
+            user,
+            &new_password,
+            current_session,
+            "password.change",
+            client,
+        )
+        .await
+    }
+
+    /// A new password for `user`, checked against the policy.
+    fn new_password_for(user: &User, raw: &str) -> AppResult<NewPassword> {
+        let email = Email::parse(&user.email)
+            .map_err(|e| AppError::internal(anyhow::anyhow!("stored email is invalid: {e}")))?;
+        NewPassword::parse(raw, &email).map_err(|e| AppError::field("new_password", e.reason()))
+    }
+
+    /// Stores a new password, revokes every other session, records `action`.
+    async fn store_password(
+        &self,
+        user: &User,
+        password: &NewPassword,
+        keep: Option<Uuid>,
+        action: &'static str,
+        client: &ClientInfo,
+    ) -> AppResult<()> {
         let hash = self
             .hasher
-            .hash(new_password.expose())
+            .hash(password.expose())
             .await
             .map_err(AppError::internal)?;
         self.store
-            .change_password(user.id, &hash, current_session, self.clock.now())
+            .change_password(user.id, &hash, keep, self.clock.now())
             .await?;
         self.record(
-            Audit::new("password.change")
+            Audit::new(action)
                 .actor(user.id)
                 .target(user.id)
                 .client(client),
@@ -378,31 +401,14 @@ impl Tessera {
         new_password: &str,
         client: &ClientInfo,
     ) -> AppResult<()> {
-        let email = Email::parse(&user.email)
-            .map_err(|e| AppError::internal(anyhow::anyhow!("stored email is invalid: {e}")))?;
-        let new_password = NewPassword::parse(new_password, &email)
-            .map_err(|e| AppError::field("new_password", e.reason()))?;
+        let new_password = Self::new_password_for(user, new_password)?;
         if user.password_hash.is_some() {
             return Err(AppError::conflict(
                 "This account already has a password; use change-password.",
             ));
         }
-        let hash = self
-            .hasher
-            .hash(new_password.expose())
+        self.store_password(user, &new_password, current_session, "password.set", client)
             .await
-            .map_err(AppError::internal)?;
-        self.store
-            .change_password(user.id, &hash, current_session, self.clock.now())
-            .await?;
-        self.record(
-            Audit::new("password.set")
-                .actor(user.id)
-                .target(user.id)
-                .client(client),
-        )
-        .await;
-        Ok(())
     }
 
     /// Creates an account from the command line (optionally a global admin),

@@ -123,8 +123,8 @@ impl Store for Backend {
 
     async fn find_session_by_hash(&self, hash: &[u8], now: DateTime<Utc>) -> StoreResult<Option<Session>> {
         sqlx::query_as(
-            "SELECT id, user_id, tenant_id, ip, user_agent, created_at, last_seen_at, expires_at, revoked_at \
-             FROM sessions WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2",
+            &format!("SELECT {SESSION_COLUMNS} \
+             FROM sessions WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2"),
         )
         .bind(hash)
         .bind(now)
@@ -135,8 +135,8 @@ impl Store for Backend {
 
     async fn find_session(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<Option<Session>> {
         sqlx::query_as(
-            "SELECT id, user_id, tenant_id, ip, user_agent, created_at, last_seen_at, expires_at, revoked_at \
-             FROM sessions WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2",
+            &format!("SELECT {SESSION_COLUMNS} \
+             FROM sessions WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2"),
         )
         .bind(id)
         .bind(now)
@@ -247,10 +247,10 @@ impl Store for Backend {
 
     async fn create_pat(&self, pat: NewPat) -> StoreResult<Pat> {
         sqlx::query_as(
-            "INSERT INTO personal_access_tokens \
+            &format!("INSERT INTO personal_access_tokens \
              (id, user_id, tenant_id, name, scopes, token_hash, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-             RETURNING id, user_id, tenant_id, name, scopes, created_at, expires_at, last_used_at, revoked_at",
+             RETURNING {PAT_COLUMNS}"),
         )
         .bind(pat.id)
         .bind(pat.user_id)
@@ -267,9 +267,9 @@ impl Store for Backend {
 
     async fn list_pats(&self, user_id: Uuid) -> StoreResult<Vec<Pat>> {
         sqlx::query_as(
-            "SELECT id, user_id, tenant_id, name, scopes, created_at, expires_at, last_used_at, revoked_at \
+            &format!("SELECT {PAT_COLUMNS} \
              FROM personal_access_tokens WHERE user_id = $1 AND revoked_at IS NULL \
-             ORDER BY created_at DESC",
+             ORDER BY created_at DESC"),
         )
         .bind(user_id)
         .fetch_all(&self.reader)
@@ -293,9 +293,9 @@ impl Store for Backend {
 
     async fn find_pat_by_hash(&self, hash: &[u8], now: DateTime<Utc>) -> StoreResult<Option<Pat>> {
         sqlx::query_as(
-            "SELECT id, user_id, tenant_id, name, scopes, created_at, expires_at, last_used_at, revoked_at \
+            &format!("SELECT {PAT_COLUMNS} \
              FROM personal_access_tokens \
-             WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
+             WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)"),
         )
         .bind(hash)
         .bind(now)
@@ -306,9 +306,9 @@ impl Store for Backend {
 
     async fn find_pat(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<Option<Pat>> {
         sqlx::query_as(
-            "SELECT id, user_id, tenant_id, name, scopes, created_at, expires_at, last_used_at, revoked_at \
+            &format!("SELECT {PAT_COLUMNS} \
              FROM personal_access_tokens \
-             WHERE id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
+             WHERE id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)"),
         )
         .bind(id)
         .bind(now)
@@ -637,9 +637,9 @@ impl Store for Backend {
 
     async fn list_sessions(&self, user_id: Uuid, now: DateTime<Utc>) -> StoreResult<Vec<Session>> {
         sqlx::query_as(
-            "SELECT id, user_id, tenant_id, ip, user_agent, created_at, last_seen_at, expires_at, revoked_at \
+            &format!("SELECT {SESSION_COLUMNS} \
              FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
-             ORDER BY created_at DESC",
+             ORDER BY created_at DESC"),
         )
         .bind(user_id)
         .bind(now)
@@ -855,6 +855,10 @@ impl Store for Backend {
 
 type Tx = sqlx::Transaction<'static, Db>;
 
+const SESSION_COLUMNS: &str =
+    "id, user_id, tenant_id, ip, user_agent, created_at, last_seen_at, expires_at, revoked_at";
+const PAT_COLUMNS: &str = "id, user_id, tenant_id, name, scopes, created_at, expires_at, last_used_at, revoked_at";
+
 const INVITE_SELECT: &str = "SELECT i.id, i.tenant_id, t.name AS tenant_name, i.email, i.role, i.invited_by, \
      i.created_at, i.expires_at, i.accepted_at, i.revoked_at FROM invites i JOIN tenants t ON t.id = i.tenant_id";
 
@@ -919,9 +923,9 @@ where
     E: sqlx::Executor<'e, Database = Db>,
 {
     sqlx::query_as(
-        "INSERT INTO sessions (id, user_id, token_hash, tenant_id, ip, user_agent, created_at, last_seen_at, expires_at) \
+        &format!("INSERT INTO sessions (id, user_id, token_hash, tenant_id, ip, user_agent, created_at, last_seen_at, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8) \
-         RETURNING id, user_id, tenant_id, ip, user_agent, created_at, last_seen_at, expires_at, revoked_at",
+         RETURNING {SESSION_COLUMNS}"),
     )
     .bind(session.id)
     .bind(session.user_id)
