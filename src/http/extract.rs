@@ -127,6 +127,27 @@ impl FromRequestParts<Arc<Tessera>> for ClientInfo {
     }
 }
 
+/// Cookie writes on the adapter surfaces: a present `Origin` must be the
+/// public URL's origin or on the CORS allowlist.
+fn check_origin(parts: &Parts, core: &Tessera) -> Result<(), AppError> {
+    let Some(origin) = parts.headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin.to_str().unwrap_or_default();
+    let public = core.config.public_url.origin().ascii_serialization();
+    if origin == public
+        || core
+            .config
+            .cors_origins
+            .iter()
+            .any(|o| o.trim_end_matches('/') == origin)
+    {
+        Ok(())
+    } else {
+        Err(AppError::forbidden("Cross-origin request refused."))
+    }
+}
+
 /// The session token from the request's cookies, if any.
 pub fn session_cookie(parts: &Parts) -> Option<String> {
     let mut found: Vec<(usize, String)> = Vec::new();
@@ -183,6 +204,15 @@ impl FromRequestParts<Arc<Tessera>> for Auth {
                 return Err(AppError::forbidden("This token has read-only scope."));
             }
             let surface = parts.extensions.get::<Surface>().copied();
+            if let (
+                Some(Surface::OriginChecked),
+                PrincipalKind::Session {
+                    from_cookie: true, ..
+                },
+            ) = (surface, &principal.kind)
+            {
+                check_origin(parts, core)?;
+            }
             if let (
                 Some(Surface::V1),
                 PrincipalKind::Session {

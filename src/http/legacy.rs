@@ -1,26 +1,371 @@
-//! The legacy surface, `/api/auth` (seeds 001 and 003). So far: the plan
-//! check (`validate`).
+//! The legacy surface, `/api/auth`, exactly as seeds 001 and 003 show it: a
+//! thin adapter over the same service calls as `/api/v1`. Sessions ride in
+//! the `auth_token` cookie or as a Bearer JWT; cookie writes are protected by
+//! the `Origin` check.
 
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap};
-use axum::routing::get;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use secrecy::ExposeSecret;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::crypto::token::constant_time_eq;
 use crate::error::{AppError, AppResult, ErrorBody};
-use crate::http::extract::Surface;
-use crate::service::{ClientInfo, Tessera};
+use crate::http::cookies;
+use crate::http::extract::{AppJson, Auth, Surface};
+use crate::http::v1::views::{self, InviteView, TenantView};
+use crate::service::{ClientInfo, LoginOutcome, Principal, SignupInput, Tessera};
+use crate::store::User;
+
+const COOKIE: &str = "auth_token";
 
 pub fn router() -> Router<Arc<Tessera>> {
     Router::new()
+        .route("/login", post(login))
+        .route("/logout", post(logout))
+        .route("/me", get(me))
+        .route("/register", post(register))
+        .route("/signup", post(signup))
+        .route("/signup_invite", post(signup_invite))
+        .route("/password", post(password))
+        .route("/forgot-password", post(forgot_password))
+        .route("/reset-password", post(reset_password))
         .route("/validate", get(validate))
         .layer(Extension(Surface::OriginChecked))
+}
+
+/// The user as seeds 001 and 003 show it.
+#[derive(Serialize, ToSchema)]
+pub struct LegacyUser {
+    pub id: Uuid,
+    pub email: String,
+    pub name: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+}
+
+impl From<&User> for LegacyUser {
+    fn from(u: &User) -> Self {
+        LegacyUser {
+            id: u.id,
+            email: u.email.clone(),
+            name: u.name.clone(),
+            first_name: u.first_name.clone(),
+            last_name: u.last_name.clone(),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LegacyLoginResponse {
+    pub user: LegacyUser,
+    pub tenants: Vec<TenantView>,
+    pub invites: Vec<InviteView>,
+    /// A JWT for the new session (seed 003).
+    pub access_token: String,
+    #[schema(example = "bearer")]
+    pub token_type: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LegacyMeResponse {
+    pub user: LegacyUser,
+    pub tenants: Vec<TenantView>,
+    pub invites: Vec<InviteView>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct LoginBody {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct RegisterBody {
+    pub email: String,
+    pub password: String,
+    pub name: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct SignupBody {
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub password: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct SignupInviteBody {
+    pub first_name: String,
+    pub last_name: String,
+    pub password: String,
+    pub invite_token: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PasswordBody {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct EmailBody {
+    pub email: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ResetBody {
+    pub token: String,
+    pub password: String,
+}
+
+fn message(text: &str) -> Json<Value> {
+    Json(json!({ "message": text }))
+}
+
+async fn me_parts(core: &Tessera, user: &User) -> AppResult<(Vec<TenantView>, Vec<InviteView>)> {
+    let tenants = core.store.memberships(user.id).await?;
+    let invites = core.my_invites(&user.email).await?;
+    Ok((
+        views::tenants(&tenants),
+        views::invites(&invites, core.clock.now()),
+    ))
+}
+
+/// Seeds 001 and 003: the union answer, with the `auth_token` cookie.
+#[utoipa::path(post, path = "/api/auth/login", tag = "legacy", request_body = LoginBody,
+    responses((status = 200, body = LegacyLoginResponse), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn login(
+    State(core): State<Arc<Tessera>>,
+    client: ClientInfo,
+    AppJson(body): AppJson<LoginBody>,
+) -> AppResult<Response> {
+    let LoginOutcome::LoggedIn {
+        user,
+        secret,
+        session,
+    } = core.login(&body.email, &body.password, &client).await?;
+    let cookie = cookies::set_session(&core, COOKIE, &secret, session.expires_at);
+    let (tenants, invites) = me_parts(&core, &user).await?;
+    let jwt = core.issue_jwt(&Principal::for_new_session(user.clone(), secret, session))?;
+    let body = LegacyLoginResponse {
+        user: LegacyUser::from(&user),
+        tenants,
+        invites,
+        access_token: jwt.access_token,
+        token_type: "bearer".into(),
+    };
+    Ok(([(header::SET_COOKIE, cookie)], Json(body)).into_response())
+}
+
+/// Ends the session; `{"success": true}` and a cleared cookie.
+#[utoipa::path(post, path = "/api/auth/logout", tag = "legacy",
+    responses((status = 200, body = Object), (status = 401, body = ErrorBody)))]
+pub async fn logout(
+    State(core): State<Arc<Tessera>>,
+    client: ClientInfo,
+    Auth(p): Auth,
+) -> AppResult<Response> {
+    core.logout(&p, &client).await?;
+    Ok((
+        [(header::SET_COOKIE, cookies::clear_session(&core, COOKIE))],
+        Json(json!({ "success": true })),
+    )
+        .into_response())
+}
+
+/// The current user, tenants and pending invites (cookie or Bearer JWT).
+#[utoipa::path(get, path = "/api/auth/me", tag = "legacy",
+    responses((status = 200, body = LegacyMeResponse), (status = 401, body = ErrorBody)))]
+pub async fn me(
+    State(core): State<Arc<Tessera>>,
+    Auth(p): Auth,
+) -> AppResult<Json<LegacyMeResponse>> {
+    let (tenants, invites) = me_parts(&core, &p.user).await?;
+    Ok(Json(LegacyMeResponse {
+        user: LegacyUser::from(&p.user),
+        tenants,
+        invites,
+    }))
+}
+
+/// Seed 001: `201 {user}` and the `auth_token` cookie.
+#[utoipa::path(post, path = "/api/auth/register", tag = "legacy", request_body = RegisterBody,
+    responses((status = 201, body = Object), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn register(
+    State(core): State<Arc<Tessera>>,
+    client: ClientInfo,
+    AppJson(body): AppJson<RegisterBody>,
+) -> AppResult<Response> {
+    let input = SignupInput {
+        email: body.email,
+        password: body.password,
+        name: body.name,
+        ..SignupInput::default()
+    };
+    let outcome = core.signup(input, &client).await?;
+    let body = Json(json!({ "user": LegacyUser::from(&outcome.user) }));
+    Ok(match outcome.session {
+        Some((secret, session)) => (
+            StatusCode::CREATED,
+            [(
+                header::SET_COOKIE,
+                cookies::set_session(&core, COOKIE, &secret, session.expires_at),
+            )],
+            body,
+        )
+            .into_response(),
+        None => (StatusCode::CREATED, body).into_response(),
+    })
+}
+
+/// Seed 003: creates the user and their organization; `201 {id, email, first_name, last_name}`.
+#[utoipa::path(post, path = "/api/auth/signup", tag = "legacy", request_body = SignupBody,
+    responses((status = 201, body = Object), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn signup(
+    State(core): State<Arc<Tessera>>,
+    client: ClientInfo,
+    AppJson(body): AppJson<SignupBody>,
+) -> AppResult<(StatusCode, Json<Value>)> {
+    let input = SignupInput {
+        email: body.email,
+        password: body.password,
+        first_name: Some(body.first_name),
+        last_name: Some(body.last_name),
+        ..SignupInput::default()
+    };
+    let user = core.signup(input, &client).await?.user;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "id": user.id, "email": user.email,
+            "first_name": user.first_name, "last_name": user.last_name,
+        })),
+    ))
+}
+
+/// Seed 003: sign up through an invitation (the email comes from the invite).
+#[utoipa::path(post, path = "/api/auth/signup_invite", tag = "legacy", request_body = SignupInviteBody,
+    responses((status = 201, body = Object), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn signup_invite(
+    State(core): State<Arc<Tessera>>,
+    client: ClientInfo,
+    AppJson(body): AppJson<SignupInviteBody>,
+) -> AppResult<(StatusCode, Json<Value>)> {
+    if body.invite_token.trim().is_empty() {
+        return Err(AppError::field("invite_token", "is required"));
+    }
+    let input = SignupInput {
+        password: body.password,
+        first_name: Some(body.first_name),
+        last_name: Some(body.last_name),
+        invite_token: Some(body.invite_token),
+        ..SignupInput::default()
+    };
+    let outcome = core.signup(input, &client).await?;
+    let user = outcome.user;
+    let access_token = match outcome.session {
+        Some((secret, session)) => {
+            core.issue_jwt(&Principal::for_new_session(user.clone(), secret, session))?
+                .access_token
+        }
+        None => {
+            let (secret, session) = core.start_session(&user, None, &client).await?;
+            core.issue_jwt(&Principal::for_new_session(user.clone(), secret, session))?
+                .access_token
+        }
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "id": user.id, "email": user.email,
+            "first_name": user.first_name, "last_name": user.last_name,
+            "access_token": access_token,
+        })),
+    ))
+}
+
+/// Seed 001: change the password (`currentPassword`, `newPassword`).
+#[utoipa::path(post, path = "/api/auth/password", tag = "legacy", request_body = PasswordBody,
+    responses((status = 200, body = Object), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn password(
+    State(core): State<Arc<Tessera>>,
+    client: ClientInfo,
+    Auth(p): Auth,
+    AppJson(body): AppJson<PasswordBody>,
+) -> AppResult<Json<Value>> {
+    // A JWT issued for a session acts for that session here (seed 003 clients
+    // hold only the JWT); PATs are refused.
+    let keep = match (&p.kind, &p.session) {
+        (crate::service::PrincipalKind::Pat { .. }, _) | (_, None) => {
+            return Err(AppError::forbidden(
+                "This needs a signed-in session, not a token.",
+            ))
+        }
+        (_, Some(session)) => session.id,
+    };
+    core.change_password(
+        &p.user,
+        Some(keep),
+        &body.current_password,
+        &body.new_password,
+        &client,
+    )
+    .await
+    .map_err(rename_fields)?;
+    Ok(message("Password updated successfully"))
+}
+
+/// Reports field errors in the seed's camelCase names.
+fn rename_fields(err: AppError) -> AppError {
+    let Some(fields) = err.fields else {
+        return err;
+    };
+    AppError::fields(
+        fields
+            .into_iter()
+            .map(|(k, v)| match k.as_str() {
+                "current_password" => ("currentPassword".to_owned(), v),
+                "new_password" => ("newPassword".to_owned(), v),
+                _ => (k, v),
+            })
+            .collect(),
+    )
+}
+
+/// Always the same answer, whether or not the email has an account.
+#[utoipa::path(post, path = "/api/auth/forgot-password", tag = "legacy", request_body = EmailBody,
+    responses((status = 200, body = Object), (status = 422, body = ErrorBody)))]
+pub async fn forgot_password(
+    State(core): State<Arc<Tessera>>,
+    AppJson(body): AppJson<EmailBody>,
+) -> AppResult<Json<Value>> {
+    core.forgot_password(&body.email)?;
+    Ok(message(
+        "If an account exists with this email, you will receive a reset link shortly.",
+    ))
+}
+
+/// Set a new password with the mailed token.
+#[utoipa::path(post, path = "/api/auth/reset-password", tag = "legacy", request_body = ResetBody,
+    responses((status = 200, body = Object), (status = 422, body = ErrorBody)))]
+pub async fn reset_password(
+    State(core): State<Arc<Tessera>>,
+    client: ClientInfo,
+    AppJson(body): AppJson<ResetBody>,
+) -> AppResult<Json<Value>> {
+    core.reset_password(&body.token, &body.password, &client)
+        .await?;
+    Ok(message("Password updated successfully."))
 }
 
 #[derive(Serialize, ToSchema)]

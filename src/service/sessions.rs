@@ -66,6 +66,19 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// The principal of a session just started (to issue its first JWT).
+    pub fn for_new_session(user: User, secret: String, session: Session) -> Principal {
+        Principal {
+            user,
+            kind: PrincipalKind::Session {
+                secret,
+                from_cookie: false,
+            },
+            tenant_id: session.tenant_id,
+            session: Some(session),
+        }
+    }
+
     pub fn may_write(&self) -> bool {
         match &self.kind {
             PrincipalKind::Pat { scopes, .. } => scopes.contains(&Scope::Write),

@@ -9,6 +9,7 @@ mod bad_input;
 mod binary;
 mod health;
 mod http_hygiene;
+mod legacy_api;
 mod lockout;
 mod login;
 mod recovery;

@@ -1,0 +1,310 @@
+//! Seeds 001 and 003 read as a client's manual: every call they show, in
+//! order, with the fields, statuses, cookies and messages they document.
+
+use reqwest::{Client, StatusCode};
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn seed_001_walkthrough() {
+    let app = TestApp::spawn().await;
+    let c = new_client();
+    let email = unique_email("seed1");
+
+    // Register: 201, the user, and the auth_token cookie.
+    let res = app
+        .post(
+            &c,
+            "/api/auth/register",
+            json!({"email": email, "password": PASSWORD, "name": "User Name"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let cookie = set_cookie(&res, "auth_token").expect("auth_token set");
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"));
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["user"]["email"], email);
+    assert!(body["user"]["id"].is_string());
+
+    // Login: user, tenants with roles, invites, and the cookie.
+    let c = new_client();
+    let res = app
+        .post(
+            &c,
+            "/api/auth/login",
+            json!({"email": email, "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(set_cookie(&res, "auth_token").is_some());
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["user"]["email"], email);
+    assert_eq!(body["tenants"][0]["role"], "owner");
+    assert!(body["tenants"][0]["id"].is_string() && body["tenants"][0]["name"].is_string());
+    assert_eq!(body["invites"], json!([]));
+    assert_eq!(body["token_type"], "bearer");
+
+    // Me, with the cookie.
+    let res = app.get(&c, "/api/auth/me").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let me: Value = res.json().await.unwrap();
+    assert_eq!(me["user"]["email"], email);
+    assert_eq!(me["user"]["name"], "User Name");
+    assert!(me["tenants"].is_array() && me["invites"].is_array());
+
+    // Change password (camelCase body), the documented message.
+    let res = app
+        .post(
+            &c,
+            "/api/auth/password",
+            json!({"currentPassword": "wrong-one-123", "newPassword": "second-secret-1"}),
+        )
+        .await;
+    let err = expect_error(res, StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED").await;
+    assert!(err["fields"]["currentPassword"].is_string(), "{err}");
+    let res = app
+        .post(
+            &c,
+            "/api/auth/password",
+            json!({"currentPassword": PASSWORD, "newPassword": "second-secret-1"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        res.json::<Value>().await.unwrap(),
+        json!({"message": "Password updated successfully"})
+    );
+
+    // Forgot password: the same message whatever the email.
+    for address in [email.clone(), unique_email("nobody")] {
+        let res = app
+            .post(
+                &new_client(),
+                "/api/auth/forgot-password",
+                json!({"email": address}),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(
+            res.json::<Value>().await.unwrap(),
+            json!({"message": "If an account exists with this email, you will receive a reset link shortly."})
+        );
+    }
+    let token = app.mail.wait_for(&email, 2).await.token();
+
+    // Reset password with the mailed token.
+    let res = app
+        .post(
+            &new_client(),
+            "/api/auth/reset-password",
+            json!({"token": token, "password": "third-secret-1"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        res.json::<Value>().await.unwrap(),
+        json!({"message": "Password updated successfully."})
+    );
+    assert_eq!(
+        app.get(&c, "/api/auth/me").await.status(),
+        StatusCode::UNAUTHORIZED,
+        "reset ends sessions"
+    );
+
+    // Logout: {"success": true} and a cleared cookie; the session is gone.
+    let c = new_client();
+    app.post(
+        &c,
+        "/api/auth/login",
+        json!({"email": email, "password": "third-secret-1"}),
+    )
+    .await;
+    let res = app.post(&c, "/api/auth/logout", json!({})).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(set_cookie(&res, "auth_token")
+        .unwrap()
+        .contains("Max-Age=0"));
+    assert_eq!(res.json::<Value>().await.unwrap(), json!({"success": true}));
+    assert_eq!(
+        app.get(&c, "/api/auth/me").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Validate (loopback, no auth).
+    let res = app.get(&new_client(), "/api/auth/validate").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["success"], true);
+    assert_eq!(body["message"], "0 users corrected and sessions reset.");
+    assert_eq!(body["updatedIds"], json!([]));
+}
+
+#[tokio::test]
+async fn seed_003_walkthrough() {
+    let app = TestApp::spawn().await;
+    let email = unique_email("seed3");
+
+    // Sign up with an organization: 201 {id, email, first_name, last_name}.
+    let res = app
+        .post(&new_client(), "/api/auth/signup", json!({
+            "email": email, "first_name": "John", "last_name": "Doe", "password": "SecurePassword123!"
+        }))
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let body: Value = res.json().await.unwrap();
+    assert!(uuid::Uuid::parse_str(body["id"].as_str().unwrap()).is_ok());
+    assert_eq!(body["email"], email);
+    assert_eq!(body["first_name"], "John");
+    assert_eq!(body["last_name"], "Doe");
+    let res = app
+        .post(&new_client(), "/api/auth/signup", json!({
+            "email": email, "first_name": "John", "last_name": "Doe", "password": "SecurePassword123!"
+        }))
+        .await;
+    expect_error(res, StatusCode::CONFLICT, "USER_EXISTS").await;
+    let res = app
+        .post(
+            &new_client(),
+            "/api/auth/signup",
+            json!({"email": unique_email("x"), "password": "SecurePassword123!"}),
+        )
+        .await;
+    let err = expect_error(res, StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED").await;
+    assert!(err["fields"]["first_name"].is_string());
+
+    // Login: access_token (a JWT) and token_type "bearer".
+    let res = app
+        .post(
+            &new_client(),
+            "/api/auth/login",
+            json!({"email": email, "password": "SecurePassword123!"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["token_type"], "bearer");
+    let jwt = body["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(jwt.matches('.').count(), 2);
+    assert_eq!(
+        body["tenants"][0]["role"], "owner",
+        "the organization was created"
+    );
+    let res = app.bearer_get(&jwt, "/api/auth/me").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let org = res.json::<Value>().await.unwrap()["tenants"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = expect_error(
+        app.post(
+            &new_client(),
+            "/api/auth/login",
+            json!({"email": email, "password": "wrong-password"}),
+        )
+        .await,
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHORIZED",
+    )
+    .await;
+    assert!(res.get("fields").is_none());
+
+    // Sign up via invitation: the email comes from the invite.
+    let owner = new_client();
+    app.login(&owner, &email, "SecurePassword123!").await;
+    let invitee = unique_email("invitee");
+    let res = app
+        .write(
+            &owner,
+            reqwest::Method::POST,
+            &format!("/api/v1/tenants/{org}/invites"),
+            Some(json!({"email": invitee, "role": "member"})),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let token = app.mail.wait_for(&invitee, 1).await.token();
+    let res = app
+        .post(&new_client(), "/api/auth/signup_invite", json!({
+            "first_name": "Jane", "last_name": "Roe", "password": "SecurePassword123!", "invite_token": token
+        }))
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["email"], invitee);
+    assert_eq!(body["first_name"], "Jane");
+    assert_eq!(body["last_name"], "Roe");
+    assert!(body["id"].is_string());
+    let jwt = body["access_token"].as_str().unwrap();
+    let me: Value = app
+        .bearer_get(jwt, "/api/auth/me")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["tenants"].as_array().unwrap().len(), 1);
+    assert_eq!(me["tenants"][0]["id"], org);
+    assert_eq!(me["tenants"][0]["role"], "member");
+    // The token is single use.
+    let res = app
+        .post(&new_client(), "/api/auth/signup_invite", json!({
+            "first_name": "Jane", "last_name": "Roe", "password": "SecurePassword123!", "invite_token": token
+        }))
+        .await;
+    expect_error(res, StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED").await;
+}
+
+#[tokio::test]
+async fn cookie_writes_from_foreign_origins_are_refused() {
+    let app =
+        TestApp::spawn_with(|c| c.cors_origins = vec!["https://app.example.test".into()]).await;
+    let c = new_client();
+    let email = unique_email("origin");
+    app.post(
+        &c,
+        "/api/auth/register",
+        json!({"email": email, "password": PASSWORD}),
+    )
+    .await;
+    for origin in [
+        "https://evil.example",
+        "https://app.example.test.evil.example",
+        "null",
+    ] {
+        let res = c
+            .post(app.url("/api/auth/logout"))
+            .header("origin", origin)
+            .send()
+            .await
+            .unwrap();
+        expect_error(res, StatusCode::FORBIDDEN, "FORBIDDEN").await;
+    }
+    assert_eq!(app.get(&c, "/api/auth/me").await.status(), StatusCode::OK);
+    let res = c
+        .post(app.url("/api/auth/logout"))
+        .header("origin", "https://app.example.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+
+    // Bearer requests are exempt.
+    let res = app
+        .post(
+            &new_client(),
+            "/api/auth/login",
+            json!({"email": email, "password": PASSWORD}),
+        )
+        .await;
+    let jwt = res.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = Client::new()
+        .post(app.url("/api/auth/logout"))
+        .bearer_auth(&jwt)
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+}
