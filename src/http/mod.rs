@@ -20,6 +20,7 @@ use crate::error::{AppError, ErrorCode};
 use crate::service::Tessera;
 
 pub mod cookies;
+pub mod dashboard;
 pub mod extract;
 pub mod legacy;
 pub mod openapi;
@@ -35,6 +36,7 @@ pub fn router(core: Arc<Tessera>) -> Router {
         .route("/.well-known/jwks.json", get(v1::auth::jwks))
         .nest("/api/v1", v1::router())
         .nest("/api/auth", legacy::router())
+        .nest("/auth", dashboard::router(&core))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))

@@ -218,6 +218,50 @@ impl Tessera {
         Ok(SignupOutcome { user, session })
     }
 
+    /// Dashboard sign-up (seed 002): creates an unverified account without a
+    /// session. Signing up again with an unverified email resends the
+    /// verification mail and answers as a new sign-up; a verified one is
+    /// `409 USER_EXISTS`.
+    pub async fn signup_unverified(
+        self: &Arc<Self>,
+        input: SignupInput,
+        client: &ClientInfo,
+    ) -> AppResult<User> {
+        let email = input.email.clone();
+        match self.signup(input, client).await {
+            Ok(outcome) => {
+                if let Some((_, session)) = outcome.session {
+                    self.store
+                        .revoke_session(outcome.user.id, session.id, self.clock.now())
+                        .await?;
+                }
+                Ok(outcome.user)
+            }
+            Err(err) if err.code == crate::error::ErrorCode::UserExists => {
+                let parsed =
+                    Email::parse(&email).map_err(|reason| AppError::field("email", reason))?;
+                match self.store.find_user_by_email(parsed.as_str()).await? {
+                    Some(user) if user.email_verified_at.is_none() => {
+                        self.resend_verification(parsed.as_str())?;
+                        Ok(user)
+                    }
+                    _ => Err(err),
+                }
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Verifies the email and finishes the account: pending invitations to
+    /// the address are accepted.
+    pub async fn verify_email_and_join(&self, token: &str) -> AppResult<User> {
+        let user = self.verify_email(token).await?;
+        self.store
+            .accept_invites_for_email(user.id, &user.email, self.clock.now())
+            .await?;
+        Ok(user)
+    }
+
     /// Queues a reset link when the email belongs to an active account.
     pub fn forgot_password(self: &Arc<Self>, email: &str) -> AppResult<()> {
         self.mail_token_later(email, TokenPurpose::PasswordReset)

@@ -420,6 +420,15 @@ pub trait Store: Send + Sync + 'static {
         hash: &[u8],
     ) -> StoreResult<Option<User>>;
 
+    /// Accepts every pending invite addressed to `email` for `user_id`
+    /// (after the address is verified); returns how many.
+    async fn accept_invites_for_email(
+        &self,
+        user_id: Uuid,
+        email: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64>;
+
     // Session management.
     /// The user's active sessions, newest first.
     async fn list_sessions(&self, user_id: Uuid, now: DateTime<Utc>) -> StoreResult<Vec<Session>>;

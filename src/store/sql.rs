@@ -635,6 +635,35 @@ impl Store for Backend {
         Ok(Some(created))
     }
 
+    async fn accept_invites_for_email(&self, user_id: Uuid, email: &str, now: DateTime<Utc>) -> StoreResult<u64> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        let accepted: Vec<(Uuid, String)> = sqlx::query_as(
+            "UPDATE invites SET accepted_at = $2 \
+             WHERE email = $1 AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > $2 \
+             RETURNING tenant_id, role",
+        )
+        .bind(email)
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        for (tenant_id, role) in &accepted {
+            sqlx::query(
+                "INSERT INTO memberships (tenant_id, user_id, role, created_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (tenant_id, user_id) DO NOTHING",
+            )
+            .bind(tenant_id)
+            .bind(user_id)
+            .bind(role)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(accepted.len() as u64)
+    }
+
     async fn list_sessions(&self, user_id: Uuid, now: DateTime<Utc>) -> StoreResult<Vec<Session>> {
         sqlx::query_as(
             &format!("SELECT {SESSION_COLUMNS} \

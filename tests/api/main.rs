@@ -7,6 +7,7 @@ mod helpers;
 mod admin;
 mod bad_input;
 mod binary;
+mod dashboard_api;
 mod health;
 mod http_hygiene;
 mod legacy_api;

@@ -1,0 +1,318 @@
+//! The dashboard surface, `/auth` (seed 002), with camelCase bodies: a thin
+//! adapter over the same service calls. Sessions ride in `ces_session`;
+//! cookie writes are protected by the `Origin` check, and CORS answers only
+//! origins on the allowlist.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use uuid::Uuid;
+
+use crate::error::{AppError, AppResult};
+use crate::http::cookies;
+use crate::http::extract::{AppJson, AppQuery, Auth, Surface};
+use crate::service::{ClientInfo, LoginOutcome, SignupInput, Tessera};
+use crate::store::{Membership, Session, User};
+
+const COOKIE: &str = "ces_session";
+
+pub fn router(core: &Tessera) -> Router<Arc<Tessera>> {
+    let origins: Vec<HeaderValue> = core
+        .config
+        .cors_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok())
+        .collect();
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_credentials(true)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION]);
+    Router::new()
+        .route("/me", get(me))
+        .route("/session", get(session))
+        .route("/logout", post(logout))
+        .route("/sign-out", post(logout))
+        .route("/sign-up/email", post(sign_up))
+        .route("/sign-in/email", post(sign_in))
+        .route("/forget-password", post(forget_password))
+        .route("/set-password", post(set_password))
+        .route("/verify-email", get(verify_email))
+        .route("/resend-verification", post(resend_verification))
+        .route("/linked-accounts", get(linked_accounts))
+        .route("/unlink-provider", post(unlink_provider))
+        .route("/two-factor/status", get(two_factor_status))
+        .layer(Extension(Surface::OriginChecked))
+        .layer(cors)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DashUser {
+    id: Uuid,
+    email: String,
+    email_verified: bool,
+    name: Option<String>,
+    has_password: bool,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<&User> for DashUser {
+    fn from(u: &User) -> Self {
+        DashUser {
+            id: u.id,
+            email: u.email.clone(),
+            email_verified: u.email_verified_at.is_some(),
+            name: u.name.clone(),
+            has_password: u.password_hash.is_some(),
+            created_at: u.created_at,
+            updated_at: u.updated_at,
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DashSession {
+    id: Uuid,
+    user_id: Uuid,
+    expires_at: DateTime<Utc>,
+    created_at: DateTime<Utc>,
+    ip_address: Option<String>,
+    user_agent: Option<String>,
+}
+
+impl From<&Session> for DashSession {
+    fn from(s: &Session) -> Self {
+        DashSession {
+            id: s.id,
+            user_id: s.user_id,
+            expires_at: s.expires_at,
+            created_at: s.created_at,
+            ip_address: s.ip.clone(),
+            user_agent: s.user_agent.clone(),
+        }
+    }
+}
+
+fn workspaces(list: &[Membership]) -> Value {
+    Value::Array(
+        list.iter()
+            .map(|m| json!({"id": m.id, "name": m.name, "slug": m.slug, "role": m.role, "plan": m.plan}))
+            .collect(),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SignUpBody {
+    email: String,
+    password: String,
+    name: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SignInBody {
+    email: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+struct EmailBody {
+    email: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SetPasswordBody {
+    new_password: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UnlinkBody {
+    provider_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct VerifyQuery {
+    token: String,
+    #[serde(rename = "callbackURL")]
+    callback_url: Option<String>,
+}
+
+/// The user and a summary of their workspaces.
+async fn me(State(core): State<Arc<Tessera>>, Auth(p): Auth) -> AppResult<Json<Value>> {
+    let (current, tenants) = core.tenant_context(&p).await?;
+    Ok(Json(json!({
+        "user": DashUser::from(&p.user),
+        "workspace": current.map(|m| json!({"id": m.id, "name": m.name, "slug": m.slug, "role": m.role})),
+        "workspaces": workspaces(&tenants),
+    })))
+}
+
+/// The raw session and user.
+async fn session(Auth(p): Auth) -> AppResult<Json<Value>> {
+    let session = p
+        .session
+        .as_ref()
+        .ok_or_else(|| AppError::forbidden("This credential is not a session."))?;
+    Ok(Json(
+        json!({"session": DashSession::from(session), "user": DashUser::from(&p.user)}),
+    ))
+}
+
+async fn logout(
+    State(core): State<Arc<Tessera>>,
+    client: ClientInfo,
+    Auth(p): Auth,
+) -> AppResult<Response> {
+    core.logout(&p, &client).await?;
+    Ok((
+        [(header::SET_COOKIE, cookies::clear_session(&core, COOKIE))],
+        Json(json!({"success": true})),
+    )
+        .into_response())
+}
+
+/// Creates an unverified account and mails the verification link; an
+/// unverified address signing up again gets a new link and the same answer.
+async fn sign_up(
+    State(core): State<Arc<Tessera>>,
+    client: ClientInfo,
+    AppJson(body): AppJson<SignUpBody>,
+) -> AppResult<Json<Value>> {
+    let input = SignupInput {
+        email: body.email,
+        password: body.password,
+        name: body.name,
+        ..SignupInput::default()
+    };
+    let user = core.signup_unverified(input, &client).await?;
+    Ok(Json(json!({"user": DashUser::from(&user)})))
+}
+
+async fn sign_in(
+    State(core): State<Arc<Tessera>>,
+    client: ClientInfo,
+    AppJson(body): AppJson<SignInBody>,
+) -> AppResult<Response> {
+    let LoginOutcome::LoggedIn {
+        user,
+        secret,
+        session,
+    } = core.login(&body.email, &body.password, &client).await?;
+    let cookie = cookies::set_session(&core, COOKIE, &secret, session.expires_at);
+    let body = json!({"user": DashUser::from(&user), "session": DashSession::from(&session)});
+    Ok(([(header::SET_COOKIE, cookie)], Json(body)).into_response())
+}
+
+async fn forget_password(
+    State(core): State<Arc<Tessera>>,
+    AppJson(body): AppJson<EmailBody>,
+) -> AppResult<Json<Value>> {
+    core.forgot_password(&body.email)?;
+    Ok(Json(json!({
+        "status": true,
+        "message": "If an account exists with this email, you will receive a reset link shortly."
+    })))
+}
+
+async fn set_password(
+    State(core): State<Arc<Tessera>>,
+    client: ClientInfo,
+    Auth(p): Auth,
+    AppJson(body): AppJson<SetPasswordBody>,
+) -> AppResult<Json<Value>> {
+    let keep = core.require_session(&p)?;
+    core.set_password(&p.user, Some(keep), &body.new_password, &client)
+        .await
+        .map_err(|mut e| {
+            if let Some(fields) = e.fields.take() {
+                e = AppError::fields(
+                    fields
+                        .into_iter()
+                        .map(|(k, v)| {
+                            (
+                                if k == "new_password" {
+                                    "newPassword".into()
+                                } else {
+                                    k
+                                },
+                                v,
+                            )
+                        })
+                        .collect(),
+                );
+            }
+            e
+        })?;
+    Ok(Json(json!({"status": true})))
+}
+
+/// True when `url` points at the app, the public URL or an allowed origin.
+fn callback_allowed(core: &Tessera, url: &str) -> bool {
+    let Ok(parsed) = url::Url::parse(url) else {
+        return false;
+    };
+    let origin = parsed.origin().ascii_serialization();
+    origin == core.config.public_url.origin().ascii_serialization()
+        || origin == core.config.app_url().origin().ascii_serialization()
+        || core
+            .config
+            .cors_origins
+            .iter()
+            .any(|o| o.trim_end_matches('/') == origin)
+}
+
+/// Verifies the address, joins the tenants that invited it, and redirects to
+/// `callbackURL` when it is on the allowlist (else answers JSON).
+async fn verify_email(
+    State(core): State<Arc<Tessera>>,
+    AppQuery(q): AppQuery<VerifyQuery>,
+) -> AppResult<Response> {
+    let user = core.verify_email_and_join(&q.token).await?;
+    match q.callback_url.filter(|u| callback_allowed(&core, u)) {
+        Some(url) => Ok(Redirect::to(&url).into_response()),
+        None => Ok(Json(json!({"status": true, "user": DashUser::from(&user)})).into_response()),
+    }
+}
+
+async fn resend_verification(
+    State(core): State<Arc<Tessera>>,
+    AppJson(body): AppJson<EmailBody>,
+) -> AppResult<Json<Value>> {
+    core.resend_verification(&body.email)?;
+    Ok(Json(json!({"status": true})))
+}
+
+/// Linked sign-in providers (social login is not configured yet: none).
+async fn linked_accounts(Auth(_): Auth) -> AppResult<Json<Value>> {
+    Ok(Json(json!([])))
+}
+
+/// Unlinks a provider; with no linked providers there is nothing to unlink.
+async fn unlink_provider(
+    Auth(_): Auth,
+    AppJson(body): AppJson<UnlinkBody>,
+) -> AppResult<StatusCode> {
+    Err(AppError::not_found(format!(
+        "No linked account for provider {:?}.",
+        body.provider_id.chars().take(64).collect::<String>()
+    )))
+}
+
+/// Two-factor status (two-factor authentication is not available yet).
+async fn two_factor_status(Auth(_): Auth) -> AppResult<Json<Value>> {
+    Ok(Json(json!({"enabled": false, "methods": []})))
+}

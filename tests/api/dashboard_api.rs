@@ -1,0 +1,198 @@
+//! Seed 002 (`/auth`) read as a client's manual.
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn seed_002_walkthrough() {
+    let app =
+        TestApp::spawn_with(|c| c.cors_origins = vec!["https://app.example.test".into()]).await;
+    let email = unique_email("dash");
+
+    // Sign-up creates an unverified user, no session, and mails a link.
+    let c = new_client();
+    let res = app
+        .post(
+            &c,
+            "/auth/sign-up/email",
+            json!({"email": email, "password": PASSWORD, "name": "Dana"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(set_cookie(&res, "ces_session").is_none());
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["user"]["emailVerified"], false);
+    assert_eq!(body["user"]["name"], "Dana");
+    assert_eq!(
+        app.get(&c, "/auth/me").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let first = app.mail.wait_for(&email, 1).await.token();
+
+    // Signing up again while unverified resends and answers alike.
+    let res = app
+        .post(
+            &new_client(),
+            "/auth/sign-up/email",
+            json!({"email": email, "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let second = app.mail.wait_for(&email, 2).await.token();
+    assert_ne!(first, second);
+
+    // An invite waiting for the address is accepted on verification.
+    let owner_email = unique_email("owner");
+    let owner = app.user(&owner_email).await;
+    let me: Value = app
+        .get(&owner, "/api/v1/auth/me")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let tenant = me["tenant"]["id"].as_str().unwrap().to_owned();
+    let res = app
+        .write(
+            &owner,
+            reqwest::Method::POST,
+            &format!("/api/v1/tenants/{tenant}/invites"),
+            Some(json!({"email": email, "role": "member"})),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+
+    // Verify with a callback on the allowlist: redirect; off it: JSON.
+    let res = app
+        .get(
+            &new_client(),
+            &format!(
+                "/auth/verify-email?token={second}&callbackURL=https://app.example.test/welcome"
+            ),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        res.headers()["location"],
+        "https://app.example.test/welcome"
+    );
+    let res = app
+        .get(&new_client(), &format!("/auth/verify-email?token={second}"))
+        .await;
+    expect_error(res, StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED").await;
+
+    // Now verified: signing up again is a duplicate.
+    let res = app
+        .post(
+            &new_client(),
+            "/auth/sign-up/email",
+            json!({"email": email, "password": PASSWORD}),
+        )
+        .await;
+    expect_error(res, StatusCode::CONFLICT, "USER_EXISTS").await;
+
+    // Sign in: user and session, with the cookie.
+    let res = app
+        .post(
+            &c,
+            "/auth/sign-in/email",
+            json!({"email": email, "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(set_cookie(&res, "ces_session").is_some());
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["user"]["emailVerified"], true);
+    assert!(body["session"]["expiresAt"].is_string());
+
+    let me: Value = app.get(&c, "/auth/me").await.json().await.unwrap();
+    let names: Vec<&str> = me["workspaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&tenant.as_str()),
+        "joined the inviting workspace: {me}"
+    );
+    let session: Value = app.get(&c, "/auth/session").await.json().await.unwrap();
+    assert_eq!(session["user"]["email"], email);
+    assert!(session["session"]["userId"].is_string());
+
+    assert_eq!(
+        app.get(&c, "/auth/linked-accounts")
+            .await
+            .json::<Value>()
+            .await
+            .unwrap(),
+        json!([])
+    );
+    let status: Value = app
+        .get(&c, "/auth/two-factor/status")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["enabled"], false);
+    let res = app
+        .post(
+            &c,
+            "/auth/set-password",
+            json!({"newPassword": "another-secret-9"}),
+        )
+        .await;
+    expect_error(res, StatusCode::CONFLICT, "CONFLICT").await;
+
+    let res = app
+        .post(
+            &new_client(),
+            "/auth/forget-password",
+            json!({"email": unique_email("nobody")}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = app
+        .post(
+            &new_client(),
+            "/auth/resend-verification",
+            json!({"email": email}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+
+    // Foreign origins can neither write with the cookie nor read via CORS.
+    let res = c
+        .post(app.url("/auth/sign-out"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, StatusCode::FORBIDDEN, "FORBIDDEN").await;
+    let res = c
+        .get(app.url("/auth/me"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers().get("access-control-allow-origin").is_none());
+    let res = c
+        .get(app.url("/auth/me"))
+        .header("origin", "https://app.example.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.headers()["access-control-allow-origin"],
+        "https://app.example.test"
+    );
+    assert_eq!(res.headers()["access-control-allow-credentials"], "true");
+
+    let res = c.post(app.url("/auth/sign-out")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        app.get(&c, "/auth/me").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
