@@ -51,6 +51,12 @@ enum UsersCommand {
         #[arg(long)]
         admin: bool,
     },
+    /// Import users from JSON lines with their existing password hashes
+    /// (argon2, bcrypt, SHA-256 hex); they are re-hashed at first login.
+    Import {
+        /// The JSONL file; `-` reads standard input.
+        file: PathBuf,
+    },
 }
 
 fn init_logging(format: Option<LogFormat>) {
@@ -113,6 +119,32 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Users { command } => match command {
+            UsersCommand::Import { file } => {
+                let text = if file.as_os_str() == "-" {
+                    let mut text = String::new();
+                    std::io::stdin().read_to_string(&mut text)?;
+                    text
+                } else {
+                    std::fs::read_to_string(&file)
+                        .with_context(|| format!("reading {}", file.display()))?
+                };
+                let core = tessera::open(config, Arc::new(SystemClock)).await?;
+                let report = core.import_users(&text).await;
+                for (line, reason) in &report.bad {
+                    eprintln!("line {line}: {reason}");
+                }
+                println!(
+                    "imported {}, skipped {} (already present), bad {}",
+                    report.imported,
+                    report.skipped,
+                    report.bad.len()
+                );
+                if report.bad.is_empty() {
+                    Ok(())
+                } else {
+                    std::process::exit(2)
+                }
+            }
             UsersCommand::Create {
                 email,
                 password_stdin: _,

@@ -15,6 +15,7 @@ use crate::store::Store;
 mod accounts;
 mod admin;
 mod audit;
+mod import;
 mod sessions;
 mod tenants;
 mod tokens;
@@ -22,6 +23,7 @@ mod tokens;
 pub use accounts::{SignupInput, SignupOutcome};
 pub use admin::UserPatch;
 pub use audit::Audit;
+pub use import::ImportReport;
 pub use sessions::{Credential, LoginOutcome, Principal, PrincipalKind};
 pub use tokens::{IssuedJwt, NewPatInput};
 

@@ -278,6 +278,14 @@ pub trait Store: Send + Sync + 'static {
         tenant: NewTenant,
         verification: Option<TokenMail>,
     ) -> StoreResult<User>;
+    /// Creates an imported user and their memberships in one transaction.
+    /// Each tenant is found by slug or created; `Conflict("email")` when the
+    /// user exists already.
+    async fn import_user(
+        &self,
+        user: NewUser,
+        tenants: Vec<(NewTenant, String)>,
+    ) -> StoreResult<User>;
     async fn find_user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
     async fn find_user(&self, id: Uuid) -> StoreResult<Option<User>>;
     /// Replaces the password hash without touching sessions (re-hash on login).

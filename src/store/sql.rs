@@ -49,6 +49,42 @@ impl Store for Backend {
         Ok(created)
     }
 
+    async fn import_user(&self, user: NewUser, tenants: Vec<(NewTenant, String)>) -> StoreResult<User> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        let created = insert_user(&mut tx, &user).await?;
+        for (tenant, role) in &tenants {
+            sqlx::query(
+                "INSERT INTO tenants (id, name, slug, created_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (slug) DO NOTHING",
+            )
+            .bind(tenant.id)
+            .bind(&tenant.name)
+            .bind(&tenant.slug)
+            .bind(user.now)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            let tenant_id: Uuid = sqlx::query_scalar("SELECT id FROM tenants WHERE slug = $1")
+                .bind(&tenant.slug)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            sqlx::query(
+                "INSERT INTO memberships (tenant_id, user_id, role, created_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (tenant_id, user_id) DO NOTHING",
+            )
+            .bind(tenant_id)
+            .bind(created.id)
+            .bind(role)
+            .bind(user.now)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(created)
+    }
+
     async fn find_user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
         sqlx::query_as("SELECT * FROM users WHERE email = $1")
             .bind(email)

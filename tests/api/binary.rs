@@ -51,6 +51,23 @@ async fn migrate_users_create_serve_and_graceful_shutdown() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // Import: good lines land, bad ones are reported, the exit code says so.
+    let file = dir.path().join("users.jsonl");
+    std::fs::write(
+        &file,
+        "{\"email\": \"imported@example.test\"}\n{\"email\": \"broken\"}\n",
+    )
+    .unwrap();
+    let out = tessera(dir.path(), &db)
+        .args(["users", "import"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains("imported 1, skipped 0 (already present), bad 1"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 2"));
+
     let mut child = tessera(dir.path(), &db)
         .args([
             "users",

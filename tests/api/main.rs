@@ -10,6 +10,7 @@ mod binary;
 mod dashboard_api;
 mod health;
 mod http_hygiene;
+mod import;
 mod legacy_api;
 mod lockout;
 mod login;
