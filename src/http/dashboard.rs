@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::error::{AppError, AppResult};
 use crate::http::cookies;
-use crate::http::extract::{AppJson, AppQuery, Auth, Surface};
+use crate::http::extract::{AppJson, AppQuery, Auth, CredentialLimit, Surface};
 use crate::service::{ClientInfo, LoginOutcome, SignupInput, Tessera};
 use crate::store::{Membership, Session, User};
 
@@ -189,6 +189,7 @@ async fn logout(
 /// unverified address signing up again gets a new link and the same answer.
 async fn sign_up(
     State(core): State<Arc<Tessera>>,
+    _limit: CredentialLimit,
     client: ClientInfo,
     AppJson(body): AppJson<SignUpBody>,
 ) -> AppResult<Json<Value>> {
@@ -204,6 +205,7 @@ async fn sign_up(
 
 async fn sign_in(
     State(core): State<Arc<Tessera>>,
+    _limit: CredentialLimit,
     client: ClientInfo,
     AppJson(body): AppJson<SignInBody>,
 ) -> AppResult<Response> {
@@ -219,6 +221,7 @@ async fn sign_in(
 
 async fn forget_password(
     State(core): State<Arc<Tessera>>,
+    _limit: CredentialLimit,
     AppJson(body): AppJson<EmailBody>,
 ) -> AppResult<Json<Value>> {
     core.forgot_password(&body.email)?;
@@ -290,6 +293,7 @@ async fn verify_email(
 
 async fn resend_verification(
     State(core): State<Arc<Tessera>>,
+    _limit: CredentialLimit,
     AppJson(body): AppJson<EmailBody>,
 ) -> AppResult<Json<Value>> {
     core.resend_verification(&body.email)?;

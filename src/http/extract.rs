@@ -1,7 +1,7 @@
 //! Extractors: JSON bodies in the contract's error shape, the caller's
 //! credential, and what the network says about the client.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -102,12 +102,13 @@ impl FromRequestParts<Arc<Tessera>> for ClientInfo {
 
     async fn from_request_parts(
         parts: &mut Parts,
-        _: &Arc<Tessera>,
+        core: &Arc<Tessera>,
     ) -> Result<Self, Self::Rejection> {
-        let ip = parts
+        let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string());
+            .map(|ConnectInfo(addr)| addr.ip());
+        let addr = peer.map(|peer| client_addr(peer, &parts.headers, &core.trusted_proxies));
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)
@@ -115,16 +116,36 @@ impl FromRequestParts<Arc<Tessera>> for ClientInfo {
             .map(|ua| ua.chars().take(512).collect());
         let forwarded = parts.headers.contains_key("x-forwarded-for")
             || parts.headers.contains_key("forwarded");
-        let peer_loopback = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .is_some_and(|ConnectInfo(addr)| addr.ip().is_loopback());
         Ok(ClientInfo {
-            ip,
+            addr,
+            ip: addr.map(|a| a.to_string()),
             user_agent,
-            direct_loopback: peer_loopback && !forwarded,
+            direct_loopback: peer.is_some_and(|p| p.is_loopback()) && !forwarded,
         })
     }
+}
+
+/// The client's address: the socket peer, unless the peer is a trusted proxy;
+/// then the right-most `X-Forwarded-For` entry that is not itself trusted.
+fn client_addr(peer: IpAddr, headers: &axum::http::HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let forwarded: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    forwarded
+        .iter()
+        .rev()
+        .find(|ip| !is_trusted(ip))
+        .or(forwarded.first())
+        .copied()
+        .unwrap_or(peer)
 }
 
 /// Cookie writes on the adapter surfaces: a present `Origin` must be the
@@ -259,5 +280,22 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for AppQuery<T> {
                 };
                 AppError::field(&field, type_reason(&err.into_inner().to_string()))
             })
+    }
+}
+
+/// Spends one of the client IP's credential requests (login, sign-up,
+/// recovery); `429 RATE_LIMITED` with `Retry-After` past the budget.
+pub struct CredentialLimit;
+
+impl FromRequestParts<Arc<Tessera>> for CredentialLimit {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        core: &Arc<Tessera>,
+    ) -> Result<Self, Self::Rejection> {
+        let Ok(client) = ClientInfo::from_request_parts(parts, core).await;
+        core.limit_credentials(client.addr)?;
+        Ok(CredentialLimit)
     }
 }

@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::crypto::token::constant_time_eq;
 use crate::error::{AppError, AppResult, ErrorBody};
 use crate::http::cookies;
-use crate::http::extract::{AppJson, Auth, Surface};
+use crate::http::extract::{AppJson, Auth, CredentialLimit, Surface};
 use crate::http::v1::views::{self, InviteView, TenantView};
 use crate::service::{ClientInfo, LoginOutcome, Principal, SignupInput, Tessera};
 use crate::store::User;
@@ -146,6 +146,7 @@ async fn me_parts(core: &Tessera, user: &User) -> AppResult<(Vec<TenantView>, Ve
     responses((status = 200, body = LegacyLoginResponse), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn login(
     State(core): State<Arc<Tessera>>,
+    _limit: CredentialLimit,
     client: ClientInfo,
     AppJson(body): AppJson<LoginBody>,
 ) -> AppResult<Response> {
@@ -203,6 +204,7 @@ pub async fn me(
     responses((status = 201, body = Object), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn register(
     State(core): State<Arc<Tessera>>,
+    _limit: CredentialLimit,
     client: ClientInfo,
     AppJson(body): AppJson<RegisterBody>,
 ) -> AppResult<Response> {
@@ -233,6 +235,7 @@ pub async fn register(
     responses((status = 201, body = Object), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn signup(
     State(core): State<Arc<Tessera>>,
+    _limit: CredentialLimit,
     client: ClientInfo,
     AppJson(body): AppJson<SignupBody>,
 ) -> AppResult<(StatusCode, Json<Value>)> {
@@ -258,6 +261,7 @@ pub async fn signup(
     responses((status = 201, body = Object), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn signup_invite(
     State(core): State<Arc<Tessera>>,
+    _limit: CredentialLimit,
     client: ClientInfo,
     AppJson(body): AppJson<SignupInviteBody>,
 ) -> AppResult<(StatusCode, Json<Value>)> {
@@ -347,6 +351,7 @@ fn rename_fields(err: AppError) -> AppError {
     responses((status = 200, body = Object), (status = 422, body = ErrorBody)))]
 pub async fn forgot_password(
     State(core): State<Arc<Tessera>>,
+    _limit: CredentialLimit,
     AppJson(body): AppJson<EmailBody>,
 ) -> AppResult<Json<Value>> {
     core.forgot_password(&body.email)?;
@@ -360,6 +365,7 @@ pub async fn forgot_password(
     responses((status = 200, body = Object), (status = 422, body = ErrorBody)))]
 pub async fn reset_password(
     State(core): State<Arc<Tessera>>,
+    _limit: CredentialLimit,
     client: ClientInfo,
     AppJson(body): AppJson<ResetBody>,
 ) -> AppResult<Json<Value>> {

@@ -31,6 +31,10 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn router(core: Arc<Tessera>) -> Router {
     let body_limit = core.config.http.body_limit_bytes;
     let timeout = Duration::from_secs(core.config.http.request_timeout_seconds.max(1));
+    // HSTS only when the public URL is https (an http deployment would be
+    // locked out of itself).
+    let hsts = (core.config.public_url.scheme() == "https")
+        .then(|| HeaderValue::from_static("max-age=31536000; includeSubDomains"));
     Router::new()
         .route("/health", get(v1::health::health))
         .route("/.well-known/jwks.json", get(v1::auth::jwks))
@@ -64,6 +68,18 @@ pub fn router(core: Arc<Tessera>) -> Router {
                 .layer(SetResponseHeaderLayer::overriding(
                     header::REFERRER_POLICY,
                     HeaderValue::from_static("no-referrer"),
+                ))
+                .layer(SetResponseHeaderLayer::overriding(
+                    header::CONTENT_SECURITY_POLICY,
+                    HeaderValue::from_static("frame-ancestors 'none'"),
+                ))
+                .layer(SetResponseHeaderLayer::overriding(
+                    header::X_FRAME_OPTIONS,
+                    HeaderValue::from_static("DENY"),
+                ))
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    header::STRICT_TRANSPORT_SECURITY,
+                    hsts,
                 ))
                 .layer(CatchPanicLayer::custom(|_| {
                     AppError::internal(anyhow::anyhow!("a handler panicked")).into_response()

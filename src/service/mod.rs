@@ -16,6 +16,7 @@ mod accounts;
 mod admin;
 mod audit;
 mod import;
+mod limits;
 mod sessions;
 mod tenants;
 mod tokens;
@@ -30,6 +31,8 @@ pub use tokens::{IssuedJwt, NewPatInput};
 /// Who is calling, as far as the network tells: kept on sessions.
 #[derive(Debug, Clone, Default)]
 pub struct ClientInfo {
+    /// The client's address: the peer, or what a trusted proxy forwarded.
+    pub addr: Option<std::net::IpAddr>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     /// The peer is this machine and no proxy header says it relays someone.
@@ -47,6 +50,9 @@ pub struct Tessera {
     pub mail_wake: Arc<Notify>,
     /// Work a request starts after answering; shutdown waits for it.
     pub tasks: TaskTracker,
+    pub limiter: limits::RateLimiter,
+    /// `trusted_proxies`, parsed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Tessera {
@@ -68,6 +74,15 @@ impl Tessera {
         let keys = JwtKeys::new(&stored, config.public_base(), &config.jwt.audience)
             .context("loading JWT signing keys")?;
         let hasher = PasswordHasher::new(&config.argon2)?;
+        let trusted_proxies = config
+            .trusted_proxies
+            .iter()
+            .map(|p| {
+                p.parse::<ipnet::IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .with_context(|| format!("trusted_proxies: {p:?} is not an IP address or CIDR"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Tessera {
             config: Arc::new(config),
             store,
@@ -76,6 +91,8 @@ impl Tessera {
             keys,
             mail_wake: Arc::new(Notify::new()),
             tasks: TaskTracker::new(),
+            limiter: limits::RateLimiter::default(),
+            trusted_proxies,
         })
     }
 

@@ -406,6 +406,7 @@ impl Tessera {
             ));
         };
         let client = ClientInfo {
+            addr: client.addr,
             ip: client.ip.clone().or_else(|| old.ip.clone()),
             user_agent: client.user_agent.clone().or_else(|| old.user_agent.clone()),
             direct_loopback: client.direct_loopback,

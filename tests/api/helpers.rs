@@ -244,6 +244,8 @@ impl TestApp {
             ..Config::default()
         };
         config.mail.poll_seconds = 1;
+        // Every test client comes from 127.0.0.1; the limit has its own tests.
+        config.security.rate_limit_per_minute = 100_000;
         tweak(&mut config);
         let clock = Arc::new(OffsetClock::default());
         let mailer = tessera::mail::from_config(&config).unwrap();

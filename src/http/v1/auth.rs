@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use super::views::{self, InviteView, TenantView, UserView};
 use crate::error::{AppResult, ErrorBody};
 use crate::http::cookies;
-use crate::http::extract::{AppJson, Auth};
+use crate::http::extract::{AppJson, Auth, CredentialLimit};
 use crate::service::{ClientInfo, LoginOutcome, Principal, SignupInput, Tessera};
 
 const COOKIE: &str = "ces_session";
@@ -134,6 +134,7 @@ fn with_cookie(
     ))]
 pub async fn signup(
     State(core): State<Arc<Tessera>>,
+    _limit: CredentialLimit,
     client: ClientInfo,
     AppJson(body): AppJson<SignupBody>,
 ) -> AppResult<Response> {
@@ -172,6 +173,7 @@ pub async fn signup(
     ))]
 pub async fn login(
     State(core): State<Arc<Tessera>>,
+    _limit: CredentialLimit,
     client: ClientInfo,
     AppJson(body): AppJson<LoginBody>,
 ) -> AppResult<Response> {
@@ -301,6 +303,7 @@ pub async fn me(
     ))]
 pub async fn forgot_password(
     State(core): State<Arc<Tessera>>,
+    _limit: CredentialLimit,
     AppJson(body): AppJson<EmailBody>,
 ) -> AppResult<StatusCode> {
     core.forgot_password(&body.email)?;
@@ -315,6 +318,7 @@ pub async fn forgot_password(
     ))]
 pub async fn reset_password(
     State(core): State<Arc<Tessera>>,
+    _limit: CredentialLimit,
     client: ClientInfo,
     AppJson(body): AppJson<ResetPasswordBody>,
 ) -> AppResult<StatusCode> {
@@ -394,6 +398,7 @@ pub async fn verify_email(
     ))]
 pub async fn resend_verification(
     State(core): State<Arc<Tessera>>,
+    _limit: CredentialLimit,
     AppJson(body): AppJson<EmailBody>,
 ) -> AppResult<StatusCode> {
     core.resend_verification(&body.email)?;
