@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::from_fn;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
@@ -17,6 +18,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use uuid::Uuid;
 
 use crate::error::{AppError, AppResult};
+use crate::http::bot;
 use crate::http::cookies;
 use crate::http::extract::{AppJson, AppQuery, Auth, CredentialLimit, Surface};
 use crate::service::{ClientInfo, LoginOutcome, SignupInput, Tessera};
@@ -41,9 +43,18 @@ pub fn router(core: &Tessera) -> Router<Arc<Tessera>> {
         .route("/session", get(session))
         .route("/logout", post(logout))
         .route("/sign-out", post(logout))
-        .route("/sign-up/email", post(sign_up))
-        .route("/sign-in/email", post(sign_in))
-        .route("/forget-password", post(forget_password))
+        .route(
+            "/sign-up/email",
+            post(sign_up).route_layer(from_fn(bot::check)),
+        )
+        .route(
+            "/sign-in/email",
+            post(sign_in).route_layer(from_fn(bot::check)),
+        )
+        .route(
+            "/forget-password",
+            post(forget_password).route_layer(from_fn(bot::check)),
+        )
         .route("/set-password", post(set_password))
         .route("/verify-email", get(verify_email))
         .route("/resend-verification", post(resend_verification))

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::from_fn;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
@@ -18,6 +19,7 @@ use uuid::Uuid;
 
 use crate::crypto::token::constant_time_eq;
 use crate::error::{AppError, AppResult, ErrorBody};
+use crate::http::bot;
 use crate::http::cookies;
 use crate::http::extract::{AppJson, Auth, CredentialLimit, Surface};
 use crate::http::v1::views::{self, InviteView, TenantView};
@@ -28,14 +30,20 @@ const COOKIE: &str = "auth_token";
 
 pub fn router() -> Router<Arc<Tessera>> {
     Router::new()
-        .route("/login", post(login))
+        .route("/login", post(login).route_layer(from_fn(bot::check)))
         .route("/logout", post(logout))
         .route("/me", get(me))
-        .route("/register", post(register))
-        .route("/signup", post(signup))
-        .route("/signup_invite", post(signup_invite))
+        .route("/register", post(register).route_layer(from_fn(bot::check)))
+        .route("/signup", post(signup).route_layer(from_fn(bot::check)))
+        .route(
+            "/signup_invite",
+            post(signup_invite).route_layer(from_fn(bot::check)),
+        )
         .route("/password", post(password))
-        .route("/forgot-password", post(forgot_password))
+        .route(
+            "/forgot-password",
+            post(forgot_password).route_layer(from_fn(bot::check)),
+        )
         .route("/reset-password", post(reset_password))
         .route("/validate", get(validate))
         .layer(Extension(Surface::OriginChecked))

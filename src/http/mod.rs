@@ -19,6 +19,7 @@ use tracing::Level;
 use crate::error::{AppError, ErrorCode};
 use crate::service::Tessera;
 
+pub mod bot;
 pub mod cookies;
 pub mod dashboard;
 pub mod extract;
@@ -44,6 +45,7 @@ pub fn router(core: Arc<Tessera>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::Extension(core.clone()))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))

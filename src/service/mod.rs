@@ -51,6 +51,8 @@ pub struct Tessera {
     /// Work a request starts after answering; shutdown waits for it.
     pub tasks: TaskTracker,
     pub limiter: limits::RateLimiter,
+    /// For calls to third parties (the bot-check verifier).
+    pub http_client: reqwest::Client,
     /// `trusted_proxies`, parsed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
 }
@@ -92,6 +94,10 @@ impl Tessera {
             mail_wake: Arc::new(Notify::new()),
             tasks: TaskTracker::new(),
             limiter: limits::RateLimiter::default(),
+            http_client: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(10))
+                .build()
+                .context("building the HTTP client")?,
             trusted_proxies,
         })
     }

@@ -8,6 +8,7 @@ mod abuse;
 mod admin;
 mod bad_input;
 mod binary;
+mod bot;
 mod dashboard_api;
 mod health;
 mod http_hygiene;

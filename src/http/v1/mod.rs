@@ -2,9 +2,11 @@
 
 use std::sync::Arc;
 
+use axum::middleware::from_fn;
 use axum::routing::{delete, get, patch, post};
 use axum::{Extension, Router};
 
+use crate::http::bot;
 use crate::http::extract::Surface;
 use crate::service::Tessera;
 
@@ -21,13 +23,22 @@ pub fn router() -> Router<Arc<Tessera>> {
     Router::new()
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
-        .route("/auth/signup", post(auth::signup))
-        .route("/auth/login", post(auth::login))
+        .route(
+            "/auth/signup",
+            post(auth::signup).route_layer(from_fn(bot::check)),
+        )
+        .route(
+            "/auth/login",
+            post(auth::login).route_layer(from_fn(bot::check)),
+        )
         .route("/auth/logout", post(auth::logout))
         .route("/auth/refresh", post(auth::refresh))
         .route("/auth/csrf", get(auth::csrf))
         .route("/auth/me", get(auth::me))
-        .route("/auth/forgot-password", post(auth::forgot_password))
+        .route(
+            "/auth/forgot-password",
+            post(auth::forgot_password).route_layer(from_fn(bot::check)),
+        )
         .route("/auth/reset-password", post(auth::reset_password))
         .route("/auth/change-password", post(auth::change_password))
         .route("/auth/set-password", post(auth::set_password))
