@@ -31,6 +31,8 @@ pub struct SignupInput {
     pub last_name: Option<String>,
     pub tenant_name: Option<String>,
     pub invite_token: Option<String>,
+    /// Create the account without signing in (dashboard sign-up).
+    pub without_session: bool,
 }
 
 pub struct SignupOutcome {
@@ -210,7 +212,7 @@ impl Tessera {
                 .detail(json!({"invited": invite.is_some()})),
         )
         .await;
-        let session = if self.config.auth.require_verified_email {
+        let session = if self.config.auth.require_verified_email || input.without_session {
             None
         } else {
             Some(self.start_session(&user, None, client).await?)
@@ -228,15 +230,12 @@ impl Tessera {
         client: &ClientInfo,
     ) -> AppResult<User> {
         let email = input.email.clone();
+        let input = SignupInput {
+            without_session: true,
+            ..input
+        };
         match self.signup(input, client).await {
-            Ok(outcome) => {
-                if let Some((_, session)) = outcome.session {
-                    self.store
-                        .revoke_session(outcome.user.id, session.id, self.clock.now())
-                        .await?;
-                }
-                Ok(outcome.user)
-            }
+            Ok(outcome) => Ok(outcome.user),
             Err(err) if err.code == crate::error::ErrorCode::UserExists => {
                 let parsed =
                     Email::parse(&email).map_err(|reason| AppError::field("email", reason))?;

@@ -146,6 +146,7 @@ pub async fn signup(
         last_name: body.last_name,
         tenant_name: body.tenant_name,
         invite_token: body.invite_token,
+        without_session: false,
     };
     let outcome = core.signup(input, &client).await?;
     let tenants = core.store.memberships(outcome.user.id).await?;
