@@ -7,14 +7,6 @@ use crate::helpers::*;
 
 const ADMIN_PASSWORD: &str = "admin-password-123";
 
-/// Asserts the status and returns the JSON body (`Null` when empty).
-async fn body(res: Response, status: StatusCode) -> Value {
-    let actual = res.status();
-    let text = res.text().await.unwrap();
-    assert_eq!(actual, status, "{text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
-}
-
 /// A signed-in global administrator and their user id.
 async fn admin(app: &TestApp) -> (Client, String) {
     let email = unique_email("root");
@@ -27,11 +19,6 @@ async fn admin(app: &TestApp) -> (Client, String) {
     let login = body(app.login(&c, &email, ADMIN_PASSWORD).await, StatusCode::OK).await;
     assert_eq!(login["user"]["id"], user.id.to_string());
     (c, user.id.to_string())
-}
-
-async fn user_id(app: &TestApp, c: &Client) -> String {
-    let me = body(app.get(c, "/api/v1/auth/me").await, StatusCode::OK).await;
-    me["user"]["id"].as_str().unwrap().to_owned()
 }
 
 async fn patch_user(app: &TestApp, c: &Client, id: &str, change: Value) -> Response {
@@ -69,26 +56,6 @@ fn ids(page: &Value) -> Vec<String> {
         .collect()
 }
 
-/// The whole Subject header, with folded continuation lines joined.
-fn full_subject(mail: &Mail) -> String {
-    let mut subject = String::new();
-    let mut inside = false;
-    for line in mail.data.lines() {
-        if inside {
-            if line.starts_with(' ') || line.starts_with('\t') {
-                subject.push_str(line);
-                continue;
-            }
-            break;
-        }
-        if let Some(rest) = line.strip_prefix("Subject: ") {
-            subject.push_str(rest);
-            inside = true;
-        }
-    }
-    subject
-}
-
 async fn invite_token(app: &TestApp, email: &str) -> String {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
@@ -96,7 +63,7 @@ async fn invite_token(app: &TestApp, email: &str) -> String {
             .mail
             .to(email)
             .into_iter()
-            .find(|m| full_subject(m).contains("invited you"))
+            .find(|m| m.subject().contains("invited you"))
         {
             return mail.token();
         }

@@ -40,12 +40,24 @@ impl Mail {
         out
     }
 
+    /// The whole Subject header, with folded continuation lines joined.
     pub fn subject(&self) -> String {
-        self.data
-            .lines()
-            .find_map(|l| l.strip_prefix("Subject: "))
-            .unwrap_or_default()
-            .to_owned()
+        let mut subject = String::new();
+        let mut inside = false;
+        for line in self.data.lines() {
+            if inside {
+                if line.starts_with(' ') || line.starts_with('\t') {
+                    subject.push_str(line);
+                    continue;
+                }
+                break;
+            }
+            if let Some(rest) = line.strip_prefix("Subject: ") {
+                subject.push_str(rest);
+                inside = true;
+            }
+        }
+        subject
     }
 
     /// The `token` query parameter of the first link in the mail.
@@ -399,4 +411,20 @@ pub fn unique_email(prefix: &str) -> String {
         "{prefix}-{}@example.test",
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     )
+}
+
+/// Asserts the status and returns the JSON body (`Null` when empty).
+pub async fn body(res: Response, status: StatusCode) -> Value {
+    let actual = res.status();
+    let text = res.text().await.unwrap();
+    assert_eq!(actual, status, "{text}");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+pub async fn me(app: &TestApp, c: &Client) -> Value {
+    body(app.get(c, "/api/v1/auth/me").await, StatusCode::OK).await
+}
+
+pub async fn user_id(app: &TestApp, c: &Client) -> String {
+    me(app, c).await["user"]["id"].as_str().unwrap().to_owned()
 }

@@ -7,22 +7,6 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-/// Asserts the status and returns the JSON body (`Null` when empty).
-async fn body(res: Response, status: StatusCode) -> Value {
-    let actual = res.status();
-    let text = res.text().await.unwrap();
-    assert_eq!(actual, status, "{text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
-}
-
-async fn me(app: &TestApp, c: &Client) -> Value {
-    body(app.get(c, "/api/v1/auth/me").await, StatusCode::OK).await
-}
-
-async fn user_id(app: &TestApp, c: &Client) -> String {
-    me(app, c).await["user"]["id"].as_str().unwrap().to_owned()
-}
-
 async fn create_tenant(app: &TestApp, c: &Client, name: &str) -> String {
     let res = app
         .write(
@@ -48,26 +32,6 @@ async fn invite(app: &TestApp, c: &Client, tenant_id: &str, email: &str, role: &
     .await
 }
 
-/// The whole Subject header, with folded continuation lines joined.
-fn full_subject(mail: &Mail) -> String {
-    let mut subject = String::new();
-    let mut inside = false;
-    for line in mail.data.lines() {
-        if inside {
-            if line.starts_with(' ') || line.starts_with('\t') {
-                subject.push_str(line);
-                continue;
-            }
-            break;
-        }
-        if let Some(rest) = line.strip_prefix("Subject: ") {
-            subject.push_str(rest);
-            inside = true;
-        }
-    }
-    subject
-}
-
 /// Waits for the `nth` invitation mail (1-based) sent to `email`.
 async fn invite_mail(app: &TestApp, email: &str, nth: usize) -> Mail {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -76,7 +40,7 @@ async fn invite_mail(app: &TestApp, email: &str, nth: usize) -> Mail {
             .mail
             .to(email)
             .into_iter()
-            .filter(|m| full_subject(m).contains("invited you"))
+            .filter(|m| m.subject().contains("invited you"))
             .collect();
         if mails.len() >= nth {
             return mails[nth - 1].clone();
@@ -458,11 +422,7 @@ async fn invitations_are_sent_listed_replaced_and_accepted_once() {
     assert_eq!(first["tenant"]["name"], "Guild");
     assert!(first["expires_at"].is_string() && first["id"].is_string());
     let mail = invite_mail(&app, &bob_email, 1).await;
-    assert!(
-        full_subject(&mail).contains("invited you"),
-        "{}",
-        mail.subject()
-    );
+    assert!(mail.subject().contains("invited you"), "{}", mail.subject());
     let old_token = mail.token();
 
     // Bob sees it in his list and on login.
