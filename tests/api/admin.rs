@@ -637,3 +637,33 @@ async fn password_and_token_events_are_audited() {
         );
     }
 }
+
+#[tokio::test]
+async fn validate_from_elsewhere_needs_the_cron_secret() {
+    let app =
+        TestApp::spawn_with(|c| c.cron_secret = Some("cron-secret-123".to_owned().into())).await;
+    let call = |bearer: Option<&'static str>| {
+        let mut req = Client::new()
+            .get(app.url("/api/auth/validate"))
+            .header("x-forwarded-for", "203.0.113.9");
+        if let Some(token) = bearer {
+            req = req.bearer_auth(token);
+        }
+        req.send()
+    };
+    expect_error(
+        call(None).await.unwrap(),
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHORIZED",
+    )
+    .await;
+    expect_error(
+        call(Some("wrong")).await.unwrap(),
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHORIZED",
+    )
+    .await;
+    let res = call(Some("cron-secret-123")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.json::<Value>().await.unwrap()["success"], true);
+}
