@@ -203,6 +203,8 @@ pub struct Argon2Config {
     pub parallelism: u32,
     /// Hashes computed at once; defaults to the number of cores.
     pub max_concurrent: Option<usize>,
+    /// Hashes allowed to wait for a worker; past that, `503` at once.
+    pub max_queue: usize,
 }
 
 impl Default for Argon2Config {
@@ -212,6 +214,7 @@ impl Default for Argon2Config {
             iterations: 2,
             parallelism: 1,
             max_concurrent: None,
+            max_queue: 64,
         }
     }
 }

@@ -119,9 +119,16 @@ impl AppError {
         }
     }
 
+    /// A failure of ours: `500` with a generic message. A source marked
+    /// [`Overloaded`] becomes a quick `503` with `Retry-After` instead.
     pub fn internal(source: impl Into<anyhow::Error>) -> Self {
+        let source = source.into();
+        if source.downcast_ref::<Overloaded>().is_some() {
+            return AppError::unavailable("The server is busy; try again in a moment.")
+                .with_retry_after(1);
+        }
         AppError {
-            source: Some(source.into()),
+            source: Some(source),
             ..Self::new(ErrorCode::Internal, "An internal error occurred.")
         }
     }
@@ -152,6 +159,11 @@ impl From<crate::store::StoreError> for AppError {
         }
     }
 }
+
+/// Marks work refused because a bounded queue is full.
+#[derive(Debug, thiserror::Error)]
+#[error("overloaded: {0}")]
+pub struct Overloaded(pub &'static str);
 
 /// The error body as documented in the OpenAPI document.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -187,5 +199,21 @@ impl IntoResponse for AppError {
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overload_is_a_quick_503_not_a_500() {
+        let err = AppError::internal(Overloaded("queue"));
+        assert_eq!(err.code, ErrorCode::Unavailable);
+        assert_eq!(err.retry_after, Some(1));
+        assert_eq!(
+            AppError::internal(anyhow::anyhow!("boom")).code,
+            ErrorCode::Internal
+        );
     }
 }

@@ -4,6 +4,7 @@
 //! login flood queues here instead of starving every other request. Unknown
 //! emails are verified against a fixed dummy hash so they cost the same time.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -16,6 +17,7 @@ use tokio::sync::Semaphore;
 use crate::config::Argon2Config;
 use crate::crypto::token::constant_time_eq;
 use crate::domain::normalize_password as normalize;
+use crate::error::Overloaded;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -38,6 +40,9 @@ impl Verdict {
 pub struct PasswordHasher {
     params: Params,
     permits: Arc<Semaphore>,
+    /// Jobs waiting for a permit, bounded by `max_queue`.
+    waiting: Arc<AtomicUsize>,
+    max_queue: usize,
     dummy_hash: Arc<str>,
 }
 
@@ -62,6 +67,8 @@ impl PasswordHasher {
         Ok(PasswordHasher {
             params,
             permits: Arc::new(Semaphore::new(workers.max(1))),
+            waiting: Arc::new(AtomicUsize::new(0)),
+            max_queue: config.max_queue,
             dummy_hash: dummy_hash.into(),
         })
     }
@@ -78,12 +85,20 @@ impl PasswordHasher {
         &self,
         job: impl FnOnce(Argon2<'static>) -> T + Send + 'static,
     ) -> anyhow::Result<T> {
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .context("hash pool closed")?;
+        let permit = match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                // Counted while waiting; the guard uncounts even if the
+                // request is cancelled mid-wait.
+                let _waiting = QueueSlot::take(&self.waiting, self.max_queue)
+                    .ok_or(Overloaded("password hashing queue is full"))?;
+                self.permits
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .context("hash pool closed")?
+            }
+        };
         let argon = self.argon();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
@@ -124,6 +139,22 @@ impl PasswordHasher {
             }
         })
         .await
+    }
+}
+
+/// One place in the wait queue, given back on drop.
+struct QueueSlot<'a>(&'a AtomicUsize);
+
+impl<'a> QueueSlot<'a> {
+    fn take(counter: &'a AtomicUsize, max: usize) -> Option<QueueSlot<'a>> {
+        let slot = QueueSlot(counter);
+        (counter.fetch_add(1, Ordering::SeqCst) < max).then_some(slot)
+    }
+}
+
+impl Drop for QueueSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -214,6 +245,36 @@ mod tests {
             h.verify("wrong horse", Some(&hash)).await.unwrap(),
             Verdict::Mismatch
         );
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_is_refused_at_once() {
+        let h = PasswordHasher::new(&Argon2Config {
+            max_concurrent: Some(1),
+            max_queue: 1,
+            ..Argon2Config::default()
+        })
+        .unwrap();
+        let slow = |h: PasswordHasher| async move {
+            h.run(|_| std::thread::sleep(std::time::Duration::from_millis(300)))
+                .await
+        };
+        let running = tokio::spawn(slow(h.clone()));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let queued = tokio::spawn(slow(h.clone()));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let refused = slow(h.clone()).await.unwrap_err();
+        assert!(refused.downcast_ref::<Overloaded>().is_some());
+        assert!(running.await.unwrap().is_ok());
+        assert!(queued.await.unwrap().is_ok());
+        // A waiter that gives up frees its place.
+        let blocker = tokio::spawn(slow(h.clone()));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(20), slow(h.clone())).await;
+        blocker.await.unwrap().unwrap();
+        // Once drained, work is accepted again.
+        assert_eq!(h.waiting.load(Ordering::SeqCst), 0);
+        assert!(slow(h).await.is_ok());
     }
 
     #[tokio::test]
