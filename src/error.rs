@@ -121,6 +121,30 @@ impl AppError {
 
     /// A failure of ours: `500` with a generic message. A source marked
     /// [`Overloaded`] becomes a quick `503` with `Retry-After` instead.
+    /// The same error with its field names in camelCase (`new_password` →
+    /// `newPassword`), for the surfaces whose bodies are camelCase.
+    pub fn camel_case_fields(self) -> Self {
+        let Some(fields) = self.fields else {
+            return self;
+        };
+        let camel = |name: &str| {
+            let mut out = String::new();
+            let mut upper = false;
+            for c in name.chars() {
+                if c == '_' {
+                    upper = true;
+                } else if upper {
+                    out.extend(c.to_uppercase());
+                    upper = false;
+                } else {
+                    out.push(c);
+                }
+            }
+            out
+        };
+        AppError::fields(fields.into_iter().map(|(k, v)| (camel(&k), v)).collect())
+    }
+
     pub fn internal(source: impl Into<anyhow::Error>) -> Self {
         let source = source.into();
         if source.downcast_ref::<Overloaded>().is_some() {

@@ -251,26 +251,7 @@ async fn set_password(
     let keep = core.require_session(&p)?;
     core.set_password(&p.user, Some(keep), &body.new_password, &client)
         .await
-        .map_err(|mut e| {
-            if let Some(fields) = e.fields.take() {
-                e = AppError::fields(
-                    fields
-                        .into_iter()
-                        .map(|(k, v)| {
-                            (
-                                if k == "new_password" {
-                                    "newPassword".into()
-                                } else {
-                                    k
-                                },
-                                v,
-                            )
-                        })
-                        .collect(),
-                );
-            }
-            e
-        })?;
+        .map_err(AppError::camel_case_fields)?;
     Ok(Json(json!({"status": true})))
 }
 

@@ -333,25 +333,8 @@ pub async fn password(
         &client,
     )
     .await
-    .map_err(rename_fields)?;
+    .map_err(AppError::camel_case_fields)?;
     Ok(message("Password updated successfully"))
-}
-
-/// Reports field errors in the seed's camelCase names.
-fn rename_fields(err: AppError) -> AppError {
-    let Some(fields) = err.fields else {
-        return err;
-    };
-    AppError::fields(
-        fields
-            .into_iter()
-            .map(|(k, v)| match k.as_str() {
-                "current_password" => ("currentPassword".to_owned(), v),
-                "new_password" => ("newPassword".to_owned(), v),
-                _ => (k, v),
-            })
-            .collect(),
-    )
 }
 
 /// Always the same answer, whether or not the email has an account.

@@ -77,7 +77,7 @@ impl Tessera {
         id: Uuid,
         patch: UserPatch,
         client: &ClientInfo,
-    ) -> AppResult<User> {
+    ) -> AppResult<(User, Vec<Membership>)> {
         self.require_admin(principal)?;
         if let Some(plan) = &patch.plan {
             if plan.trim().is_empty() || plan.chars().count() > 64 {
@@ -125,6 +125,7 @@ impl Tessera {
                 }));
             }
         }
+        user.updated_at = now;
         self.store.save_user_admin(&user, revoke, now).await?;
         if patch.unlock {
             self.unlock(&user.email).await?;
@@ -137,7 +138,8 @@ impl Tessera {
             self.record(event.actor(principal.user.id).target(id).client(client))
                 .await;
         }
-        Ok(user)
+        let tenants = self.store.memberships(id).await?;
+        Ok((user, tenants))
     }
 
     pub async fn admin_delete_user(

@@ -9,7 +9,10 @@ use super::{ClientInfo, Principal, PrincipalKind, Tessera};
 use crate::crypto::token::{self, hash_secret};
 use crate::domain::{self, Email, Role};
 use crate::error::{AppError, AppResult};
-use crate::store::{Invite, Member, MemberChange, Membership, NewInvite, NewMail, NewTenant};
+use crate::store::{
+    AuditEvent, AuditFilter, Invite, Member, MemberChange, Membership, NewInvite, NewMail,
+    NewTenant,
+};
 
 pub const INVITE_TTL: Duration = Duration::days(7);
 const TENANT_NAME_MAX: usize = 100;
@@ -330,6 +333,19 @@ impl Tessera {
         )
         .await;
         Ok(())
+    }
+
+    /// A tenant's audit events, for its admins and owners.
+    pub async fn tenant_audit_events(
+        &self,
+        principal: &Principal,
+        tenant_id: Uuid,
+        mut filter: AuditFilter,
+    ) -> AppResult<Vec<AuditEvent>> {
+        let membership = self.member_of(principal, tenant_id).await?;
+        require(&membership, Role::Admin)?;
+        filter.tenant_id = Some(tenant_id);
+        self.audit_events(filter).await
     }
 
     /// Pending invites addressed to the caller's email.

@@ -110,8 +110,7 @@ pub async fn update_user(
         is_admin: body.is_admin,
         unlock: body.unlock,
     };
-    core.admin_update_user(&p, id, patch, &client).await?;
-    let (user, tenants) = core.admin_get_user(&p, id).await?;
+    let (user, tenants) = core.admin_update_user(&p, id, patch, &client).await?;
     Ok(Json(AdminUserView::new(&user, Some(&tenants))))
 }
 

@@ -288,18 +288,8 @@ pub async fn audit(
     Path(id): Path<String>,
     query: crate::http::extract::AppQuery<AuditQuery>,
 ) -> AppResult<Json<AuditResponse>> {
-    let tenant_id = path_id(&id)?;
-    let membership = core.member_of(&p, tenant_id).await?;
-    if !crate::domain::Role::parse(&membership.role)
-        .is_some_and(|r| r.at_least(crate::domain::Role::Admin))
-    {
-        return Err(AppError::forbidden(
-            "This needs the admin role or higher in the tenant.",
-        ));
-    }
-    let mut filter = query.0.filter();
-    filter.tenant_id = Some(tenant_id);
+    let filter = query.0.filter();
     let (limit, offset) = (filter.limit, filter.offset);
-    let events = core.audit_events(filter).await?;
+    let events = core.tenant_audit_events(&p, path_id(&id)?, filter).await?;
     Ok(Json(audit_response(&events, limit, offset)))
 }
