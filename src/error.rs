@@ -240,4 +240,25 @@ mod tests {
             ErrorCode::Internal
         );
     }
+
+    #[test]
+    fn field_names_turn_camel_case() {
+        let mut fields = FieldErrors::new();
+        fields.insert("current_password".into(), "is incorrect".into());
+        fields.insert("email".into(), "is required".into());
+        let err = AppError::fields(fields).camel_case_fields();
+        let names: Vec<&str> = err
+            .fields
+            .as_ref()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(names, ["currentPassword", "email"]);
+        assert_eq!(err.code, ErrorCode::ValidationFailed);
+        assert_eq!(
+            AppError::unauthorized().camel_case_fields().code,
+            ErrorCode::Unauthorized
+        );
+    }
 }
