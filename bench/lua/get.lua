@@ -1,0 +1,2 @@
+-- GET at full speed; headers (Cookie, Authorization) come from wrk's -H.
+dofile(os.getenv("BENCH_LUA") .. "/report.lua")
