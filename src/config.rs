@@ -82,6 +82,14 @@ pub struct SecurityConfig {
     pub lockout_max_attempts: u32,
     pub lockout_minutes: u32,
     pub rate_limit_per_minute: u32,
+    /// Reset or verification mails one address may receive per hour; past
+    /// it, requests are answered as usual and send nothing.
+    pub mail_per_address_per_hour: u32,
+    /// A HIBP-style k-anonymity range API (`{url}{first five hex of the
+    /// SHA-1}`), e.g. `https://api.pwnedpasswords.com/range/`. Off when
+    /// unset; when set but unreachable, passwords are accepted and a warning
+    /// is logged.
+    pub breached_password_url: Option<String>,
 }
 
 impl Default for SecurityConfig {
@@ -90,6 +98,8 @@ impl Default for SecurityConfig {
             lockout_max_attempts: 5,
             lockout_minutes: 15,
             rate_limit_per_minute: 30,
+            mail_per_address_per_hour: 5,
+            breached_password_url: None,
         }
     }
 }
@@ -155,7 +165,26 @@ pub struct OAuthProviderConfig {
     pub client_id: Option<String>,
     #[serde(serialize_with = "serialize_secret_opt")]
     pub client_secret: Option<SecretString>,
+    /// OIDC issuer, found by discovery; `google` defaults to Google's.
     pub issuer: Option<String>,
+    /// `oidc` (the default) or `github` (the default for a provider named
+    /// `github`).
+    pub kind: Option<OAuthKind>,
+    /// Comma-separated. Defaults: `openid, email, profile` (OIDC),
+    /// `read:user, user:email` (GitHub).
+    #[serde(default, deserialize_with = "string_list_opt")]
+    pub scopes: Option<Vec<String>>,
+    /// GitHub-kind endpoints, for GitHub Enterprise; github.com by default.
+    pub authorize_url: Option<String>,
+    pub token_url: Option<String>,
+    pub api_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OAuthKind {
+    Oidc,
+    Github,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -294,6 +323,12 @@ impl Config {
                 60 * 24 * 30,
             ),
             (
+                "security.mail_per_address_per_hour",
+                u64::from(self.security.mail_per_address_per_hour),
+                1,
+                1000,
+            ),
+            (
                 "http.body_limit_bytes",
                 self.http.body_limit_bytes as u64,
                 1024,
@@ -312,6 +347,16 @@ impl Config {
                 return Err(format!(
                     "{key} must be between {min} and {max}, not {value}"
                 ));
+            }
+        }
+        if let Some(url) = &self.security.breached_password_url {
+            match Url::parse(url) {
+                Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => {}
+                _ => {
+                    return Err(format!(
+                        "security.breached_password_url must be an http(s) URL, not {url:?}"
+                    ))
+                }
             }
         }
         Ok(())
@@ -350,6 +395,12 @@ fn string_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty())
         .collect())
+}
+
+fn string_list_opt<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Vec<String>>, D::Error> {
+    string_list(deserializer).map(Some)
 }
 
 /// Secrets are never written back out (the defaults have none anyway).

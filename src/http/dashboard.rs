@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::middleware::from_fn;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -21,7 +21,10 @@ use crate::error::{AppError, AppResult};
 use crate::http::bot;
 use crate::http::cookies;
 use crate::http::extract::{AppJson, AppQuery, Auth, CredentialLimit, Surface};
-use crate::service::{ClientInfo, LoginOutcome, SignupInput, Tessera};
+use crate::http::oauth;
+use crate::service::{
+    CallbackParams, ClientInfo, LoginOutcome, OAuthCallback, SignupInput, Tessera,
+};
 use crate::store::{Membership, Session, User};
 
 const COOKIE: &str = "ces_session";
@@ -58,6 +61,9 @@ pub fn router(core: &Tessera) -> Router<Arc<Tessera>> {
         .route("/set-password", post(set_password))
         .route("/verify-email", get(verify_email))
         .route("/resend-verification", post(resend_verification))
+        .route("/sign-in/social", post(sign_in_social))
+        .route("/link-social", post(link_social))
+        .route("/callback/{provider}", get(social_callback))
         .route("/linked-accounts", get(linked_accounts))
         .route("/unlink-provider", post(unlink_provider))
         .route("/two-factor/status", get(two_factor_status))
@@ -255,21 +261,6 @@ async fn set_password(
     Ok(Json(json!({"status": true})))
 }
 
-/// True when `url` points at the app, the public URL or an allowed origin.
-fn callback_allowed(core: &Tessera, url: &str) -> bool {
-    let Ok(parsed) = url::Url::parse(url) else {
-        return false;
-    };
-    let origin = parsed.origin().ascii_serialization();
-    origin == core.config.public_url.origin().ascii_serialization()
-        || origin == core.config.app_url().origin().ascii_serialization()
-        || core
-            .config
-            .cors_origins
-            .iter()
-            .any(|o| o.trim_end_matches('/') == origin)
-}
-
 /// Verifies the address, joins the tenants that invited it, and redirects to
 /// `callbackURL` when it is on the allowlist (else answers JSON).
 async fn verify_email(
@@ -277,8 +268,8 @@ async fn verify_email(
     AppQuery(q): AppQuery<VerifyQuery>,
 ) -> AppResult<Response> {
     let user = core.verify_email_and_join(&q.token).await?;
-    match q.callback_url.filter(|u| callback_allowed(&core, u)) {
-        Some(url) => Ok(Redirect::to(&url).into_response()),
+    match q.callback_url.and_then(|u| core.redirect_target(&u)) {
+        Some(url) => Ok(Redirect::to(url.as_str()).into_response()),
         None => Ok(Json(json!({"status": true, "user": DashUser::from(&user)})).into_response()),
     }
 }
@@ -292,20 +283,98 @@ async fn resend_verification(
     Ok(Json(json!({"status": true})))
 }
 
-/// Linked sign-in providers (social login is not configured yet: none).
-async fn linked_accounts(Auth(_): Auth) -> AppResult<Json<Value>> {
-    Ok(Json(json!([])))
+/// Linked providers, Better Auth style: the password (`credential`) and
+/// every social identity.
+async fn linked_accounts(
+    State(core): State<Arc<Tessera>>,
+    Auth(p): Auth,
+) -> AppResult<Json<Value>> {
+    let mut accounts = Vec::new();
+    if p.user.password_hash.is_some() {
+        accounts.push(json!({
+            "providerId": "credential",
+            "accountId": p.user.id,
+            "createdAt": p.user.created_at,
+        }));
+    }
+    for identity in core.linked_accounts(&p.user).await? {
+        accounts.push(json!({
+            "id": identity.id,
+            "providerId": identity.provider,
+            "accountId": identity.subject,
+            "email": identity.email,
+            "createdAt": identity.created_at,
+        }));
+    }
+    Ok(Json(Value::Array(accounts)))
 }
 
-/// Unlinks a provider; with no linked providers there is nothing to unlink.
+/// Unlinks a provider, never the last way to sign in (409).
 async fn unlink_provider(
-    Auth(_): Auth,
+    State(core): State<Arc<Tessera>>,
+    client: ClientInfo,
+    Auth(p): Auth,
     AppJson(body): AppJson<UnlinkBody>,
-) -> AppResult<StatusCode> {
-    Err(AppError::not_found(format!(
-        "No linked account for provider {:?}.",
-        body.provider_id.chars().take(64).collect::<String>()
-    )))
+) -> AppResult<Json<Value>> {
+    core.unlink_provider(&p.user, &body.provider_id, &client)
+        .await?;
+    Ok(Json(json!({"status": true})))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SocialBody {
+    provider: String,
+    #[serde(rename = "callbackURL")]
+    callback_url: Option<String>,
+}
+
+/// Starts social sign-in: `{url, redirect: true}` and the state cookie; the
+/// client sends the browser to `url`.
+async fn sign_in_social(
+    State(core): State<Arc<Tessera>>,
+    AppJson(body): AppJson<SocialBody>,
+) -> AppResult<Response> {
+    social_start(&core, body, None).await
+}
+
+/// Links another provider to the signed-in account.
+async fn link_social(
+    State(core): State<Arc<Tessera>>,
+    Auth(p): Auth,
+    AppJson(body): AppJson<SocialBody>,
+) -> AppResult<Response> {
+    core.require_session(&p)?;
+    social_start(&core, body, Some(&p.user)).await
+}
+
+async fn social_start(
+    core: &Tessera,
+    body: SocialBody,
+    link: Option<&User>,
+) -> AppResult<Response> {
+    let (url, cookie) = oauth::start(
+        core,
+        &body.provider,
+        OAuthCallback::Dashboard,
+        body.callback_url.as_deref(),
+        link,
+    )
+    .await
+    .map_err(AppError::camel_case_fields)?;
+    let body = json!({"url": url.as_str(), "redirect": true});
+    Ok(([(header::SET_COOKIE, cookie)], Json(body)).into_response())
+}
+
+/// The provider's redirect back: the session cookie, then `callbackURL`.
+async fn social_callback(
+    State(core): State<Arc<Tessera>>,
+    Path(provider): Path<String>,
+    client: ClientInfo,
+    headers: HeaderMap,
+    AppQuery(q): AppQuery<CallbackParams>,
+) -> Response {
+    oauth::callback_response(&core, &provider, q, &headers, &client, COOKIE).await
 }
 
 /// Two-factor status (two-factor authentication is not available yet).

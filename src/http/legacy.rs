@@ -21,9 +21,12 @@ use crate::crypto::token::constant_time_eq;
 use crate::error::{AppError, AppResult, ErrorBody};
 use crate::http::bot;
 use crate::http::cookies;
-use crate::http::extract::{AppJson, Auth, CredentialLimit, Surface};
+use crate::http::extract::{AppJson, AppQuery, Auth, CredentialLimit, Surface};
+use crate::http::oauth;
 use crate::http::v1::views::{self, InviteView, TenantView};
-use crate::service::{ClientInfo, LoginOutcome, Principal, SignupInput, Tessera};
+use crate::service::{
+    CallbackParams, ClientInfo, LoginOutcome, OAuthCallback, Principal, SignupInput, Tessera,
+};
 use crate::store::User;
 
 const COOKIE: &str = "auth_token";
@@ -46,6 +49,8 @@ pub fn router() -> Router<Arc<Tessera>> {
         )
         .route("/reset-password", post(reset_password))
         .route("/validate", get(validate))
+        .route("/google", get(google))
+        .route("/google/callback", get(google_callback))
         .layer(Extension(Surface::OriginChecked))
 }
 
@@ -401,4 +406,26 @@ pub async fn validate(
         message: format!("{} users corrected and sessions reset.", ids.len()),
         updated_ids: ids,
     }))
+}
+
+/// Seed 001: to Google's consent screen (the `oauth.google` provider).
+#[utoipa::path(get, path = "/api/auth/google", tag = "legacy",
+    responses((status = 302, description = "To Google; sets the `tessera_oauth` state cookie"),
+        (status = 404, description = "`oauth.google` is not configured", body = ErrorBody)))]
+pub async fn google(State(core): State<Arc<Tessera>>) -> AppResult<Response> {
+    let (to, cookie) = oauth::start(&core, "google", OAuthCallback::Legacy, None, None).await?;
+    Ok(oauth::redirect(&to, [cookie]))
+}
+
+/// Seed 001: sets `auth_token` and redirects to the app URL.
+#[utoipa::path(get, path = "/api/auth/google/callback", tag = "legacy",
+    responses((status = 302, description = "Signed in; sets `auth_token`"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn google_callback(
+    State(core): State<Arc<Tessera>>,
+    client: ClientInfo,
+    headers: HeaderMap,
+    AppQuery(q): AppQuery<CallbackParams>,
+) -> Response {
+    oauth::callback_response(&core, "google", q, &headers, &client, COOKIE).await
 }

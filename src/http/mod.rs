@@ -24,6 +24,7 @@ pub mod cookies;
 pub mod dashboard;
 pub mod extract;
 pub mod legacy;
+pub mod oauth;
 pub mod openapi;
 pub mod v1;
 

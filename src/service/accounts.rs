@@ -161,11 +161,7 @@ impl Tessera {
             return Err(AppError::fields(errors));
         };
 
-        let hash = self
-            .hasher
-            .hash(password.expose())
-            .await
-            .map_err(AppError::internal)?;
+        let hash = self.hash_new_password(&password, "password").await?;
         let name = name.or_else(|| {
             let full = [first_name.as_deref(), last_name.as_deref()]
                 .into_iter()
@@ -288,8 +284,15 @@ impl Tessera {
                     return Ok(());
                 }
                 let (_, token_mail) = core.token_mail(user.id, &user.email, purpose);
-                core.store.issue_token(token_mail).await?;
-                core.mail_wake.notify_one();
+                let cap = core.config.security.mail_per_address_per_hour;
+                if core.store.issue_token(token_mail, cap).await? {
+                    core.mail_wake.notify_one();
+                } else {
+                    tracing::warn!(
+                        purpose = purpose.as_str(),
+                        "mail cap for one address reached; nothing sent"
+                    );
+                }
                 Ok(())
             }
             .await;
@@ -339,11 +342,7 @@ impl Tessera {
         let email = Email::parse(&user.email).map_err(|_| Self::invalid_token())?;
         let password = NewPassword::parse(password, &email)
             .map_err(|e| AppError::field("password", e.reason()))?;
-        let password_hash = self
-            .hasher
-            .hash(password.expose())
-            .await
-            .map_err(AppError::internal)?;
+        let password_hash = self.hash_new_password(&password, "password").await?;
         self.store
             .redeem_reset_token(&hash, &password_hash, self.clock.now())
             .await?
@@ -418,11 +417,7 @@ impl Tessera {
         action: &'static str,
         client: &ClientInfo,
     ) -> AppResult<()> {
-        let hash = self
-            .hasher
-            .hash(password.expose())
-            .await
-            .map_err(AppError::internal)?;
+        let hash = self.hash_new_password(password, "new_password").await?;
         self.store
             .change_password(user.id, &hash, keep, self.clock.now())
             .await?;
@@ -465,11 +460,7 @@ impl Tessera {
         let email = Email::parse(email).map_err(|reason| AppError::field("email", reason))?;
         let password = NewPassword::parse(password, &email)
             .map_err(|e| AppError::field("password", e.reason()))?;
-        let hash = self
-            .hasher
-            .hash(password.expose())
-            .await
-            .map_err(AppError::internal)?;
+        let hash = self.hash_new_password(&password, "password").await?;
         let tenant_name = format!("{}'s workspace", email.local_part());
         let user = NewUser {
             id: Uuid::new_v4(),

@@ -15,8 +15,10 @@ use crate::store::Store;
 mod accounts;
 mod admin;
 mod audit;
+mod breach;
 mod import;
 mod limits;
+mod oauth;
 mod sessions;
 mod tenants;
 mod tokens;
@@ -25,6 +27,9 @@ pub use accounts::{SignupInput, SignupOutcome};
 pub use admin::UserPatch;
 pub use audit::Audit;
 pub use import::ImportReport;
+pub use oauth::{
+    CallbackParams, OAuthCallback, OAuthResult, StartedOAuth, STATE_TTL as OAUTH_STATE_TTL,
+};
 pub use sessions::{Credential, LoginOutcome, Principal, PrincipalKind};
 pub use tokens::{IssuedJwt, NewPatInput};
 
@@ -55,6 +60,10 @@ pub struct Tessera {
     pub http_client: reqwest::Client,
     /// `trusted_proxies`, parsed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Discovery documents of OAuth providers.
+    pub oauth: oauth::OAuthCache,
+    /// For calls to OAuth providers: no redirects followed.
+    pub oauth_http: reqwest::Client,
 }
 
 impl Tessera {
@@ -99,6 +108,8 @@ impl Tessera {
                 .build()
                 .context("building the HTTP client")?,
             trusted_proxies,
+            oauth: oauth::OAuthCache::default(),
+            oauth_http: oauth::provider_http_client().context("building the OAuth HTTP client")?,
         })
     }
 

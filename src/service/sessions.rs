@@ -127,7 +127,7 @@ impl Tessera {
             && session.last_seen_at + idle > now
     }
 
-    async fn active_user(&self, user_id: Uuid) -> AppResult<Option<User>> {
+    pub(super) async fn active_user(&self, user_id: Uuid) -> AppResult<Option<User>> {
         Ok(self
             .store
             .find_user(user_id)
@@ -310,14 +310,7 @@ impl Tessera {
                 return Err(AppError::invalid_credentials());
             }
         };
-        if user.disabled_at.is_some() {
-            return Err(AppError::forbidden("This account is disabled."));
-        }
-        if self.config.auth.require_verified_email && user.email_verified_at.is_none() {
-            return Err(AppError::forbidden(
-                "Verify your email address before signing in; check your inbox.",
-            ));
-        }
+        Self::may_sign_in(&user, &self.config)?;
         self.store.clear_login_failures(email.as_str()).await?;
         if verdict == crate::crypto::password::Verdict::MatchNeedsRehash {
             let normalized = crate::domain::normalize_password(password);
@@ -330,12 +323,36 @@ impl Tessera {
                 .set_password_hash(user.id, &hash, self.clock.now())
                 .await?;
         }
+        self.finish_login(user, "password", client).await
+    }
+
+    fn may_sign_in(user: &User, config: &crate::config::Config) -> AppResult<()> {
+        if user.disabled_at.is_some() {
+            return Err(AppError::forbidden("This account is disabled."));
+        }
+        if config.auth.require_verified_email && user.email_verified_at.is_none() {
+            return Err(AppError::forbidden(
+                "Verify your email address before signing in; check your inbox.",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The end of every sign-in, whatever proved the user (`method`).
+    pub(super) async fn finish_login(
+        &self,
+        user: User,
+        method: &'static str,
+        client: &ClientInfo,
+    ) -> AppResult<LoginOutcome> {
+        Self::may_sign_in(&user, &self.config)?;
         let (secret, session) = self.start_session(&user, None, client).await?;
         self.record(
             Audit::new("login.success")
                 .actor(user.id)
                 .target(user.id)
-                .client(client),
+                .client(client)
+                .detail(json!({"method": method})),
         )
         .await;
         Ok(LoginOutcome::LoggedIn {

@@ -120,7 +120,10 @@ async fn a_reset_token_is_redeemed_once_under_concurrency() {
             .await
             .unwrap();
         store
-            .issue_token(token_mail(user.id, "secret-1", TokenPurpose::PasswordReset))
+            .issue_token(
+                token_mail(user.id, "secret-1", TokenPurpose::PasswordReset),
+                5,
+            )
             .await
             .unwrap();
         let hash = crate::crypto::token::hash_secret("secret-1");
@@ -155,11 +158,11 @@ async fn a_newer_token_retires_older_ones_and_mail_is_queued() {
             .await
             .unwrap();
         store
-            .issue_token(token_mail(user.id, "old", TokenPurpose::PasswordReset))
+            .issue_token(token_mail(user.id, "old", TokenPurpose::PasswordReset), 5)
             .await
             .unwrap();
         store
-            .issue_token(token_mail(user.id, "new", TokenPurpose::PasswordReset))
+            .issue_token(token_mail(user.id, "new", TokenPurpose::PasswordReset), 5)
             .await
             .unwrap();
         let now = Utc::now();
@@ -275,4 +278,36 @@ fn both_migration_trees_list_the_same_versions() {
     let postgres = versions(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"));
     assert!(!sqlite.is_empty());
     assert_eq!(sqlite, postgres);
+}
+
+#[tokio::test]
+async fn token_issues_are_capped_per_user_per_hour_even_in_a_burst() {
+    for (name, store, _dir) in stores().await {
+        let (user, tenant) = new_user("cap@x.test");
+        let user = store
+            .create_user_with_tenant(user, tenant, None)
+            .await
+            .unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let mail = token_mail(user.id, &format!("burst-{i}"), TokenPurpose::PasswordReset);
+                store.issue_token(mail, 3).await.unwrap()
+            }));
+        }
+        let mut issued = 0;
+        for task in tasks {
+            issued += usize::from(task.await.unwrap());
+        }
+        assert_eq!(issued, 3, "{name}");
+        // Another purpose has its own budget.
+        let verify = token_mail(user.id, "v", TokenPurpose::EmailVerification);
+        assert!(store.issue_token(verify, 3).await.unwrap(), "{name}");
+        // An hour later the budget is back.
+        let mut later = token_mail(user.id, "later", TokenPurpose::PasswordReset);
+        later.token.now += Duration::minutes(61);
+        assert!(store.issue_token(later, 3).await.unwrap(), "{name}");
+        store.close().await;
+    }
 }

@@ -251,6 +251,55 @@ pub struct AuditFilter {
 }
 
 /// What happened to a membership change request.
+/// A user's identity at an OAuth/OIDC provider, keyed by (issuer, subject).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Identity {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub provider: String,
+    pub issuer: String,
+    pub subject: String,
+    pub email: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewIdentity {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub provider: String,
+    pub issuer: String,
+    pub subject: String,
+    pub email: Option<String>,
+    pub now: DateTime<Utc>,
+}
+
+/// A redirect to a provider, waiting for its callback.
+#[derive(Clone, sqlx::FromRow)]
+pub struct OAuthState {
+    pub provider: String,
+    pub callback: String,
+    pub pkce_verifier: String,
+    pub nonce: String,
+    pub redirect_to: String,
+    pub link_user_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+pub struct NewOAuthState {
+    pub state_hash: Vec<u8>,
+    pub state: OAuthState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnlinkOutcome {
+    Done,
+    NotLinked,
+    /// Refused: the account would be left without a way to sign in.
+    LastMethod,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MemberChange {
     Done,
@@ -328,8 +377,11 @@ pub trait Store: Send + Sync + 'static {
 
     // Single-use emailed tokens.
     /// Stores a token and its mail; older unused tokens of the same purpose
-    /// for the user stop working.
-    async fn issue_token(&self, token_mail: TokenMail) -> StoreResult<()>;
+    /// for the user stop working. Issues nothing and answers `false` when
+    /// `max_per_hour` tokens of that purpose were already issued to the user
+    /// in the hour before `token_mail.token.now` (mail flooding of one
+    /// address).
+    async fn issue_token(&self, token_mail: TokenMail, max_per_hour: u32) -> StoreResult<bool>;
     /// The user id of a usable token (unused, unexpired), without using it.
     async fn peek_token(
         &self,
@@ -498,6 +550,33 @@ pub trait Store: Send + Sync + 'static {
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()>;
     async fn list_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>>;
 
+    // Social login.
+    /// Stores a sign-in in progress (and sweeps expired ones).
+    async fn save_oauth_state(&self, state: &NewOAuthState) -> StoreResult<()>;
+    /// Removes and returns the unexpired sign-in with this state hash: a
+    /// state is good for one callback only.
+    async fn take_oauth_state(
+        &self,
+        state_hash: &[u8],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<OAuthState>>;
+    async fn find_identity(&self, issuer: &str, subject: &str) -> StoreResult<Option<Identity>>;
+    async fn identities(&self, user_id: Uuid) -> StoreResult<Vec<Identity>>;
+    /// `Conflict("identity")` when the identity belongs to someone already,
+    /// `Conflict("provider")` when the user has one at that provider.
+    async fn link_identity(&self, identity: &NewIdentity) -> StoreResult<()>;
+    /// A new (password-less) user, their own tenant and their identity, in
+    /// one transaction; `Conflict("email")` when the email is taken.
+    async fn create_user_with_identity(
+        &self,
+        user: NewUser,
+        tenant: NewTenant,
+        identity: NewIdentity,
+    ) -> StoreResult<User>;
+    /// Unlinks the user's identity at `provider` unless it is the last way
+    /// to sign in (no password and no other identity); serialised per user.
+    async fn unlink_identity(&self, user_id: Uuid, provider: &str) -> StoreResult<UnlinkOutcome>;
+
     // JWT signing keys.
     async fn signing_keys(&self) -> StoreResult<Vec<StoredKey>>;
     /// Stores a key unless one with the same id exists.
@@ -530,6 +609,10 @@ fn map_err(err: sqlx::Error) -> StoreError {
                     .unwrap_or_default();
                 StoreError::Conflict(if what.contains("email") {
                     "email"
+                } else if what.contains("subject") {
+                    "identity"
+                } else if what.contains("provider") {
+                    "provider"
                 } else if what.contains("slug") {
                     "slug"
                 } else {

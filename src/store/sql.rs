@@ -223,10 +223,28 @@ impl Store for Backend {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn issue_token(&self, token_mail: TokenMail) -> StoreResult<()> {
+    async fn issue_token(&self, token_mail: TokenMail, max_per_hour: u32) -> StoreResult<bool> {
+        let token = &token_mail.token;
         let mut tx = self.writer.begin().await.map_err(map_err)?;
+        // The count and the insert happen under the user's lock, so a burst
+        // cannot slip past the cap.
+        lock_user(&mut tx, token.user_id).await?;
+        let recent: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM one_time_tokens \
+             WHERE user_id = $1 AND purpose = $2 AND created_at > $3",
+        )
+        .bind(token.user_id)
+        .bind(token.purpose.as_str())
+        .bind(token.now - chrono::Duration::hours(1))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if recent >= i64::from(max_per_hour) {
+            return Ok(false);
+        }
         insert_token_mail(&mut tx, &token_mail).await?;
-        tx.commit().await.map_err(map_err)
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
     }
 
     async fn peek_token(&self, purpose: TokenPurpose, hash: &[u8], now: DateTime<Utc>) -> StoreResult<Option<Uuid>> {
@@ -916,6 +934,112 @@ impl Store for Backend {
         Ok(())
     }
 
+    async fn save_oauth_state(&self, new: &NewOAuthState) -> StoreResult<()> {
+        let state = &new.state;
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        sqlx::query("DELETE FROM oauth_states WHERE expires_at <= $1")
+            .bind(state.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        sqlx::query(
+            "INSERT INTO oauth_states (state_hash, provider, callback, pkce_verifier, nonce, \
+             redirect_to, link_user_id, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&new.state_hash)
+        .bind(&state.provider)
+        .bind(&state.callback)
+        .bind(&state.pkce_verifier)
+        .bind(&state.nonce)
+        .bind(&state.redirect_to)
+        .bind(state.link_user_id)
+        .bind(state.created_at)
+        .bind(state.expires_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn take_oauth_state(&self, state_hash: &[u8], now: DateTime<Utc>) -> StoreResult<Option<OAuthState>> {
+        let taken: Option<OAuthState> = sqlx::query_as(
+            "DELETE FROM oauth_states WHERE state_hash = $1 \
+             RETURNING provider, callback, pkce_verifier, nonce, redirect_to, link_user_id, created_at, expires_at",
+        )
+        .bind(state_hash)
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(taken.filter(|s| s.expires_at > now))
+    }
+
+    async fn find_identity(&self, issuer: &str, subject: &str) -> StoreResult<Option<Identity>> {
+        sqlx::query_as("SELECT * FROM user_identities WHERE issuer = $1 AND subject = $2")
+            .bind(issuer)
+            .bind(subject)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(map_err)
+    }
+
+    async fn identities(&self, user_id: Uuid) -> StoreResult<Vec<Identity>> {
+        sqlx::query_as("SELECT * FROM user_identities WHERE user_id = $1 ORDER BY created_at, provider")
+            .bind(user_id)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err)
+    }
+
+    async fn link_identity(&self, identity: &NewIdentity) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        insert_identity(&mut tx, identity).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn create_user_with_identity(&self, user: NewUser, tenant: NewTenant, identity: NewIdentity) -> StoreResult<User> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        let created = insert_user(&mut tx, &user).await?;
+        insert_tenant_with_member(&mut tx, &tenant, created.id, "owner", user.now).await?;
+        insert_identity(&mut tx, &identity).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(created)
+    }
+
+    async fn unlink_identity(&self, user_id: Uuid, provider: &str) -> StoreResult<UnlinkOutcome> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        lock_user(&mut tx, user_id).await?;
+        let (has_password, identities): (bool, i64) = sqlx::query_as(
+            "SELECT password_hash IS NOT NULL, \
+             (SELECT COUNT(*) FROM user_identities WHERE user_id = $1) \
+             FROM users WHERE id = $1",
+        )
+        .bind(user_id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let linked: Option<Uuid> =
+            sqlx::query_scalar("SELECT id FROM user_identities WHERE user_id = $1 AND provider = $2")
+                .bind(user_id)
+                .bind(provider)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        let Some(id) = linked else {
+            return Ok(UnlinkOutcome::NotLinked);
+        };
+        if !has_password && identities <= 1 {
+            return Ok(UnlinkOutcome::LastMethod);
+        }
+        sqlx::query("DELETE FROM user_identities WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(UnlinkOutcome::Done)
+    }
+
 }
 
 type Tx = sqlx::Transaction<'static, Db>;
@@ -1026,14 +1150,38 @@ where
 
 /// Retires the user's older tokens of the same purpose, then stores the new
 /// token and its mail.
-async fn insert_token_mail(tx: &mut Tx, token_mail: &TokenMail) -> StoreResult<()> {
-    let token = &token_mail.token;
-    // Serialise token issues per user, so two at once cannot both stay live.
+/// Takes the user's row lock (PostgreSQL) for the rest of the transaction.
+async fn lock_user(tx: &mut Tx, user_id: Uuid) -> StoreResult<()> {
     sqlx::query(LOCK_USER)
-        .bind(token.user_id)
+        .bind(user_id)
         .execute(&mut **tx)
         .await
         .map_err(map_err)?;
+    Ok(())
+}
+
+async fn insert_identity(tx: &mut Tx, identity: &NewIdentity) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO user_identities (id, user_id, provider, issuer, subject, email, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(identity.id)
+    .bind(identity.user_id)
+    .bind(&identity.provider)
+    .bind(&identity.issuer)
+    .bind(&identity.subject)
+    .bind(&identity.email)
+    .bind(identity.now)
+    .execute(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+async fn insert_token_mail(tx: &mut Tx, token_mail: &TokenMail) -> StoreResult<()> {
+    let token = &token_mail.token;
+    // Serialise token issues per user, so two at once cannot both stay live.
+    lock_user(tx, token.user_id).await?;
     sqlx::query(
         "UPDATE one_time_tokens SET used_at = $3 WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL",
     )

@@ -135,3 +135,129 @@ async fn security_headers_and_hsts_only_on_https() {
     let res = app.signup(&new_client(), &unique_email("secure")).await;
     assert!(set_cookie(&res, "ces_session").unwrap().contains("Secure"));
 }
+
+#[tokio::test]
+async fn reset_mail_to_one_address_is_capped_and_the_answers_do_not_change() {
+    let app = TestApp::spawn_with(|c| c.security.mail_per_address_per_hour = 3).await;
+    let email = unique_email("flooded");
+    app.user(&email).await;
+    app.mail.wait_for(&email, 1).await; // verification
+    let forgot = || async {
+        let res = app
+            .post(
+                &new_client(),
+                "/api/v1/auth/forgot-password",
+                json!({"email": email}),
+            )
+            .await;
+        (res.status(), res.text().await.unwrap())
+    };
+    let first = forgot().await;
+    for _ in 0..7 {
+        assert_eq!(forgot().await, first, "every answer is the same");
+    }
+    app.mail.wait_for(&email, 1 + 3).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(app.mail.to(&email).len(), 1 + 3, "no more than the cap");
+    // The last link mailed still works: the cap stopped new ones, it did not
+    // retire the one the user has.
+    let token = app.mail.to(&email)[3].token();
+    let res = app
+        .post(
+            &new_client(),
+            "/api/v1/auth/reset-password",
+            json!({"token": token, "password": "after-the-flood-2026"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+
+    // An hour on, the address gets mail again.
+    app.clock.advance(chrono::Duration::minutes(61));
+    assert_eq!(forgot().await, first);
+    app.mail.wait_for(&email, 1 + 3 + 1).await;
+}
+
+/// A HIBP-style range API on loopback that lists one password.
+async fn breach_api(listed: &str) -> String {
+    use axum::extract::Path;
+    use axum::routing::get;
+    use sha1::{Digest, Sha1};
+    let digest = hex::encode_upper(Sha1::digest(listed.as_bytes()));
+    let (listed_prefix, listed_suffix) = digest.split_at(5);
+    let (listed_prefix, listed_suffix) = (listed_prefix.to_owned(), listed_suffix.to_owned());
+    let api = axum::Router::new().route(
+        "/range/{prefix}",
+        get(move |Path(prefix): Path<String>| async move {
+            // Padding lines (count 0) on every answer, as the real API sends.
+            let mut body = String::from("0000000000000000000000000000000000A:0\r\n");
+            if prefix == listed_prefix {
+                body.push_str(&format!("{listed_suffix}:52579\r\n"));
+            }
+            body
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, api).await.unwrap() });
+    format!("http://{addr}/range/")
+}
+
+#[tokio::test]
+async fn breached_passwords_are_refused_when_the_check_is_on() {
+    let breached = "correct-horse-battery-9";
+    let url = breach_api(breached).await;
+    let app = TestApp::spawn_with(|c| c.security.breached_password_url = Some(url)).await;
+    let res = app
+        .post(
+            &new_client(),
+            "/api/v1/auth/signup",
+            json!({"email": unique_email("breach"), "password": breached}),
+        )
+        .await;
+    let body = expect_error(res, StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED").await;
+    assert!(
+        body["fields"]["password"]
+            .as_str()
+            .unwrap()
+            .contains("breach"),
+        "{body}"
+    );
+    let res = app
+        .post(
+            &new_client(),
+            "/api/v1/auth/signup",
+            json!({"email": unique_email("breach"), "password": "not-in-any-list-2026"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+
+    // Changing to a breached password is refused too, naming the field.
+    let user = app.user(&unique_email("changer")).await;
+    let res = app
+        .write(
+            &user,
+            reqwest::Method::POST,
+            "/api/v1/auth/change-password",
+            Some(json!({"current_password": PASSWORD, "new_password": breached})),
+        )
+        .await;
+    let body = expect_error(res, StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED").await;
+    assert!(body["fields"]["new_password"].is_string(), "{body}");
+}
+
+#[tokio::test]
+async fn an_unreachable_breach_api_lets_passwords_through() {
+    // A port nothing listens on: the check fails open.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/range/", closed.local_addr().unwrap());
+    drop(closed);
+    let app = TestApp::spawn_with(|c| c.security.breached_password_url = Some(url)).await;
+    let res = app
+        .post(
+            &new_client(),
+            "/api/v1/auth/signup",
+            json!({"email": unique_email("open"), "password": "correct-horse-battery-9"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+}

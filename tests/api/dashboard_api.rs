@@ -121,14 +121,15 @@ async fn seed_002_walkthrough() {
     assert_eq!(session["user"]["email"], email);
     assert!(session["session"]["userId"].is_string());
 
-    assert_eq!(
-        app.get(&c, "/auth/linked-accounts")
-            .await
-            .json::<Value>()
-            .await
-            .unwrap(),
-        json!([])
-    );
+    // A password account lists its password (`credential`) and no provider.
+    let linked: Value = app
+        .get(&c, "/auth/linked-accounts")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(linked.as_array().unwrap().len(), 1, "{linked}");
+    assert_eq!(linked[0]["providerId"], "credential");
     let status: Value = app
         .get(&c, "/auth/two-factor/status")
         .await

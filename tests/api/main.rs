@@ -18,5 +18,6 @@ mod lockout;
 mod login;
 mod recovery;
 mod signup;
+mod social;
 mod tenants;
 mod tokens;

@@ -16,7 +16,7 @@ use crate::http::cookies;
 use crate::http::extract::{AppJson, Auth, CredentialLimit};
 use crate::service::{ClientInfo, LoginOutcome, Principal, SignupInput, Tessera};
 
-const COOKIE: &str = "ces_session";
+pub(crate) const COOKIE: &str = "ces_session";
 
 #[derive(Deserialize, ToSchema)]
 pub struct SignupBody {

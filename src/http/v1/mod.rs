@@ -13,6 +13,7 @@ use crate::service::Tessera;
 pub mod admin;
 pub mod auth;
 pub mod health;
+pub mod oauth;
 pub mod sessions;
 pub mod tenants;
 pub mod tokens;
@@ -85,6 +86,13 @@ pub fn router() -> Router<Arc<Tessera>> {
         )
         .route("/admin/plans/validate", post(admin::validate_plans))
         .route("/admin/audit", get(admin::audit))
+        .route("/auth/oauth/{provider}", get(oauth::start))
+        .route("/auth/oauth/{provider}/callback", get(oauth::callback))
+        .route("/auth/linked-accounts", get(oauth::linked))
+        .route(
+            "/auth/linked-accounts/{provider}",
+            post(oauth::link).delete(oauth::unlink),
+        )
         .route("/openapi.json", get(crate::http::openapi::serve))
         .layer(Extension(Surface::V1))
 }

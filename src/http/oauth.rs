@@ -1,0 +1,127 @@
+//! The browser side of social login, shared by the three surfaces: the state
+//! cookie that binds a sign-in to the browser that started it, and the
+//! redirects.
+
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use cookie::time::Duration;
+use cookie::{Cookie, SameSite};
+use url::Url;
+
+use crate::error::AppResult;
+use crate::http::cookies;
+use crate::service::{
+    CallbackParams, ClientInfo, LoginOutcome, OAuthCallback, OAuthResult, StartedOAuth, Tessera,
+};
+use crate::store::User;
+
+/// Holds the state of the sign-in in progress; `SameSite=Lax` so the
+/// provider's top-level redirect back carries it.
+const STATE_COOKIE: &str = "tessera_oauth";
+
+fn state_cookie(core: &Tessera, value: &str, max_age: Duration) -> HeaderValue {
+    let cookie = Cookie::build((STATE_COOKIE, value))
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .path("/")
+        .secure(core.config.cookie_secure())
+        .max_age(max_age)
+        .build();
+    HeaderValue::from_str(&cookie.to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| Cookie::split_parse(v).flatten())
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_owned())
+}
+
+/// Starts a sign-in: the provider's URL and the cookie to set.
+pub async fn start(
+    core: &Tessera,
+    provider: &str,
+    callback: OAuthCallback,
+    redirect_to: Option<&str>,
+    link_user: Option<&User>,
+) -> AppResult<(Url, HeaderValue)> {
+    let StartedOAuth {
+        authorize_url,
+        state,
+    } = core
+        .oauth_start(provider, callback, redirect_to, link_user)
+        .await?;
+    let ttl = crate::service::OAUTH_STATE_TTL.num_seconds();
+    Ok((
+        authorize_url,
+        state_cookie(core, &state, Duration::seconds(ttl)),
+    ))
+}
+
+/// Finishes a sign-in; the state cookie is cleared whatever happens next.
+async fn finish(
+    core: &Tessera,
+    provider: &str,
+    params: CallbackParams,
+    headers: &HeaderMap,
+    client: &ClientInfo,
+) -> (AppResult<OAuthResult>, HeaderValue) {
+    let cookie = cookie_value(headers, STATE_COOKIE);
+    let result = core
+        .oauth_callback(provider, params, cookie.as_deref(), client)
+        .await;
+    (result, state_cookie(core, "", Duration::ZERO))
+}
+
+/// `302 Found` to `to`, setting `cookies`.
+pub fn redirect(to: &Url, cookies: impl IntoIterator<Item = HeaderValue>) -> Response {
+    let mut response = StatusCode::FOUND.into_response();
+    let headers = response.headers_mut();
+    if let Ok(location) = HeaderValue::from_str(to.as_str()) {
+        headers.insert(header::LOCATION, location);
+    }
+    for cookie in cookies {
+        headers.append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// The answer to a provider's redirect back, on any surface: the session
+/// in `session_cookie` and a redirect, or the error; the state cookie is
+/// cleared either way.
+pub async fn callback_response(
+    core: &Tessera,
+    provider: &str,
+    params: CallbackParams,
+    headers: &HeaderMap,
+    client: &ClientInfo,
+    session_cookie: &'static str,
+) -> Response {
+    let (result, clear) = finish(core, provider, params, headers, client).await;
+    match result {
+        Ok(OAuthResult::SignedIn {
+            outcome,
+            redirect_to,
+        }) => {
+            let LoginOutcome::LoggedIn {
+                secret, session, ..
+            } = *outcome;
+            redirect(
+                &redirect_to,
+                [
+                    clear,
+                    cookies::set_session(core, session_cookie, &secret, session.expires_at),
+                ],
+            )
+        }
+        Ok(OAuthResult::Linked { redirect_to }) => redirect(&redirect_to, [clear]),
+        Err(err) => {
+            let mut response = err.into_response();
+            response.headers_mut().append(header::SET_COOKIE, clear);
+            response
+        }
+    }
+}
