@@ -578,3 +578,69 @@ async fn the_legacy_and_dashboard_surfaces_sign_in_with_their_own_cookies() {
         .unwrap();
     expect_error(res, StatusCode::CONFLICT, "CONFLICT").await;
 }
+
+/// GitHub's user and emails API, as GitHub answers them, on loopback.
+async fn github_api(primary_verified: bool) -> String {
+    use axum::routing::get;
+    let api = axum::Router::new()
+        .route(
+            "/user",
+            get(|| async { axum::Json(json!({"id": 583231, "login": "octocat", "name": "The Octocat"})) }),
+        )
+        .route(
+            "/user/emails",
+            get(move || async move {
+                axum::Json(json!([
+                    {"email": "octocat@example.test", "primary": true, "verified": primary_verified},
+                    {"email": "other@example.test", "primary": false, "verified": true},
+                ]))
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, api).await.unwrap() });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn the_github_preset_uses_the_verified_primary_email() {
+    // The mock serves GitHub's authorize and token steps (plain OAuth2 with
+    // PKCE); the user API is GitHub-shaped.
+    let provider = Provider::start().await;
+    for (verified, expected) in [(true, StatusCode::FOUND), (false, StatusCode::FORBIDDEN)] {
+        let api = github_api(verified).await;
+        let github = OAuthProviderConfig {
+            authorize_url: Some(format!("{}/authorize", provider.issuer)),
+            token_url: Some(format!("{}/token", provider.issuer)),
+            api_url: Some(api),
+            ..provider.config()
+        };
+        let app = TestApp::spawn_with(move |c| {
+            c.oauth.insert("github".into(), github);
+        })
+        .await;
+        let client = new_client();
+        let start = app.get(&client, "/api/v1/auth/oauth/github").await;
+        let authorize = location(&start);
+        assert!(
+            authorize.contains("code_challenge_method=S256"),
+            "{authorize}"
+        );
+        assert!(
+            authorize.contains("scope=read%3Auser+user%3Aemail"),
+            "{authorize}"
+        );
+        let callback = through_provider(&client, &start).await;
+        let res = client.get(callback).send().await.unwrap();
+        assert_eq!(res.status(), expected, "{}", res.text().await.unwrap());
+        if verified {
+            let user = me(&app, &client).await;
+            assert_eq!(user["user"]["email"], "octocat@example.test");
+            assert_eq!(user["user"]["name"], "The Octocat");
+            let linked = body_of(&app, &client, "/api/v1/auth/linked-accounts").await;
+            assert_eq!(linked[0]["provider"], "github");
+        } else {
+            assert_eq!(app.me_status(&client).await, StatusCode::UNAUTHORIZED);
+        }
+    }
+}
