@@ -41,7 +41,7 @@ use crate::error::{ErrorBody, ErrorCode};
         oauth::start, oauth::callback, oauth::linked, oauth::link, oauth::unlink,
     ),
     components(schemas(ErrorBody, ErrorCode, views::UserView, views::TenantView, views::InviteView)),
-    modifiers(&Security),
+    modifiers(&Security, &CommonAnswers),
     security(("session_cookie" = []), ("bearer" = [])),
     tags(
         (name = "health", description = "Probes"),
@@ -74,6 +74,61 @@ impl Modify for Security {
                     .build(),
             ),
         );
+    }
+}
+
+/// Answers any API operation may give whatever it does, from the layers
+/// around every handler: malformed or oversized input, missing or bad
+/// credentials, CSRF and Origin refusals, rate limits and lockout, and the
+/// hash pool or a timeout refusing work. Added where a handler's own list
+/// lacks them, so clients (and schemathesis) find every status documented.
+struct CommonAnswers;
+
+const COMMON_ANSWERS: [(&str, &str); 7] = [
+    ("400", "BAD_REQUEST: malformed JSON, wrong Content-Type, or a bad parameter"),
+    ("401", "UNAUTHORIZED: missing, expired or revoked credentials"),
+    ("403", "FORBIDDEN, CSRF_FAILED or CAPTCHA_FAILED"),
+    ("413", "PAYLOAD_TOO_LARGE"),
+    ("422", "VALIDATION_FAILED; `fields` names each bad field"),
+    ("429", "RATE_LIMITED or ACCOUNT_LOCKED, with Retry-After"),
+    ("503", "UNAVAILABLE: overloaded, timed out, or a dependency is down"),
+];
+
+impl Modify for CommonAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if path.contains("/health") || path.ends_with("/openapi.json") {
+                continue;
+            }
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                for (status, description) in COMMON_ANSWERS {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| {
+                            ResponseBuilder::new()
+                                .description(description)
+                                .content(
+                                    "application/json",
+                                    ContentBuilder::new()
+                                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                                        .build(),
+                                )
+                                .build()
+                                .into()
+                        });
+                }
+            }
+        }
     }
 }
 
