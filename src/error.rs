@@ -206,6 +206,11 @@ impl IntoResponse for AppError {
                 Some(source) => {
                     tracing::error!(code = ?self.code, error = %format!("{source:#}"), "request failed")
                 }
+                // Shedding load (a full hash queue) is expected under a
+                // flood: one line per refusal would flood the log too.
+                None if self.retry_after.is_some() => {
+                    tracing::debug!(code = ?self.code, message = %self.message, "request refused")
+                }
                 None => {
                     tracing::warn!(code = ?self.code, message = %self.message, "request failed")
                 }

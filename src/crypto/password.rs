@@ -5,11 +5,11 @@
 //! emails are verified against a fixed dummy hash so they cost the same time.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, Salt, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use rand::rngs::OsRng;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
@@ -44,6 +44,100 @@ pub struct PasswordHasher {
     waiting: Arc<AtomicUsize>,
     max_queue: usize,
     dummy_hash: Arc<str>,
+    /// argon2 memory, one buffer per worker, reused from hash to hash: no
+    /// 19 MiB allocation (and page faults) per login, and no freed buffers
+    /// piling up in the allocator.
+    buffers: Arc<Mutex<Vec<Vec<Block>>>>,
+}
+
+/// What a hashing job works with: the configured parameters and a block
+/// buffer of its own.
+struct Kernel {
+    params: Params,
+    blocks: Vec<Block>,
+}
+
+impl Kernel {
+    /// The argon2 output for `password` under the given algorithm, version,
+    /// parameters and salt, computed in this kernel's memory. Parameters far
+    /// above the configured ones (an imported hash) get a buffer of their own
+    /// rather than growing the pooled one.
+    fn output(
+        &mut self,
+        algorithm: Algorithm,
+        version: Version,
+        params: &Params,
+        password: &[u8],
+        salt: Salt<'_>,
+    ) -> argon2::password_hash::Result<Output> {
+        let mut salt_buf = [0u8; 64];
+        let salt = salt.decode_b64(&mut salt_buf)?;
+        let needed = params.block_count();
+        let mut own;
+        let blocks = if needed <= self.params.block_count() * 4 {
+            if self.blocks.len() < needed {
+                self.blocks.resize(needed, Block::default());
+            }
+            &mut self.blocks[..needed]
+        } else {
+            own = vec![Block::default(); needed];
+            &mut own[..]
+        };
+        let argon = Argon2::new(algorithm, version, params.clone());
+        let len = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+        Output::init_with(len, |out| {
+            Ok(argon.hash_password_into_with_memory(password, salt, out, &mut *blocks)?)
+        })
+    }
+
+    /// A new argon2id PHC string with the configured parameters.
+    fn hash(&mut self, password: &[u8]) -> argon2::password_hash::Result<String> {
+        let salt = SaltString::generate(&mut OsRng);
+        let params = self.params.clone();
+        let output = self.output(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            &params,
+            password,
+            salt.as_salt(),
+        )?;
+        Ok(PasswordHash {
+            algorithm: argon2::ARGON2ID_IDENT,
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(&params)?,
+            salt: Some(salt.as_salt()),
+            hash: Some(output),
+        }
+        .to_string())
+    }
+
+    /// Whether `password` matches a parsed argon2 PHC hash (any variant);
+    /// the outputs are compared in constant time.
+    fn verify(&mut self, password: &[u8], parsed: &PasswordHash<'_>) -> bool {
+        let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+            return false;
+        };
+        let Ok(algorithm) = Algorithm::try_from(parsed.algorithm) else {
+            return false;
+        };
+        let version = parsed
+            .version
+            .map_or(Ok(Version::default()), Version::try_from);
+        let (Ok(version), Ok(mut params)) = (version, Params::try_from(parsed)) else {
+            return false;
+        };
+        // The stored output length decides the computed one.
+        if let Ok(p) = Params::new(
+            params.m_cost(),
+            params.t_cost(),
+            params.p_cost(),
+            Some(expected.len()),
+        ) {
+            params = p;
+        }
+        self.output(algorithm, version, &params, password, salt)
+            .is_ok_and(|computed| computed == expected)
+    }
 }
 
 impl PasswordHasher {
@@ -58,23 +152,20 @@ impl PasswordHasher {
         let workers = config
             .max_concurrent
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
-        let salt = SaltString::generate(&mut OsRng);
-        let dummy_hash = argon
-            .hash_password(b"tessera-dummy-password", &salt)
-            .map_err(|e| anyhow::anyhow!("hashing the dummy password: {e}"))?
-            .to_string();
+        let dummy_hash = Kernel {
+            params: params.clone(),
+            blocks: Vec::new(),
+        }
+        .hash(b"tessera-dummy-password")
+        .map_err(|e| anyhow::anyhow!("hashing the dummy password: {e}"))?;
         Ok(PasswordHasher {
             params,
             permits: Arc::new(Semaphore::new(workers.max(1))),
             waiting: Arc::new(AtomicUsize::new(0)),
             max_queue: config.max_queue,
             dummy_hash: dummy_hash.into(),
+            buffers: Arc::new(Mutex::new(Vec::new())),
         })
-    }
-
-    fn argon(&self) -> Argon2<'static> {
-        Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
     }
 
     /// Runs a hashing job on the blocking pool. The permit moves into the
@@ -83,7 +174,7 @@ impl PasswordHasher {
     /// that hang up.
     async fn run<T: Send + 'static>(
         &self,
-        job: impl FnOnce(Argon2<'static>) -> T + Send + 'static,
+        job: impl FnOnce(&mut Kernel) -> T + Send + 'static,
     ) -> anyhow::Result<T> {
         let permit = match self.permits.clone().try_acquire_owned() {
             Ok(permit) => permit,
@@ -99,10 +190,24 @@ impl PasswordHasher {
                     .context("hash pool closed")?
             }
         };
-        let argon = self.argon();
+        let params = self.params.clone();
+        let buffers = self.buffers.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            job(argon)
+            let blocks = buffers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pop()
+                .unwrap_or_default();
+            let mut kernel = Kernel { params, blocks };
+            let result = job(&mut kernel);
+            // At most one buffer per permit is ever out, so the pool stays
+            // bounded by the number of workers.
+            buffers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(kernel.blocks);
+            result
         })
         .await
         .context("hash task failed")
@@ -113,11 +218,9 @@ impl PasswordHasher {
     /// re-hashed).
     pub async fn hash(&self, normalized: &str) -> anyhow::Result<String> {
         let password = normalized.to_owned();
-        self.run(move |argon| {
-            let salt = SaltString::generate(&mut OsRng);
-            argon
-                .hash_password(password.as_bytes(), &salt)
-                .map(|h| h.to_string())
+        self.run(move |kernel| {
+            kernel
+                .hash(password.as_bytes())
                 .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))
         })
         .await?
@@ -131,10 +234,10 @@ impl PasswordHasher {
         let stored = stored.map(str::to_owned);
         let dummy = self.dummy_hash.clone();
         let wanted = self.params.clone();
-        self.run(move |argon| match stored {
-            Some(stored) => verify_any(&argon, &wanted, &password, &stored, &dummy),
+        self.run(move |kernel| match stored {
+            Some(stored) => verify_any(kernel, &wanted, &password, &stored, &dummy),
             None => {
-                let _ = verify_any(&argon, &wanted, &password, &dummy, &dummy);
+                let _ = verify_any(kernel, &wanted, &password, &dummy, &dummy);
                 Verdict::Mismatch
             }
         })
@@ -172,7 +275,7 @@ fn is_current(parsed: &PasswordHash<'_>, wanted: &Params) -> bool {
 /// legacy systems hashed what they were given). Anything cheaper than a
 /// current argon2id check is padded with a check of the dummy hash.
 fn verify_any(
-    argon: &Argon2<'_>,
+    kernel: &mut Kernel,
     wanted: &Params,
     password: &str,
     stored: &str,
@@ -186,9 +289,7 @@ fn verify_any(
     let (matched, current) = if stored.starts_with("$argon2") {
         match PasswordHash::new(stored) {
             Ok(parsed) => (
-                argon
-                    .verify_password(normalized.as_bytes(), &parsed)
-                    .is_ok(),
+                kernel.verify(normalized.as_bytes(), &parsed),
                 is_current(&parsed, wanted),
             ),
             Err(_) => (false, false),
@@ -209,7 +310,7 @@ fn verify_any(
     };
     if !current {
         if let Ok(parsed) = PasswordHash::new(dummy) {
-            let _ = argon.verify_password(normalized.as_bytes(), &parsed);
+            let _ = kernel.verify(normalized.as_bytes(), &parsed);
         }
     }
     match (matched, current) {
@@ -222,6 +323,7 @@ fn verify_any(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use argon2::password_hash::PasswordHasher as _;
 
     fn hasher() -> PasswordHasher {
         PasswordHasher::new(&Argon2Config::default()).unwrap()
@@ -341,5 +443,42 @@ mod tests {
             hasher().verify("pw-123456", Some(&weak)).await.unwrap(),
             Verdict::MatchNeedsRehash
         );
+    }
+
+    #[tokio::test]
+    async fn pooled_hashing_interoperates_with_the_argon2_crate() {
+        use argon2::password_hash::PasswordVerifier as _;
+        let h = hasher();
+        // Ours, checked by the crate's own verifier.
+        let ours = h.hash("interop-password").await.unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(Argon2::default()
+            .verify_password(b"interop-password", &parsed)
+            .is_ok());
+        assert!(Argon2::default()
+            .verify_password(b"interop-passworD", &parsed)
+            .is_err());
+        // The crate's, with a longer output, checked by ours.
+        let theirs = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(19_456, 2, 1, Some(48)).unwrap(),
+        )
+        .hash_password(b"interop-password", &SaltString::generate(&mut OsRng))
+        .unwrap()
+        .to_string();
+        assert_eq!(
+            h.verify("interop-password", Some(&theirs)).await.unwrap(),
+            Verdict::Match
+        );
+        assert_eq!(
+            h.verify("interop-passworD", Some(&theirs)).await.unwrap(),
+            Verdict::Mismatch
+        );
+        // Memory is reused: at most one buffer per worker is kept.
+        for _ in 0..4 {
+            h.verify("x", Some(&ours)).await.unwrap();
+        }
+        assert!(h.buffers.lock().unwrap().len() <= 2);
     }
 }

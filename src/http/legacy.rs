@@ -146,8 +146,9 @@ fn message(text: &str) -> Json<Value> {
 }
 
 async fn me_parts(core: &Tessera, user: &User) -> AppResult<(Vec<TenantView>, Vec<InviteView>)> {
-    let tenants = core.store.memberships(user.id).await?;
-    let invites = core.my_invites(&user.email).await?;
+    // Two independent reads: in parallel, on two pooled connections.
+    let (tenants, invites) =
+        tokio::try_join!(core.memberships(user.id), core.my_invites(&user.email))?;
     Ok((
         views::tenants(&tenants),
         views::invites(&invites, core.clock.now()),

@@ -58,7 +58,7 @@ pub fn router(core: Arc<Tessera>) -> Router {
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or_default();
                     tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
-                }).on_response(DefaultOnResponse::new().level(Level::INFO)))
+                }).on_response(DefaultOnResponse::new().level(Level::DEBUG)).on_failure(()))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
                 .layer(SetResponseHeaderLayer::overriding(
                     header::CACHE_CONTROL,

@@ -85,13 +85,22 @@ impl Modify for Security {
 struct CommonAnswers;
 
 const COMMON_ANSWERS: [(&str, &str); 7] = [
-    ("400", "BAD_REQUEST: malformed JSON, wrong Content-Type, or a bad parameter"),
-    ("401", "UNAUTHORIZED: missing, expired or revoked credentials"),
+    (
+        "400",
+        "BAD_REQUEST: malformed JSON, wrong Content-Type, or a bad parameter",
+    ),
+    (
+        "401",
+        "UNAUTHORIZED: missing, expired or revoked credentials",
+    ),
     ("403", "FORBIDDEN, CSRF_FAILED or CAPTCHA_FAILED"),
     ("413", "PAYLOAD_TOO_LARGE"),
     ("422", "VALIDATION_FAILED; `fields` names each bad field"),
     ("429", "RATE_LIMITED or ACCOUNT_LOCKED, with Retry-After"),
-    ("503", "UNAVAILABLE: overloaded, timed out, or a dependency is down"),
+    (
+        "503",
+        "UNAVAILABLE: overloaded, timed out, or a dependency is down",
+    ),
 ];
 
 impl Modify for CommonAnswers {

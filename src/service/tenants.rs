@@ -349,6 +349,10 @@ impl Tessera {
     }
 
     /// Pending invites addressed to the caller's email.
+    pub async fn memberships(&self, user_id: Uuid) -> AppResult<Vec<Membership>> {
+        Ok(self.store.memberships(user_id).await?)
+    }
+
     pub async fn my_invites(&self, email: &str) -> AppResult<Vec<Invite>> {
         Ok(self.store.pending_invites(email, self.clock.now()).await?)
     }
