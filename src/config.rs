@@ -42,6 +42,28 @@ pub struct Config {
     pub http: HttpConfig,
     pub argon2: Argon2Config,
     pub plans: PlansConfig,
+    pub mfa: MfaConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct MfaConfig {
+    /// Base64 of 32 bytes: the AES-256-GCM key TOTP secrets are sealed
+    /// with. When unset, one is generated on first start and kept in the
+    /// database (`app_secrets`).
+    #[serde(serialize_with = "serialize_secret_opt")]
+    pub encryption_key: Option<SecretString>,
+    /// The issuer shown in authenticator apps.
+    pub issuer: String,
+}
+
+impl Default for MfaConfig {
+    fn default() -> Self {
+        MfaConfig {
+            encryption_key: None,
+            issuer: "Tessera".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -268,6 +290,7 @@ impl Default for Config {
             jwt: JwtConfig::default(),
             turnstile: TurnstileConfig::default(),
             oauth: BTreeMap::new(),
+            mfa: MfaConfig::default(),
             mail: MailConfig::default(),
             http: HttpConfig::default(),
             argon2: Argon2Config::default(),

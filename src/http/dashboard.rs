@@ -23,7 +23,7 @@ use crate::http::cookies;
 use crate::http::extract::{AppJson, AppQuery, Auth, CredentialLimit, Surface};
 use crate::http::oauth;
 use crate::service::{
-    CallbackParams, ClientInfo, LoginOutcome, OAuthCallback, SignupInput, Tessera,
+    CallbackParams, ClientInfo, LoginOutcome, OAuthCallback, SecondFactor, SignupInput, Tessera,
 };
 use crate::store::{Membership, Session, User};
 
@@ -67,6 +67,7 @@ pub fn router(core: &Tessera) -> Router<Arc<Tessera>> {
         .route("/linked-accounts", get(linked_accounts))
         .route("/unlink-provider", post(unlink_provider))
         .route("/two-factor/status", get(two_factor_status))
+        .route("/two-factor/verify", post(verify_two_factor))
         .layer(Extension(Surface::OriginChecked))
         .layer(cors)
 }
@@ -226,12 +227,23 @@ async fn sign_in(
     client: ClientInfo,
     AppJson(body): AppJson<SignInBody>,
 ) -> AppResult<Response> {
-    let LoginOutcome::LoggedIn {
-        user,
-        secret,
-        session,
-    } = core.login(&body.email, &body.password, &client).await?;
-    let cookie = cookies::set_session(&core, COOKIE, &secret, session.expires_at);
+    let outcome = core.login(&body.email, &body.password, &client).await?;
+    sign_in_answer(&core, outcome)
+}
+
+/// `{user, session}` and the cookie, or the 2FA challenge.
+fn sign_in_answer(core: &Tessera, outcome: LoginOutcome) -> AppResult<Response> {
+    let (user, secret, session) = match outcome {
+        LoginOutcome::LoggedIn {
+            user,
+            secret,
+            session,
+        } => (user, secret, session),
+        LoginOutcome::TwoFactorRequired { challenge } => {
+            return Ok(crate::http::two_factor_required(challenge))
+        }
+    };
+    let cookie = cookies::set_session(core, COOKIE, &secret, session.expires_at);
     let body = json!({"user": DashUser::from(&user), "session": DashSession::from(&session)});
     Ok(([(header::SET_COOKIE, cookie)], Json(body)).into_response())
 }
@@ -378,6 +390,40 @@ async fn social_callback(
 }
 
 /// Two-factor status (two-factor authentication is not available yet).
-async fn two_factor_status(Auth(_): Auth) -> AppResult<Json<Value>> {
-    Ok(Json(json!({"enabled": false, "methods": []})))
+async fn two_factor_status(
+    State(core): State<Arc<Tessera>>,
+    Auth(p): Auth,
+) -> AppResult<Json<Value>> {
+    let status = core.two_factor_status(&p.user).await?;
+    Ok(Json(json!({
+        "enabled": status.enabled,
+        "methods": status.methods,
+        "backupCodesRemaining": status.backup_codes_remaining,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TwoFactorVerifyBody {
+    challenge: String,
+    code: Option<String>,
+    backup_code: Option<String>,
+}
+
+/// The second step of a sign-in with 2FA on.
+async fn verify_two_factor(
+    State(core): State<Arc<Tessera>>,
+    _limit: CredentialLimit,
+    client: ClientInfo,
+    AppJson(body): AppJson<TwoFactorVerifyBody>,
+) -> AppResult<Response> {
+    let factor = SecondFactor {
+        code: body.code.as_deref(),
+        backup_code: body.backup_code.as_deref(),
+    };
+    let outcome = core
+        .verify_two_factor(&body.challenge, factor, &client)
+        .await
+        .map_err(AppError::camel_case_fields)?;
+    sign_in_answer(&core, outcome)
 }

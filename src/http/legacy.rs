@@ -25,7 +25,8 @@ use crate::http::extract::{AppJson, AppQuery, Auth, CredentialLimit, Surface};
 use crate::http::oauth;
 use crate::http::v1::views::{self, InviteView, TenantView};
 use crate::service::{
-    CallbackParams, ClientInfo, LoginOutcome, OAuthCallback, Principal, SignupInput, Tessera,
+    CallbackParams, ClientInfo, LoginOutcome, OAuthCallback, Principal, SecondFactor, SignupInput,
+    Tessera,
 };
 use crate::store::User;
 
@@ -49,6 +50,7 @@ pub fn router() -> Router<Arc<Tessera>> {
         )
         .route("/reset-password", post(reset_password))
         .route("/validate", get(validate))
+        .route("/2fa/verify", post(verify_two_factor))
         .route("/google", get(google))
         .route("/google/callback", get(google_callback))
         .layer(Extension(Surface::OriginChecked))
@@ -164,13 +166,24 @@ pub async fn login(
     client: ClientInfo,
     AppJson(body): AppJson<LoginBody>,
 ) -> AppResult<Response> {
-    let LoginOutcome::LoggedIn {
-        user,
-        secret,
-        session,
-    } = core.login(&body.email, &body.password, &client).await?;
-    let cookie = cookies::set_session(&core, COOKIE, &secret, session.expires_at);
-    let (tenants, invites) = me_parts(&core, &user).await?;
+    let outcome = core.login(&body.email, &body.password, &client).await?;
+    login_answer(&core, outcome).await
+}
+
+/// The union answer and the `auth_token` cookie, or the 2FA challenge.
+async fn login_answer(core: &Tessera, outcome: LoginOutcome) -> AppResult<Response> {
+    let (user, secret, session) = match outcome {
+        LoginOutcome::LoggedIn {
+            user,
+            secret,
+            session,
+        } => (user, secret, session),
+        LoginOutcome::TwoFactorRequired { challenge } => {
+            return Ok(crate::http::two_factor_required(challenge))
+        }
+    };
+    let cookie = cookies::set_session(core, COOKIE, &secret, session.expires_at);
+    let (tenants, invites) = me_parts(core, &user).await?;
     let jwt = core.issue_jwt(&Principal::for_new_session(user.clone(), secret, session))?;
     let body = LegacyLoginResponse {
         user: LegacyUser::from(&user),
@@ -429,4 +442,30 @@ pub async fn google_callback(
     AppQuery(q): AppQuery<CallbackParams>,
 ) -> Response {
     oauth::callback_response(&core, "google", q, &headers, &client, COOKIE).await
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct TwoFactorVerifyBody {
+    pub challenge: String,
+    pub code: Option<String>,
+    pub backup_code: Option<String>,
+}
+
+/// The second step of a login with 2FA on: the union login answer.
+#[utoipa::path(post, path = "/api/auth/2fa/verify", tag = "legacy", request_body = TwoFactorVerifyBody,
+    responses((status = 200, body = LegacyLoginResponse), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn verify_two_factor(
+    State(core): State<Arc<Tessera>>,
+    _limit: CredentialLimit,
+    client: ClientInfo,
+    AppJson(body): AppJson<TwoFactorVerifyBody>,
+) -> AppResult<Response> {
+    let factor = SecondFactor {
+        code: body.code.as_deref(),
+        backup_code: body.backup_code.as_deref(),
+    };
+    let outcome = core
+        .verify_two_factor(&body.challenge, factor, &client)
+        .await?;
+    login_answer(&core, outcome).await
 }

@@ -28,6 +28,14 @@ pub mod oauth;
 pub mod openapi;
 pub mod v1;
 
+/// The answer to a right password when 2FA is on, the same on every
+/// surface: `200 {two_factor_required: true, challenge}`, no cookie.
+pub fn two_factor_required(challenge: String) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    axum::Json(serde_json::json!({"two_factor_required": true, "challenge": challenge}))
+        .into_response()
+}
+
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn router(core: Arc<Tessera>) -> Router {

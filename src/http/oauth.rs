@@ -106,16 +106,26 @@ pub async fn callback_response(
             outcome,
             redirect_to,
         }) => {
-            let LoginOutcome::LoggedIn {
-                secret, session, ..
-            } = *outcome;
-            redirect(
-                &redirect_to,
-                [
-                    clear,
-                    cookies::set_session(core, session_cookie, &secret, session.expires_at),
-                ],
-            )
+            match *outcome {
+                LoginOutcome::LoggedIn {
+                    secret, session, ..
+                } => redirect(
+                    &redirect_to,
+                    [
+                        clear,
+                        cookies::set_session(core, session_cookie, &secret, session.expires_at),
+                    ],
+                ),
+                // 2FA on: no session yet; the app finishes the second step
+                // with this challenge.
+                LoginOutcome::TwoFactorRequired { challenge } => {
+                    let mut to = redirect_to;
+                    to.query_pairs_mut()
+                        .append_pair("two_factor_required", "true")
+                        .append_pair("challenge", &challenge);
+                    redirect(&to, [clear])
+                }
+            }
         }
         Ok(OAuthResult::Linked { redirect_to }) => redirect(&redirect_to, [clear]),
         Err(err) => {

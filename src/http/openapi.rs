@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::v1::{admin, auth, health, oauth, sessions, tenants, tokens, views};
+use super::v1::{admin, auth, health, mfa, oauth, sessions, tenants, tokens, views};
 use crate::error::{ErrorBody, ErrorCode};
 
 #[derive(OpenApi)]
@@ -37,7 +37,8 @@ use crate::error::{ErrorBody, ErrorCode};
         super::legacy::validate, super::legacy::login, super::legacy::logout, super::legacy::me,
         super::legacy::register, super::legacy::signup, super::legacy::signup_invite,
         super::legacy::password, super::legacy::forgot_password, super::legacy::reset_password,
-        super::legacy::google, super::legacy::google_callback,
+        super::legacy::google, super::legacy::google_callback, super::legacy::verify_two_factor,
+        mfa::status, mfa::totp_setup, mfa::totp_enable, mfa::disable, mfa::backup_codes, mfa::verify,
         oauth::start, oauth::callback, oauth::linked, oauth::link, oauth::unlink,
     ),
     components(schemas(ErrorBody, ErrorCode, views::UserView, views::TenantView, views::InviteView)),
@@ -49,6 +50,7 @@ use crate::error::{ErrorBody, ErrorCode};
         (name = "tokens", description = "Personal access tokens"),
         (name = "sessions", description = "My sessions"),
         (name = "tenants", description = "Tenants, members and invitations"),
+        (name = "2fa", description = "Two-factor authentication"),
         (name = "oauth", description = "Social login and linked accounts"),
         (name = "admin", description = "Global administration (admins only)"),
         (name = "legacy", description = "The /api/auth surface"),

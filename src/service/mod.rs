@@ -18,6 +18,7 @@ mod audit;
 mod breach;
 mod import;
 mod limits;
+mod mfa;
 mod oauth;
 mod sessions;
 mod tenants;
@@ -27,6 +28,7 @@ pub use accounts::{SignupInput, SignupOutcome};
 pub use admin::UserPatch;
 pub use audit::Audit;
 pub use import::ImportReport;
+pub use mfa::{SecondFactor, TotpSetup, TwoFactorStatus};
 pub use oauth::{
     CallbackParams, OAuthCallback, OAuthResult, StartedOAuth, STATE_TTL as OAUTH_STATE_TTL,
 };
@@ -64,6 +66,8 @@ pub struct Tessera {
     pub oauth: oauth::OAuthCache,
     /// For calls to OAuth providers: no redirects followed.
     pub oauth_http: reqwest::Client,
+    /// Seals TOTP secrets at rest.
+    pub totp_box: crate::crypto::totp::SecretBox,
 }
 
 impl Tessera {
@@ -85,6 +89,7 @@ impl Tessera {
         let keys = JwtKeys::new(&stored, config.public_base(), &config.jwt.audience)
             .context("loading JWT signing keys")?;
         let hasher = PasswordHasher::new(&config.argon2)?;
+        let totp_box = Self::totp_box(&config, store.as_ref(), clock.as_ref()).await?;
         let trusted_proxies = config
             .trusted_proxies
             .iter()
@@ -109,6 +114,7 @@ impl Tessera {
                 .context("building the HTTP client")?,
             trusted_proxies,
             oauth: oauth::OAuthCache::default(),
+            totp_box,
             oauth_http: oauth::provider_http_client().context("building the OAuth HTTP client")?,
         })
     }

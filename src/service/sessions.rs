@@ -95,12 +95,17 @@ impl Principal {
     }
 }
 
+// The large variant is the usual one; boxing it would allocate on every login.
+#[allow(clippy::large_enum_variant)]
 pub enum LoginOutcome {
     LoggedIn {
         user: User,
         secret: String,
         session: Session,
     },
+    /// The password was right; the second factor is still to come, with
+    /// this single-use challenge.
+    TwoFactorRequired { challenge: String },
 }
 
 impl Tessera {
@@ -311,7 +316,11 @@ impl Tessera {
             }
         };
         Self::may_sign_in(&user, &self.config)?;
-        self.store.clear_login_failures(email.as_str()).await?;
+        // With 2FA on, the count is cleared only once the second step passes:
+        // a right password must not wipe the count of wrong codes.
+        if !user.two_factor_enabled {
+            self.store.clear_login_failures(email.as_str()).await?;
+        }
         if verdict == crate::crypto::password::Verdict::MatchNeedsRehash {
             let normalized = crate::domain::normalize_password(password);
             let hash = self
@@ -346,6 +355,19 @@ impl Tessera {
         client: &ClientInfo,
     ) -> AppResult<LoginOutcome> {
         Self::may_sign_in(&user, &self.config)?;
+        if user.two_factor_enabled {
+            return self.two_factor_challenge(&user).await;
+        }
+        self.start_login_session(user, method, client).await
+    }
+
+    /// A session for a user who passed every factor.
+    pub(super) async fn start_login_session(
+        &self,
+        user: User,
+        method: &'static str,
+        client: &ClientInfo,
+    ) -> AppResult<LoginOutcome> {
         let (secret, session) = self.start_session(&user, None, client).await?;
         self.record(
             Audit::new("login.success")
@@ -362,7 +384,7 @@ impl Tessera {
         })
     }
 
-    fn locked(until: DateTime<Utc>, now: DateTime<Utc>) -> AppError {
+    pub(super) fn locked(until: DateTime<Utc>, now: DateTime<Utc>) -> AppError {
         let seconds = (until - now).num_seconds().max(1) as u64;
         AppError::new(
             ErrorCode::AccountLocked,
@@ -372,7 +394,7 @@ impl Tessera {
         .with_retry_after(seconds)
     }
 
-    async fn login_failed(
+    pub(super) async fn login_failed(
         &self,
         email: &Email,
         user_id: Option<Uuid>,

@@ -45,6 +45,7 @@ pub struct User {
     pub plan_expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub two_factor_enabled: bool,
 }
 
 impl std::fmt::Debug for User {
@@ -251,6 +252,14 @@ pub struct AuditFilter {
 }
 
 /// What happened to a membership change request.
+/// A user's TOTP factor (the secret encrypted).
+#[derive(Clone, sqlx::FromRow)]
+pub struct TotpFactor {
+    pub secret_enc: Vec<u8>,
+    pub enabled_at: Option<DateTime<Utc>>,
+    pub last_step: Option<i64>,
+}
+
 /// A user's identity at an OAuth/OIDC provider, keyed by (issuer, subject).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Identity {
@@ -576,6 +585,69 @@ pub trait Store: Send + Sync + 'static {
     /// Unlinks the user's identity at `provider` unless it is the last way
     /// to sign in (no password and no other identity); serialised per user.
     async fn unlink_identity(&self, user_id: Uuid, provider: &str) -> StoreResult<UnlinkOutcome>;
+
+    // Two-factor authentication.
+    async fn totp(&self, user_id: Uuid) -> StoreResult<Option<TotpFactor>>;
+    /// Stores a new, not yet enabled secret; `false` when TOTP is enabled.
+    async fn set_pending_totp(
+        &self,
+        user_id: Uuid,
+        secret_enc: &[u8],
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// Enables the pending factor (the confirming code's step is spent),
+    /// replaces the backup codes, and, so nothing made before skips the
+    /// second factor, revokes every PAT and every session but `keep`.
+    /// `false` when there was nothing pending.
+    async fn enable_totp(
+        &self,
+        user_id: Uuid,
+        step: i64,
+        backup_hashes: &[Vec<u8>],
+        keep: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// Spends a TOTP step: `false` when it (or a later one) was used before.
+    async fn spend_totp_step(&self, user_id: Uuid, step: i64) -> StoreResult<bool>;
+    /// Spends a backup code: `false` when unknown or used.
+    async fn spend_backup_code(
+        &self,
+        user_id: Uuid,
+        hash: &[u8],
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    async fn replace_backup_codes(
+        &self,
+        user_id: Uuid,
+        hashes: &[Vec<u8>],
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    async fn backup_codes_remaining(&self, user_id: Uuid) -> StoreResult<i64>;
+    /// Removes the factor and the backup codes.
+    async fn disable_totp(&self, user_id: Uuid, now: DateTime<Utc>) -> StoreResult<()>;
+    async fn create_mfa_challenge(
+        &self,
+        hash: &[u8],
+        user_id: Uuid,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// The user of an unexpired challenge, without using it.
+    async fn find_mfa_challenge(
+        &self,
+        hash: &[u8],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Uuid>>;
+    /// Uses a challenge up: `false` when another request did first.
+    async fn take_mfa_challenge(&self, hash: &[u8]) -> StoreResult<bool>;
+    /// The named server secret, stored as `generated` on first use (every
+    /// node then reads the same value).
+    async fn app_secret(
+        &self,
+        name: &str,
+        generated: &[u8],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<u8>>;
 
     // JWT signing keys.
     async fn signing_keys(&self) -> StoreResult<Vec<StoredKey>>;

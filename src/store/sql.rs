@@ -934,6 +934,173 @@ impl Store for Backend {
         Ok(())
     }
 
+    async fn totp(&self, user_id: Uuid) -> StoreResult<Option<TotpFactor>> {
+        sqlx::query_as("SELECT secret_enc, enabled_at, last_step FROM user_totp WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_optional(&self.writer)
+            .await
+            .map_err(map_err)
+    }
+
+    async fn set_pending_totp(&self, user_id: Uuid, secret_enc: &[u8], now: DateTime<Utc>) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "INSERT INTO user_totp (user_id, secret_enc, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (user_id) DO UPDATE SET secret_enc = $2, created_at = $3, last_step = NULL \
+             WHERE user_totp.enabled_at IS NULL",
+        )
+        .bind(user_id)
+        .bind(secret_enc)
+        .bind(now)
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn enable_totp(&self, user_id: Uuid, step: i64, backup_hashes: &[Vec<u8>], keep: Option<Uuid>, now: DateTime<Utc>) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        lock_user(&mut tx, user_id).await?;
+        let done = sqlx::query(
+            "UPDATE user_totp SET enabled_at = $2, last_step = $3 WHERE user_id = $1 AND enabled_at IS NULL",
+        )
+        .bind(user_id)
+        .bind(now)
+        .bind(step)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE users SET two_factor_enabled = $2, updated_at = $3 WHERE id = $1")
+            .bind(user_id)
+            .bind(true)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        insert_backup_codes(&mut tx, user_id, backup_hashes, now).await?;
+        sqlx::query("UPDATE personal_access_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
+            .bind(user_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        revoke_sessions_except(&mut tx, user_id, keep, now).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
+    }
+
+    async fn spend_totp_step(&self, user_id: Uuid, step: i64) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE user_totp SET last_step = $2 \
+             WHERE user_id = $1 AND enabled_at IS NOT NULL AND (last_step IS NULL OR last_step < $2)",
+        )
+        .bind(user_id)
+        .bind(step)
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn spend_backup_code(&self, user_id: Uuid, hash: &[u8], now: DateTime<Utc>) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE backup_codes SET used_at = $3 WHERE user_id = $1 AND code_hash = $2 AND used_at IS NULL",
+        )
+        .bind(user_id)
+        .bind(hash)
+        .bind(now)
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() >= 1)
+    }
+
+    async fn replace_backup_codes(&self, user_id: Uuid, hashes: &[Vec<u8>], now: DateTime<Utc>) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        insert_backup_codes(&mut tx, user_id, hashes, now).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn backup_codes_remaining(&self, user_id: Uuid) -> StoreResult<i64> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM backup_codes WHERE user_id = $1 AND used_at IS NULL")
+            .bind(user_id)
+            .fetch_one(&self.reader)
+            .await
+            .map_err(map_err)
+    }
+
+    async fn disable_totp(&self, user_id: Uuid, now: DateTime<Utc>) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        for sql in [
+            "DELETE FROM user_totp WHERE user_id = $1",
+            "DELETE FROM backup_codes WHERE user_id = $1",
+            "DELETE FROM mfa_challenges WHERE user_id = $1",
+        ] {
+            sqlx::query(sql).bind(user_id).execute(&mut *tx).await.map_err(map_err)?;
+        }
+        sqlx::query("UPDATE users SET two_factor_enabled = $2, updated_at = $3 WHERE id = $1")
+            .bind(user_id)
+            .bind(false)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn create_mfa_challenge(&self, hash: &[u8], user_id: Uuid, now: DateTime<Utc>, expires_at: DateTime<Utc>) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        sqlx::query("DELETE FROM mfa_challenges WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        sqlx::query("INSERT INTO mfa_challenges (challenge_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(hash)
+            .bind(user_id)
+            .bind(now)
+            .bind(expires_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn find_mfa_challenge(&self, hash: &[u8], now: DateTime<Utc>) -> StoreResult<Option<Uuid>> {
+        sqlx::query_scalar("SELECT user_id FROM mfa_challenges WHERE challenge_hash = $1 AND expires_at > $2")
+            .bind(hash)
+            .bind(now)
+            .fetch_optional(&self.writer)
+            .await
+            .map_err(map_err)
+    }
+
+    async fn take_mfa_challenge(&self, hash: &[u8]) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM mfa_challenges WHERE challenge_hash = $1")
+            .bind(hash)
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn app_secret(&self, name: &str, generated: &[u8], now: DateTime<Utc>) -> StoreResult<Vec<u8>> {
+        sqlx::query("INSERT INTO app_secrets (name, value, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .bind(generated)
+            .bind(now)
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?;
+        sqlx::query_scalar("SELECT value FROM app_secrets WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.writer)
+            .await
+            .map_err(map_err)
+    }
+
     async fn save_oauth_state(&self, new: &NewOAuthState) -> StoreResult<()> {
         let state = &new.state;
         let mut tx = self.writer.begin().await.map_err(map_err)?;
@@ -1157,6 +1324,26 @@ async fn lock_user(tx: &mut Tx, user_id: Uuid) -> StoreResult<()> {
         .execute(&mut **tx)
         .await
         .map_err(map_err)?;
+    Ok(())
+}
+
+/// Replaces the user's backup codes with `hashes`.
+async fn insert_backup_codes(tx: &mut Tx, user_id: Uuid, hashes: &[Vec<u8>], now: DateTime<Utc>) -> StoreResult<()> {
+    sqlx::query("DELETE FROM backup_codes WHERE user_id = $1")
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    for hash in hashes {
+        sqlx::query("INSERT INTO backup_codes (id, user_id, code_hash, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(Uuid::new_v4())
+            .bind(user_id)
+            .bind(hash)
+            .bind(now)
+            .execute(&mut **tx)
+            .await
+            .map_err(map_err)?;
+    }
     Ok(())
 }
 

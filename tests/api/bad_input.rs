@@ -50,6 +50,13 @@ fn endpoints() -> Vec<(&'static str, bool, Value)> {
             true,
             json!({"name": "n", "scopes": ["read"]}),
         ),
+        ("/api/v1/auth/2fa/verify", false, json!({"challenge": "c"})),
+        (
+            "/api/v1/auth/2fa/totp/setup",
+            true,
+            json!({"password": PASSWORD}),
+        ),
+        ("/api/v1/auth/2fa/totp/enable", true, json!({"code": "123456"})),
     ]
 }
 

@@ -21,3 +21,4 @@ mod signup;
 mod social;
 mod tenants;
 mod tokens;
+mod two_factor;

@@ -644,3 +644,60 @@ async fn the_github_preset_uses_the_verified_primary_email() {
         }
     }
 }
+
+#[tokio::test]
+async fn social_login_does_not_skip_the_second_factor() {
+    let provider = Provider::start().await;
+    let app = app_with(&provider).await;
+    let email = unique_email("social-2fa");
+    app.core
+        .create_user_cli(&email, PASSWORD, false)
+        .await
+        .unwrap();
+    let owner = new_client();
+    app.login(&owner, &email, PASSWORD).await;
+    let res = app
+        .write(
+            &owner,
+            reqwest::Method::POST,
+            "/api/v1/auth/2fa/totp/setup",
+            Some(json!({"password": PASSWORD})),
+        )
+        .await;
+    let secret = body(res, StatusCode::OK).await["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let code =
+        |app: &TestApp| crate::two_factor::totp_at(&secret, app.core.clock.now().timestamp());
+    let res = app
+        .write(
+            &owner,
+            reqwest::Method::POST,
+            "/api/v1/auth/2fa/totp/enable",
+            Some(json!({"code": code(&app)})),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    app.clock.advance(chrono::Duration::seconds(30));
+
+    provider.user("sub-2fa", &email, true).await;
+    let client = new_client();
+    let res = sign_in(&app, &client, Some("/after")).await;
+    assert_eq!(res.status(), StatusCode::FOUND);
+    assert!(set_cookie(&res, "ces_session").is_none());
+    let to = url::Url::parse(&location(&res)).unwrap();
+    assert_eq!(to.path(), "/after");
+    let query: std::collections::HashMap<_, _> = to.query_pairs().into_owned().collect();
+    assert_eq!(query["two_factor_required"], "true");
+    assert_eq!(app.me_status(&client).await, StatusCode::UNAUTHORIZED);
+    let res = app
+        .post(
+            &client,
+            "/api/v1/auth/2fa/verify",
+            json!({"challenge": query["challenge"], "code": code(&app)}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(user_id(&app, &client).await, user_id(&app, &owner).await);
+}

@@ -167,7 +167,7 @@ pub async fn signup(
 /// Sign in with email and password; sets the `ces_session` cookie.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginBody,
     responses(
-        (status = 200, description = "Signed in; sets `ces_session`", body = LoginResponse),
+        (status = 200, description = "Signed in; sets `ces_session`. With 2FA on: `{two_factor_required: true, challenge}` and no cookie; finish at /api/v1/auth/2fa/verify", body = LoginResponse),
         (status = 401, description = "Wrong email or password (the same answer for both)", body = ErrorBody),
         (status = 403, description = "Account disabled, or email not verified when that is required", body = ErrorBody),
         (status = 422, description = "VALIDATION_FAILED", body = ErrorBody),
@@ -178,11 +178,22 @@ pub async fn login(
     client: ClientInfo,
     AppJson(body): AppJson<LoginBody>,
 ) -> AppResult<Response> {
-    let LoginOutcome::LoggedIn {
-        user,
-        secret,
-        session,
-    } = core.login(&body.email, &body.password, &client).await?;
+    let outcome = core.login(&body.email, &body.password, &client).await?;
+    login_answer(&core, outcome).await
+}
+
+/// A login's answer: the session cookie and the user, or the 2FA challenge.
+pub(crate) async fn login_answer(core: &Tessera, outcome: LoginOutcome) -> AppResult<Response> {
+    let (user, secret, session) = match outcome {
+        LoginOutcome::LoggedIn {
+            user,
+            secret,
+            session,
+        } => (user, secret, session),
+        LoginOutcome::TwoFactorRequired { challenge } => {
+            return Ok(crate::http::two_factor_required(challenge))
+        }
+    };
     let tenants = core.store.memberships(user.id).await?;
     let invites = core.my_invites(&user.email).await?;
     let body = LoginResponse {
@@ -192,7 +203,7 @@ pub async fn login(
     };
     Ok(with_cookie(
         StatusCode::OK,
-        cookies::set_session(&core, COOKIE, &secret, session.expires_at),
+        cookies::set_session(core, COOKIE, &secret, session.expires_at),
         body,
     ))
 }

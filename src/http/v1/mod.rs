@@ -13,6 +13,7 @@ use crate::service::Tessera;
 pub mod admin;
 pub mod auth;
 pub mod health;
+pub mod mfa;
 pub mod oauth;
 pub mod sessions;
 pub mod tenants;
@@ -86,6 +87,12 @@ pub fn router() -> Router<Arc<Tessera>> {
         )
         .route("/admin/plans/validate", post(admin::validate_plans))
         .route("/admin/audit", get(admin::audit))
+        .route("/auth/2fa", get(mfa::status))
+        .route("/auth/2fa/totp/setup", post(mfa::totp_setup))
+        .route("/auth/2fa/totp/enable", post(mfa::totp_enable))
+        .route("/auth/2fa/disable", post(mfa::disable))
+        .route("/auth/2fa/backup-codes", post(mfa::backup_codes))
+        .route("/auth/2fa/verify", post(mfa::verify))
         .route("/auth/oauth/{provider}", get(oauth::start))
         .route("/auth/oauth/{provider}/callback", get(oauth::callback))
         .route("/auth/linked-accounts", get(oauth::linked))

@@ -32,7 +32,7 @@ impl From<&User> for UserView {
             first_name: u.first_name.clone(),
             last_name: u.last_name.clone(),
             has_password: u.password_hash.is_some(),
-            two_factor_enabled: false,
+            two_factor_enabled: u.two_factor_enabled,
             plan: u.plan.clone(),
             plan_expires_at: u.plan_expires_at,
             created_at: u.created_at,

@@ -1,0 +1,176 @@
+//! `/api/v1/auth/2fa*`: TOTP with backup codes, and the second login step.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::auth::login_answer;
+use crate::error::{AppResult, ErrorBody};
+use crate::http::extract::{AppJson, Auth, CredentialLimit};
+use crate::service::{ClientInfo, SecondFactor, Tessera};
+
+#[derive(Serialize, ToSchema)]
+pub struct TwoFactorStatusView {
+    pub enabled: bool,
+    /// `totp` when on.
+    pub methods: Vec<String>,
+    pub backup_codes_remaining: i64,
+}
+
+/// My two-factor status.
+#[utoipa::path(get, path = "/api/v1/auth/2fa", tag = "2fa",
+    responses((status = 200, body = TwoFactorStatusView), (status = 401, body = ErrorBody)))]
+pub async fn status(
+    State(core): State<Arc<Tessera>>,
+    Auth(p): Auth,
+) -> AppResult<Json<TwoFactorStatusView>> {
+    let status = core.two_factor_status(&p.user).await?;
+    Ok(Json(TwoFactorStatusView {
+        enabled: status.enabled,
+        methods: status.methods.into_iter().map(str::to_owned).collect(),
+        backup_codes_remaining: status.backup_codes_remaining,
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct PasswordBody {
+    pub password: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TotpSetupView {
+    /// Base32, for typing into an authenticator app.
+    pub secret: String,
+    /// `otpauth://totp/…` for a QR code.
+    pub otpauth_uri: String,
+}
+
+/// Start TOTP setup (needs the password): a new secret, active once a code
+/// from it is confirmed at `/totp/enable`.
+#[utoipa::path(post, path = "/api/v1/auth/2fa/totp/setup", tag = "2fa", request_body = PasswordBody,
+    responses((status = 200, body = TotpSetupView), (status = 409, description = "Already on", body = ErrorBody),
+        (status = 422, description = "Wrong password", body = ErrorBody)))]
+pub async fn totp_setup(
+    State(core): State<Arc<Tessera>>,
+    Auth(p): Auth,
+    AppJson(body): AppJson<PasswordBody>,
+) -> AppResult<Json<TotpSetupView>> {
+    core.require_session(&p)?;
+    let setup = core.totp_setup(&p.user, &body.password).await?;
+    Ok(Json(TotpSetupView {
+        secret: setup.secret,
+        otpauth_uri: setup.otpauth_uri,
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct CodeBody {
+    /// Six digits from the authenticator app.
+    pub code: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BackupCodesView {
+    /// Ten single-use codes, shown this once.
+    pub backup_codes: Vec<String>,
+}
+
+/// Turn TOTP on with a current code. Answers the backup codes; every PAT and
+/// every other session is revoked.
+#[utoipa::path(post, path = "/api/v1/auth/2fa/totp/enable", tag = "2fa", request_body = CodeBody,
+    responses((status = 200, body = BackupCodesView), (status = 409, body = ErrorBody),
+        (status = 422, description = "Wrong or reused code", body = ErrorBody)))]
+pub async fn totp_enable(
+    State(core): State<Arc<Tessera>>,
+    client: ClientInfo,
+    Auth(p): Auth,
+    AppJson(body): AppJson<CodeBody>,
+) -> AppResult<Json<BackupCodesView>> {
+    let keep = core.require_session(&p)?;
+    let codes = core
+        .totp_enable(&p.user, Some(keep), &body.code, &client)
+        .await?;
+    Ok(Json(BackupCodesView {
+        backup_codes: codes,
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct DisableBody {
+    pub password: String,
+    pub code: Option<String>,
+    pub backup_code: Option<String>,
+}
+
+/// Turn two-factor off: the password and a current code or a backup code.
+#[utoipa::path(post, path = "/api/v1/auth/2fa/disable", tag = "2fa", request_body = DisableBody,
+    responses((status = 204), (status = 409, description = "Already off", body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn disable(
+    State(core): State<Arc<Tessera>>,
+    client: ClientInfo,
+    Auth(p): Auth,
+    AppJson(body): AppJson<DisableBody>,
+) -> AppResult<StatusCode> {
+    core.require_session(&p)?;
+    let factor = SecondFactor {
+        code: body.code.as_deref(),
+        backup_code: body.backup_code.as_deref(),
+    };
+    core.two_factor_disable(&p.user, &body.password, factor, &client)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A new set of backup codes (needs the password); the old set stops working.
+#[utoipa::path(post, path = "/api/v1/auth/2fa/backup-codes", tag = "2fa", request_body = PasswordBody,
+    responses((status = 200, body = BackupCodesView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn backup_codes(
+    State(core): State<Arc<Tessera>>,
+    client: ClientInfo,
+    Auth(p): Auth,
+    AppJson(body): AppJson<PasswordBody>,
+) -> AppResult<Json<BackupCodesView>> {
+    core.require_session(&p)?;
+    let codes = core
+        .regenerate_backup_codes(&p.user, &body.password, &client)
+        .await?;
+    Ok(Json(BackupCodesView {
+        backup_codes: codes,
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct VerifyBody {
+    /// From the login answer `{two_factor_required: true, challenge}`.
+    pub challenge: String,
+    pub code: Option<String>,
+    pub backup_code: Option<String>,
+}
+
+/// The second step of a login: answers as login does, with `ces_session`.
+/// Wrong codes count toward the account lockout.
+#[utoipa::path(post, path = "/api/v1/auth/2fa/verify", tag = "2fa", request_body = VerifyBody,
+    responses((status = 200, body = super::auth::LoginResponse),
+        (status = 422, description = "Wrong or reused code, or a bad challenge", body = ErrorBody),
+        (status = 429, description = "ACCOUNT_LOCKED or RATE_LIMITED", body = ErrorBody)))]
+pub async fn verify(
+    State(core): State<Arc<Tessera>>,
+    _limit: CredentialLimit,
+    client: ClientInfo,
+    AppJson(body): AppJson<VerifyBody>,
+) -> AppResult<Response> {
+    let factor = SecondFactor {
+        code: body.code.as_deref(),
+        backup_code: body.backup_code.as_deref(),
+    };
+    let outcome = core
+        .verify_two_factor(&body.challenge, factor, &client)
+        .await?;
+    login_answer(&core, outcome).await
+}

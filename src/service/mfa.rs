@@ -1,0 +1,345 @@
+//! Two-factor authentication: TOTP with backup codes, and the second step
+//! of a login.
+
+use anyhow::Context;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use chrono::Duration;
+use secrecy::ExposeSecret;
+use uuid::Uuid;
+
+use super::audit::Audit;
+use super::sessions::LoginOutcome;
+use super::{ClientInfo, Tessera};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::crypto::token::{self, hash_secret};
+use crate::crypto::totp::{self, SecretBox};
+use crate::domain::{self, Email};
+use crate::error::{AppError, AppResult};
+use crate::store::{Store, User};
+
+/// How long the second step may take after the password.
+pub const CHALLENGE_TTL: Duration = Duration::minutes(5);
+
+pub struct TwoFactorStatus {
+    pub enabled: bool,
+    pub methods: Vec<&'static str>,
+    pub backup_codes_remaining: i64,
+}
+
+pub struct TotpSetup {
+    /// Base32, for typing into an app.
+    pub secret: String,
+    pub otpauth_uri: String,
+}
+
+/// A second factor as a client sends it.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SecondFactor<'a> {
+    pub code: Option<&'a str>,
+    pub backup_code: Option<&'a str>,
+}
+
+fn wrong_code() -> AppError {
+    AppError::field("code", "is incorrect or was already used")
+}
+
+impl Tessera {
+    /// The key TOTP secrets are sealed with: from configuration, else
+    /// generated once and kept in the database for every node.
+    pub(super) async fn totp_box(
+        config: &Config,
+        store: &dyn Store,
+        clock: &dyn Clock,
+    ) -> anyhow::Result<SecretBox> {
+        let key = match &config.mfa.encryption_key {
+            Some(key) => STANDARD
+                .decode(key.expose_secret().trim())
+                .context("mfa.encryption_key must be base64")?,
+            None => {
+                store
+                    .app_secret("totp_key", &totp::new_secret_key(), clock.now())
+                    .await?
+            }
+        };
+        SecretBox::new(&key)
+    }
+
+    pub async fn two_factor_status(&self, user: &User) -> AppResult<TwoFactorStatus> {
+        let remaining = if user.two_factor_enabled {
+            self.store.backup_codes_remaining(user.id).await?
+        } else {
+            0
+        };
+        Ok(TwoFactorStatus {
+            enabled: user.two_factor_enabled,
+            methods: if user.two_factor_enabled {
+                vec!["totp"]
+            } else {
+                vec![]
+            },
+            backup_codes_remaining: remaining,
+        })
+    }
+
+    async fn check_password(&self, user: &User, password: &str) -> AppResult<()> {
+        if user.password_hash.is_none() {
+            return Err(AppError::field(
+                "password",
+                "this account has no password yet; set one first",
+            ));
+        }
+        if password.is_empty() || password.chars().count() > domain::PASSWORD_MAX_CHARS {
+            return Err(AppError::field("password", "is incorrect"));
+        }
+        let verdict = self
+            .hasher
+            .verify(password, user.password_hash.as_deref())
+            .await
+            .map_err(AppError::internal)?;
+        if !verdict.matched() {
+            return Err(AppError::field("password", "is incorrect"));
+        }
+        Ok(())
+    }
+
+    /// Starts TOTP setup: a new secret, not active until confirmed.
+    pub async fn totp_setup(&self, user: &User, password: &str) -> AppResult<TotpSetup> {
+        if user.two_factor_enabled {
+            return Err(AppError::conflict(
+                "Two-factor authentication is already on; disable it first.",
+            ));
+        }
+        self.check_password(user, password).await?;
+        let secret = totp::new_secret();
+        let generator = totp::totp(secret.clone(), &self.config.mfa.issuer, &user.email)
+            .map_err(AppError::internal)?;
+        let sealed = self.totp_box.seal(&secret);
+        if !self
+            .store
+            .set_pending_totp(user.id, &sealed, self.clock.now())
+            .await?
+        {
+            return Err(AppError::conflict(
+                "Two-factor authentication is already on; disable it first.",
+            ));
+        }
+        Ok(TotpSetup {
+            secret: generator.get_secret_base32(),
+            otpauth_uri: generator.get_url(),
+        })
+    }
+
+    /// The step a code matches for the user's (pending or enabled) secret.
+    async fn totp_step(&self, user: &User, code: &str) -> AppResult<Option<i64>> {
+        let Some(factor) = self.store.totp(user.id).await? else {
+            return Ok(None);
+        };
+        let secret = self
+            .totp_box
+            .open(&factor.secret_enc)
+            .context("a TOTP secret does not open with the configured key")
+            .map_err(AppError::internal)?;
+        let generator =
+            totp::totp(secret, &self.config.mfa.issuer, &user.email).map_err(AppError::internal)?;
+        Ok(totp::matching_step(
+            &generator,
+            code,
+            self.clock.now().timestamp(),
+        ))
+    }
+
+    /// Turns TOTP on with a code from the app; answers the ten backup codes
+    /// (shown once). Every PAT and every other session is revoked, so
+    /// nothing made before skips the second factor.
+    pub async fn totp_enable(
+        &self,
+        user: &User,
+        keep_session: Option<Uuid>,
+        code: &str,
+        client: &ClientInfo,
+    ) -> AppResult<Vec<String>> {
+        if user.two_factor_enabled {
+            return Err(AppError::conflict(
+                "Two-factor authentication is already on.",
+            ));
+        }
+        let step = self.totp_step(user, code).await?.ok_or_else(wrong_code)?;
+        let codes = totp::new_backup_codes();
+        let hashes = Self::backup_hashes(&codes);
+        let enabled = self
+            .store
+            .enable_totp(user.id, step, &hashes, keep_session, self.clock.now())
+            .await?;
+        if !enabled {
+            return Err(AppError::conflict(
+                "Start the setup again: no pending secret to confirm.",
+            ));
+        }
+        self.record(
+            Audit::new("2fa.enable")
+                .actor(user.id)
+                .target(user.id)
+                .client(client),
+        )
+        .await;
+        Ok(codes)
+    }
+
+    fn backup_hashes(codes: &[String]) -> Vec<Vec<u8>> {
+        codes
+            .iter()
+            .map(|c| hash_secret(&totp::normalize_backup_code(c)))
+            .collect()
+    }
+
+    /// Checks and spends a second factor: a TOTP code (each step once) or a
+    /// backup code (each once).
+    async fn spend_second_factor(
+        &self,
+        user: &User,
+        factor: SecondFactor<'_>,
+        client: &ClientInfo,
+    ) -> AppResult<bool> {
+        if let Some(code) = factor.code.filter(|c| !c.trim().is_empty()) {
+            return Ok(match self.totp_step(user, code).await? {
+                Some(step) => self.store.spend_totp_step(user.id, step).await?,
+                None => false,
+            });
+        }
+        if let Some(backup) = factor.backup_code.filter(|c| !c.trim().is_empty()) {
+            if backup.len() > 64 {
+                return Ok(false);
+            }
+            let hash = hash_secret(&totp::normalize_backup_code(backup));
+            let spent = self
+                .store
+                .spend_backup_code(user.id, &hash, self.clock.now())
+                .await?;
+            if spent {
+                self.record(
+                    Audit::new("2fa.backup_code_used")
+                        .actor(user.id)
+                        .target(user.id)
+                        .client(client),
+                )
+                .await;
+            }
+            return Ok(spent);
+        }
+        Err(AppError::field("code", "is required (or backup_code)"))
+    }
+
+    /// Turns two-factor off: the password and a current code or a backup code.
+    pub async fn two_factor_disable(
+        &self,
+        user: &User,
+        password: &str,
+        factor: SecondFactor<'_>,
+        client: &ClientInfo,
+    ) -> AppResult<()> {
+        if !user.two_factor_enabled {
+            return Err(AppError::conflict("Two-factor authentication is off."));
+        }
+        self.check_password(user, password).await?;
+        if !self.spend_second_factor(user, factor, client).await? {
+            self.second_factor_failed(user, client).await?;
+            return Err(wrong_code());
+        }
+        self.store.disable_totp(user.id, self.clock.now()).await?;
+        self.record(
+            Audit::new("2fa.disable")
+                .actor(user.id)
+                .target(user.id)
+                .client(client),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// A new set of backup codes; the old set stops working.
+    pub async fn regenerate_backup_codes(
+        &self,
+        user: &User,
+        password: &str,
+        client: &ClientInfo,
+    ) -> AppResult<Vec<String>> {
+        if !user.two_factor_enabled {
+            return Err(AppError::conflict("Two-factor authentication is off."));
+        }
+        self.check_password(user, password).await?;
+        let codes = totp::new_backup_codes();
+        self.store
+            .replace_backup_codes(user.id, &Self::backup_hashes(&codes), self.clock.now())
+            .await?;
+        self.record(
+            Audit::new("2fa.backup_codes_regenerated")
+                .actor(user.id)
+                .target(user.id)
+                .client(client),
+        )
+        .await;
+        Ok(codes)
+    }
+
+    /// After the first factor of a user with 2FA on: a short-lived,
+    /// single-use challenge bound to the user, and no session.
+    pub(super) async fn two_factor_challenge(&self, user: &User) -> AppResult<LoginOutcome> {
+        let challenge = token::random_secret();
+        let now = self.clock.now();
+        self.store
+            .create_mfa_challenge(&hash_secret(&challenge), user.id, now, now + CHALLENGE_TTL)
+            .await?;
+        Ok(LoginOutcome::TwoFactorRequired { challenge })
+    }
+
+    /// A wrong second factor counts toward the account lockout, as a wrong
+    /// password does.
+    async fn second_factor_failed(&self, user: &User, client: &ClientInfo) -> AppResult<()> {
+        self.record(Audit::new("2fa.failure").target(user.id).client(client))
+            .await;
+        if let Ok(email) = Email::parse(&user.email) {
+            self.login_failed(&email, Some(user.id), client).await?;
+        }
+        Ok(())
+    }
+
+    /// The second step of a login: the challenge and a code or backup code.
+    pub async fn verify_two_factor(
+        &self,
+        challenge: &str,
+        factor: SecondFactor<'_>,
+        client: &ClientInfo,
+    ) -> AppResult<LoginOutcome> {
+        let invalid = || AppError::field("challenge", "is invalid or expired; sign in again");
+        if challenge.is_empty() || challenge.len() > 128 {
+            return Err(invalid());
+        }
+        let hash = hash_secret(challenge);
+        let now = self.clock.now();
+        let user_id = self
+            .store
+            .find_mfa_challenge(&hash, now)
+            .await?
+            .ok_or_else(invalid)?;
+        let user = self
+            .active_user(user_id)
+            .await?
+            .filter(|u| u.two_factor_enabled)
+            .ok_or_else(invalid)?;
+        if let Some(until) = self.store.locked_until(&user.email, now).await? {
+            return Err(Self::locked(until, now));
+        }
+        if !self.spend_second_factor(&user, factor, client).await? {
+            self.second_factor_failed(&user, client).await?;
+            return Err(wrong_code());
+        }
+        // Single use, even when two right codes race.
+        if !self.store.take_mfa_challenge(&hash).await? {
+            return Err(invalid());
+        }
+        self.store.clear_login_failures(&user.email).await?;
+        self.start_login_session(user, "password+2fa", client).await
+    }
+}
