@@ -56,7 +56,11 @@ fn endpoints() -> Vec<(&'static str, bool, Value)> {
             true,
             json!({"password": PASSWORD}),
         ),
-        ("/api/v1/auth/2fa/totp/enable", true, json!({"code": "123456"})),
+        (
+            "/api/v1/auth/2fa/totp/enable",
+            true,
+            json!({"code": "123456"}),
+        ),
     ]
 }
 
