@@ -43,6 +43,18 @@ pub struct Config {
     pub argon2: Argon2Config,
     pub plans: PlansConfig,
     pub mfa: MfaConfig,
+    pub webauthn: WebauthnConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(default)]
+pub struct WebauthnConfig {
+    /// The relying party id passkeys are bound to: the public URL's host
+    /// when unset (a parent domain of every origin below).
+    pub rp_id: Option<String>,
+    /// Origins whose pages may use passkeys; the public URL's when empty.
+    #[serde(deserialize_with = "string_list")]
+    pub origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -291,6 +303,7 @@ impl Default for Config {
             turnstile: TurnstileConfig::default(),
             oauth: BTreeMap::new(),
             mfa: MfaConfig::default(),
+            webauthn: WebauthnConfig::default(),
             mail: MailConfig::default(),
             http: HttpConfig::default(),
             argon2: Argon2Config::default(),

@@ -420,6 +420,7 @@ async fn verify_two_factor(
     let factor = SecondFactor {
         code: body.code.as_deref(),
         backup_code: body.backup_code.as_deref(),
+        passkey: None,
     };
     let outcome = core
         .verify_two_factor(&body.challenge, factor, &client)

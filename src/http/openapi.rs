@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::v1::{admin, auth, health, mfa, oauth, sessions, tenants, tokens, views};
+use super::v1::{admin, auth, health, mfa, oauth, passkeys, sessions, tenants, tokens, views};
 use crate::error::{ErrorBody, ErrorCode};
 
 #[derive(OpenApi)]
@@ -39,6 +39,8 @@ use crate::error::{ErrorBody, ErrorCode};
         super::legacy::password, super::legacy::forgot_password, super::legacy::reset_password,
         super::legacy::google, super::legacy::google_callback, super::legacy::verify_two_factor,
         mfa::status, mfa::totp_setup, mfa::totp_enable, mfa::disable, mfa::backup_codes, mfa::verify,
+        mfa::passkey_start, passkeys::register_start, passkeys::register_finish, passkeys::list,
+        passkeys::rename, passkeys::delete, passkeys::login_start, passkeys::login_finish,
         oauth::start, oauth::callback, oauth::linked, oauth::link, oauth::unlink,
     ),
     components(schemas(ErrorBody, ErrorCode, views::UserView, views::TenantView, views::InviteView)),
@@ -51,6 +53,7 @@ use crate::error::{ErrorBody, ErrorCode};
         (name = "sessions", description = "My sessions"),
         (name = "tenants", description = "Tenants, members and invitations"),
         (name = "2fa", description = "Two-factor authentication"),
+        (name = "passkeys", description = "Passkeys (WebAuthn)"),
         (name = "oauth", description = "Social login and linked accounts"),
         (name = "admin", description = "Global administration (admins only)"),
         (name = "legacy", description = "The /api/auth surface"),

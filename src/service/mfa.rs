@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::audit::Audit;
 use super::sessions::LoginOutcome;
-use super::{ClientInfo, Tessera};
+use super::{ClientInfo, PasskeyAssertion, Tessera};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::crypto::token::{self, hash_secret};
@@ -39,6 +39,13 @@ pub struct TotpSetup {
 pub struct SecondFactor<'a> {
     pub code: Option<&'a str>,
     pub backup_code: Option<&'a str>,
+    /// An assertion of one of the user's passkeys (see
+    /// `passkey_second_factor_start`).
+    pub passkey: Option<PasskeyAssertion<'a>>,
+}
+
+fn invalid_challenge() -> AppError {
+    AppError::field("challenge", "is invalid or expired; sign in again")
 }
 
 fn wrong_code() -> AppError {
@@ -72,13 +79,17 @@ impl Tessera {
         } else {
             0
         };
+        let mut methods = Vec::new();
+        if user.two_factor_enabled {
+            methods.push("totp");
+            if !self.store.passkeys(user.id).await?.is_empty() {
+                // Accepted at the second step too.
+                methods.push("passkey");
+            }
+        }
         Ok(TwoFactorStatus {
             enabled: user.two_factor_enabled,
-            methods: if user.two_factor_enabled {
-                vec!["totp"]
-            } else {
-                vec![]
-            },
+            methods,
             backup_codes_remaining: remaining,
         })
     }
@@ -202,6 +213,9 @@ impl Tessera {
         factor: SecondFactor<'_>,
         client: &ClientInfo,
     ) -> AppResult<bool> {
+        if let Some(assertion) = factor.passkey {
+            return self.spend_passkey_factor(user, assertion).await;
+        }
         if let Some(code) = factor.code.filter(|c| !c.trim().is_empty()) {
             return Ok(match self.totp_step(user, code).await? {
                 Some(step) => self.store.spend_totp_step(user.id, step).await?,
@@ -305,6 +319,22 @@ impl Tessera {
         Ok(())
     }
 
+    /// The user a live login challenge belongs to.
+    pub(super) async fn challenge_user(&self, challenge: &str) -> AppResult<User> {
+        if challenge.is_empty() || challenge.len() > 128 {
+            return Err(invalid_challenge());
+        }
+        let user_id = self
+            .store
+            .find_mfa_challenge(&hash_secret(challenge), self.clock.now())
+            .await?
+            .ok_or_else(invalid_challenge)?;
+        self.active_user(user_id)
+            .await?
+            .filter(|u| u.two_factor_enabled)
+            .ok_or_else(invalid_challenge)
+    }
+
     /// The second step of a login: the challenge and a code or backup code.
     pub async fn verify_two_factor(
         &self,
@@ -312,22 +342,9 @@ impl Tessera {
         factor: SecondFactor<'_>,
         client: &ClientInfo,
     ) -> AppResult<LoginOutcome> {
-        let invalid = || AppError::field("challenge", "is invalid or expired; sign in again");
-        if challenge.is_empty() || challenge.len() > 128 {
-            return Err(invalid());
-        }
+        let user = self.challenge_user(challenge).await?;
         let hash = hash_secret(challenge);
         let now = self.clock.now();
-        let user_id = self
-            .store
-            .find_mfa_challenge(&hash, now)
-            .await?
-            .ok_or_else(invalid)?;
-        let user = self
-            .active_user(user_id)
-            .await?
-            .filter(|u| u.two_factor_enabled)
-            .ok_or_else(invalid)?;
         if let Some(until) = self.store.locked_until(&user.email, now).await? {
             return Err(Self::locked(until, now));
         }
@@ -337,7 +354,7 @@ impl Tessera {
         }
         // Single use, even when two right codes race.
         if !self.store.take_mfa_challenge(&hash).await? {
-            return Err(invalid());
+            return Err(invalid_challenge());
         }
         self.store.clear_login_failures(&user.email).await?;
         self.start_login_session(user, "password+2fa", client).await

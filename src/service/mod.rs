@@ -20,6 +20,7 @@ mod import;
 mod limits;
 mod mfa;
 mod oauth;
+mod passkeys;
 mod sessions;
 mod tenants;
 mod tokens;
@@ -32,6 +33,7 @@ pub use mfa::{SecondFactor, TotpSetup, TwoFactorStatus};
 pub use oauth::{
     CallbackParams, OAuthCallback, OAuthResult, StartedOAuth, STATE_TTL as OAUTH_STATE_TTL,
 };
+pub use passkeys::{PasskeyAssertion, PasskeyCeremony};
 pub use sessions::{Credential, LoginOutcome, Principal, PrincipalKind};
 pub use tokens::{IssuedJwt, NewPatInput};
 
@@ -68,6 +70,10 @@ pub struct Tessera {
     pub oauth_http: reqwest::Client,
     /// Seals TOTP secrets at rest.
     pub totp_box: crate::crypto::totp::SecretBox,
+    /// `None` when the public URL cannot host passkeys (an IP address).
+    pub webauthn: Option<webauthn_rs::Webauthn>,
+    /// Makes stable decoy credential ids for emails without passkeys.
+    passkey_decoy_key: Vec<u8>,
 }
 
 impl Tessera {
@@ -90,6 +96,17 @@ impl Tessera {
             .context("loading JWT signing keys")?;
         let hasher = PasswordHasher::new(&config.argon2)?;
         let totp_box = Self::totp_box(&config, store.as_ref(), clock.as_ref()).await?;
+        let webauthn = match passkeys::build_webauthn(&config) {
+            Ok(webauthn) => Some(webauthn),
+            // Configured explicitly: a mistake worth refusing to start for.
+            Err(err) if config.webauthn.rp_id.is_some() || !config.webauthn.origins.is_empty() => {
+                return Err(err)
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "passkeys are off: the public URL's host cannot be a WebAuthn relying party id (set webauthn.rp_id)");
+                None
+            }
+        };
         let trusted_proxies = config
             .trusted_proxies
             .iter()
@@ -115,6 +132,8 @@ impl Tessera {
             trusted_proxies,
             oauth: oauth::OAuthCache::default(),
             totp_box,
+            webauthn,
+            passkey_decoy_key: crate::crypto::totp::new_secret_key(),
             oauth_http: oauth::provider_http_client().context("building the OAuth HTTP client")?,
         })
     }

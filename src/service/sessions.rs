@@ -335,7 +335,7 @@ impl Tessera {
         self.finish_login(user, "password", client).await
     }
 
-    fn may_sign_in(user: &User, config: &crate::config::Config) -> AppResult<()> {
+    pub(super) fn may_sign_in(user: &User, config: &crate::config::Config) -> AppResult<()> {
         if user.disabled_at.is_some() {
             return Err(AppError::forbidden("This account is disabled."));
         }

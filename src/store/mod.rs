@@ -260,6 +260,18 @@ pub struct TotpFactor {
     pub last_step: Option<i64>,
 }
 
+/// A registered passkey; `passkey` is webauthn-rs's JSON of the credential.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StoredPasskey {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub name: String,
+    pub credential_id: Vec<u8>,
+    pub passkey: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
 /// A user's identity at an OAuth/OIDC provider, keyed by (issuer, subject).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Identity {
@@ -583,7 +595,8 @@ pub trait Store: Send + Sync + 'static {
         identity: NewIdentity,
     ) -> StoreResult<User>;
     /// Unlinks the user's identity at `provider` unless it is the last way
-    /// to sign in (no password and no other identity); serialised per user.
+    /// to sign in (no password, no other identity, no passkey); serialised
+    /// per user.
     async fn unlink_identity(&self, user_id: Uuid, provider: &str) -> StoreResult<UnlinkOutcome>;
 
     // Two-factor authentication.
@@ -648,6 +661,30 @@ pub trait Store: Send + Sync + 'static {
         generated: &[u8],
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<u8>>;
+
+    // Passkeys.
+    async fn add_passkey(&self, passkey: &StoredPasskey) -> StoreResult<()>;
+    async fn passkeys(&self, user_id: Uuid) -> StoreResult<Vec<StoredPasskey>>;
+    /// `false` when the user has no such passkey.
+    async fn rename_passkey(&self, user_id: Uuid, id: Uuid, name: &str) -> StoreResult<bool>;
+    async fn delete_passkey(&self, user_id: Uuid, id: Uuid) -> StoreResult<bool>;
+    /// Records a use (and the authenticator's new counter).
+    async fn passkey_used(&self, id: Uuid, passkey: &str, now: DateTime<Utc>) -> StoreResult<()>;
+    async fn save_ceremony(
+        &self,
+        id_hash: &[u8],
+        user_id: Option<Uuid>,
+        kind: &str,
+        state: &str,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Removes and returns an unexpired ceremony's (user, state), once.
+    async fn take_ceremony(
+        &self,
+        id_hash: &[u8],
+        kind: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<(Option<Uuid>, String)>>;
 
     // JWT signing keys.
     async fn signing_keys(&self) -> StoreResult<Vec<StoredKey>>;

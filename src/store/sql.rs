@@ -1101,6 +1101,96 @@ impl Store for Backend {
             .map_err(map_err)
     }
 
+    async fn add_passkey(&self, p: &StoredPasskey) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO passkeys (id, user_id, name, credential_id, passkey, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(p.id)
+        .bind(p.user_id)
+        .bind(&p.name)
+        .bind(&p.credential_id)
+        .bind(&p.passkey)
+        .bind(p.created_at)
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn passkeys(&self, user_id: Uuid) -> StoreResult<Vec<StoredPasskey>> {
+        sqlx::query_as("SELECT * FROM passkeys WHERE user_id = $1 ORDER BY created_at, id")
+            .bind(user_id)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err)
+    }
+
+    async fn rename_passkey(&self, user_id: Uuid, id: Uuid, name: &str) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE passkeys SET name = $3 WHERE user_id = $1 AND id = $2")
+            .bind(user_id)
+            .bind(id)
+            .bind(name)
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_passkey(&self, user_id: Uuid, id: Uuid) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM passkeys WHERE user_id = $1 AND id = $2")
+            .bind(user_id)
+            .bind(id)
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn passkey_used(&self, id: Uuid, passkey: &str, now: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query("UPDATE passkeys SET passkey = $2, last_used_at = $3 WHERE id = $1")
+            .bind(id)
+            .bind(passkey)
+            .bind(now)
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn save_ceremony(&self, id_hash: &[u8], user_id: Option<Uuid>, kind: &str, state: &str, expires_at: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO webauthn_ceremonies (id_hash, user_id, kind, state, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id_hash)
+        .bind(user_id)
+        .bind(kind)
+        .bind(state)
+        .bind(expires_at)
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn take_ceremony(&self, id_hash: &[u8], kind: &str, now: DateTime<Utc>) -> StoreResult<Option<(Option<Uuid>, String)>> {
+        sqlx::query("DELETE FROM webauthn_ceremonies WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?;
+        sqlx::query_as(
+            "DELETE FROM webauthn_ceremonies WHERE id_hash = $1 AND kind = $2 AND expires_at > $3 \
+             RETURNING user_id, state",
+        )
+        .bind(id_hash)
+        .bind(kind)
+        .bind(now)
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(map_err)
+    }
+
     async fn save_oauth_state(&self, new: &NewOAuthState) -> StoreResult<()> {
         let state = &new.state;
         let mut tx = self.writer.begin().await.map_err(map_err)?;
@@ -1176,9 +1266,11 @@ impl Store for Backend {
     async fn unlink_identity(&self, user_id: Uuid, provider: &str) -> StoreResult<UnlinkOutcome> {
         let mut tx = self.writer.begin().await.map_err(map_err)?;
         lock_user(&mut tx, user_id).await?;
-        let (has_password, identities): (bool, i64) = sqlx::query_as(
+        // Identities and passkeys: the other ways in besides a password.
+        let (has_password, methods): (bool, i64) = sqlx::query_as(
             "SELECT password_hash IS NOT NULL, \
              (SELECT COUNT(*) FROM user_identities WHERE user_id = $1) \
+             + (SELECT COUNT(*) FROM passkeys WHERE user_id = $1) \
              FROM users WHERE id = $1",
         )
         .bind(user_id)
@@ -1195,7 +1287,7 @@ impl Store for Backend {
         let Some(id) = linked else {
             return Ok(UnlinkOutcome::NotLinked);
         };
-        if !has_password && identities <= 1 {
+        if !has_password && methods <= 1 {
             return Ok(UnlinkOutcome::LastMethod);
         }
         sqlx::query("DELETE FROM user_identities WHERE id = $1")

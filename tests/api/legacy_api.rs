@@ -308,3 +308,37 @@ async fn cookie_writes_from_foreign_origins_are_refused() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
 }
+
+/// Seed 001's Google login: `GET /api/auth/google` redirects to the consent
+/// screen (here a real OpenID Connect provider on loopback configured as
+/// `oauth.google`); the callback sets `auth_token` and redirects to the app.
+#[tokio::test]
+async fn seed_001_google_login() {
+    use crate::social::{app_with, location, Provider};
+    let provider = Provider::start().await;
+    let app = app_with(&provider).await;
+    let email = unique_email("seed1-google");
+    provider.user("google-sub-1", &email, true).await;
+    let browser = new_client();
+
+    let res = app.get(&browser, "/api/auth/google").await;
+    assert_eq!(res.status(), StatusCode::FOUND);
+    let consent = location(&res);
+    assert!(consent.starts_with(&provider.issuer), "{consent}");
+    let back = browser.get(&consent).send().await.unwrap();
+    let callback = location(&back);
+    assert!(callback.starts_with(&app.url("/api/auth/google/callback?")));
+
+    let res = browser.get(&callback).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::FOUND);
+    assert_eq!(location(&res), "http://app.example.test/home");
+    let cookie = set_cookie(&res, "auth_token").expect("auth_token");
+    assert!(cookie.contains("HttpOnly"));
+    let me: Value = app
+        .get(&browser, "/api/auth/me")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["user"]["email"], email);
+}

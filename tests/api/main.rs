@@ -16,6 +16,7 @@ mod import;
 mod legacy_api;
 mod lockout;
 mod login;
+mod passkeys;
 mod recovery;
 mod signup;
 mod social;

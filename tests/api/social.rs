@@ -15,8 +15,8 @@ use crate::helpers::*;
 const CLIENT_ID: &str = "tessera-test-client";
 
 /// The provider process and its control port.
-struct Provider {
-    issuer: String,
+pub(crate) struct Provider {
+    pub(crate) issuer: String,
     control: String,
     _child: Child,
 }
@@ -42,7 +42,7 @@ fn install_provider() {
 }
 
 impl Provider {
-    async fn start() -> Provider {
+    pub(crate) async fn start() -> Provider {
         tokio::task::spawn_blocking(install_provider).await.unwrap();
         let mut child = Command::new("node")
             .arg(oidc_dir().join("provider.mjs"))
@@ -73,7 +73,7 @@ impl Provider {
     }
 
     /// Who signs in at the provider from now on.
-    async fn user(&self, sub: &str, email: &str, verified: bool) {
+    pub(crate) async fn user(&self, sub: &str, email: &str, verified: bool) {
         self.control(
             "/user",
             json!({"sub": sub, "email": email, "email_verified": verified, "name": "Ada Lovelace"}),
@@ -81,7 +81,7 @@ impl Provider {
         .await;
     }
 
-    fn config(&self) -> OAuthProviderConfig {
+    pub(crate) fn config(&self) -> OAuthProviderConfig {
         OAuthProviderConfig {
             client_id: Some(CLIENT_ID.into()),
             client_secret: Some("tessera-test-secret".to_owned().into()),
@@ -92,7 +92,7 @@ impl Provider {
 }
 
 /// Tessera with the provider configured as `mock` and as `google`.
-async fn app_with(provider: &Provider) -> TestApp {
+pub(crate) async fn app_with(provider: &Provider) -> TestApp {
     let config = provider.config();
     TestApp::spawn_with(move |c| {
         c.app_url = Some("http://app.example.test/home".parse().unwrap());
@@ -103,7 +103,7 @@ async fn app_with(provider: &Provider) -> TestApp {
     .await
 }
 
-fn location(res: &Response) -> String {
+pub(crate) fn location(res: &Response) -> String {
     res.headers()["location"].to_str().unwrap().to_owned()
 }
 

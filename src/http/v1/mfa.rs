@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use super::auth::login_answer;
 use crate::error::{AppResult, ErrorBody};
 use crate::http::extract::{AppJson, Auth, CredentialLimit};
-use crate::service::{ClientInfo, SecondFactor, Tessera};
+use crate::service::{ClientInfo, PasskeyAssertion, SecondFactor, Tessera};
 
 #[derive(Serialize, ToSchema)]
 pub struct TwoFactorStatusView {
@@ -121,6 +121,7 @@ pub async fn disable(
     let factor = SecondFactor {
         code: body.code.as_deref(),
         backup_code: body.backup_code.as_deref(),
+        passkey: None,
     };
     core.two_factor_disable(&p.user, &body.password, factor, &client)
         .await?;
@@ -151,6 +152,11 @@ pub struct VerifyBody {
     pub challenge: String,
     pub code: Option<String>,
     pub backup_code: Option<String>,
+    /// With `credential`: a passkey assertion for the ceremony started at
+    /// `/api/v1/auth/2fa/passkey/start`.
+    pub ceremony_id: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub credential: Option<serde_json::Value>,
 }
 
 /// The second step of a login: answers as login does, with `ces_session`.
@@ -168,9 +174,34 @@ pub async fn verify(
     let factor = SecondFactor {
         code: body.code.as_deref(),
         backup_code: body.backup_code.as_deref(),
+        passkey: match (&body.ceremony_id, &body.credential) {
+            (Some(ceremony_id), Some(credential)) => Some(PasskeyAssertion {
+                ceremony_id,
+                credential,
+            }),
+            _ => None,
+        },
     };
     let outcome = core
         .verify_two_factor(&body.challenge, factor, &client)
         .await?;
     login_answer(&core, outcome).await
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ChallengeBody {
+    pub challenge: String,
+}
+
+/// Options for using a passkey as the second step of a login.
+#[utoipa::path(post, path = "/api/v1/auth/2fa/passkey/start", tag = "2fa", request_body = ChallengeBody,
+    responses((status = 200, body = super::passkeys::CeremonyView),
+        (status = 409, description = "The account has no passkey", body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn passkey_start(
+    State(core): State<Arc<Tessera>>,
+    _limit: CredentialLimit,
+    AppJson(body): AppJson<ChallengeBody>,
+) -> AppResult<Json<super::passkeys::CeremonyView>> {
+    let ceremony = core.passkey_second_factor_start(&body.challenge).await?;
+    Ok(Json(ceremony.into()))
 }

@@ -15,6 +15,7 @@ pub mod auth;
 pub mod health;
 pub mod mfa;
 pub mod oauth;
+pub mod passkeys;
 pub mod sessions;
 pub mod tenants;
 pub mod tokens;
@@ -93,6 +94,22 @@ pub fn router() -> Router<Arc<Tessera>> {
         .route("/auth/2fa/disable", post(mfa::disable))
         .route("/auth/2fa/backup-codes", post(mfa::backup_codes))
         .route("/auth/2fa/verify", post(mfa::verify))
+        .route("/auth/2fa/passkey/start", post(mfa::passkey_start))
+        .route("/auth/passkeys", get(passkeys::list))
+        .route(
+            "/auth/passkeys/{id}",
+            patch(passkeys::rename).delete(passkeys::delete),
+        )
+        .route(
+            "/auth/passkeys/register/start",
+            post(passkeys::register_start),
+        )
+        .route(
+            "/auth/passkeys/register/finish",
+            post(passkeys::register_finish),
+        )
+        .route("/auth/passkeys/login/start", post(passkeys::login_start))
+        .route("/auth/passkeys/login/finish", post(passkeys::login_finish))
         .route("/auth/oauth/{provider}", get(oauth::start))
         .route("/auth/oauth/{provider}/callback", get(oauth::callback))
         .route("/auth/linked-accounts", get(oauth::linked))
