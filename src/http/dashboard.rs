@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method};
+use axum::http::{header, HeaderMap};
 use axum::middleware::from_fn;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -14,7 +14,6 @@ use axum::{Extension, Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use tower_http::cors::{AllowOrigin, CorsLayer};
 use uuid::Uuid;
 
 use crate::error::{AppError, AppResult};
@@ -29,18 +28,7 @@ use crate::store::{Membership, Session, User};
 
 const COOKIE: &str = "ces_session";
 
-pub fn router(core: &Tessera) -> Router<Arc<Tessera>> {
-    let origins: Vec<HeaderValue> = core
-        .config
-        .cors_origins
-        .iter()
-        .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok())
-        .collect();
-    let cors = CorsLayer::new()
-        .allow_origin(AllowOrigin::list(origins))
-        .allow_credentials(true)
-        .allow_methods([Method::GET, Method::POST])
-        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION]);
+pub fn router() -> Router<Arc<Tessera>> {
     Router::new()
         .route("/me", get(me))
         .route("/session", get(session))
@@ -69,7 +57,6 @@ pub fn router(core: &Tessera) -> Router<Arc<Tessera>> {
         .route("/two-factor/status", get(two_factor_status))
         .route("/two-factor/verify", post(verify_two_factor))
         .layer(Extension(Surface::OriginChecked))
-        .layer(cors)
 }
 
 #[derive(Serialize)]

@@ -36,6 +36,32 @@ pub fn two_factor_required(challenge: String) -> axum::response::Response {
         .into_response()
 }
 
+/// CORS for the API surfaces: only origins in `cors_origins`, echoed
+/// exactly, with credentials, and `Vary: Origin`; `null` and look-alike
+/// origins get no CORS headers at all (the browser then refuses to read).
+fn cors(core: &Tessera) -> tower_http::cors::CorsLayer {
+    use axum::http::Method;
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let origins: Vec<HeaderValue> = core
+        .config
+        .cors_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_credentials(true)
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            HeaderName::from_static("x-csrf-token"),
+            HeaderName::from_static("x-captcha-response"),
+            REQUEST_ID,
+        ])
+        .max_age(Duration::from_secs(600))
+}
+
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn router(core: Arc<Tessera>) -> Router {
@@ -50,9 +76,11 @@ pub fn router(core: Arc<Tessera>) -> Router {
         .route("/.well-known/jwks.json", get(v1::auth::jwks))
         .nest("/api/v1", v1::router())
         .nest("/api/auth", legacy::router())
-        .nest("/auth", dashboard::router(&core))
+        .nest("/auth", dashboard::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // Outside the routes, so preflights of any path are answered.
+        .layer(cors(&core))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::Extension(core.clone()))
         .layer(

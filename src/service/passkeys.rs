@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::crypto::token::{self, hash_secret};
 use crate::domain::{self, Email};
 use crate::error::{AppError, AppResult, ErrorCode};
-use crate::store::{StoredPasskey, User};
+use crate::store::{StoredPasskey, UnlinkOutcome, User};
 
 /// How long a browser may take between the start and the finish.
 const CEREMONY_TTL: Duration = Duration::minutes(5);
@@ -235,19 +235,15 @@ impl Tessera {
         id: Uuid,
         client: &ClientInfo,
     ) -> AppResult<()> {
-        let passkeys = self.store.passkeys(user.id).await?;
-        if !passkeys.iter().any(|p| p.id == id) {
-            return Err(AppError::not_found("No such passkey."));
+        match self.store.delete_passkey(user.id, id).await? {
+            UnlinkOutcome::Done => {}
+            UnlinkOutcome::NotLinked => return Err(AppError::not_found("No such passkey.")),
+            UnlinkOutcome::LastMethod => {
+                return Err(AppError::conflict(
+                    "This passkey is the only way to sign in to this account.",
+                ))
+            }
         }
-        let other_ways = user.password_hash.is_some()
-            || passkeys.len() > 1
-            || !self.store.identities(user.id).await?.is_empty();
-        if !other_ways {
-            return Err(AppError::conflict(
-                "This passkey is the only way to sign in to this account.",
-            ));
-        }
-        self.store.delete_passkey(user.id, id).await?;
         self.record(
             Audit::new("passkey.delete")
                 .actor(user.id)

@@ -667,7 +667,9 @@ pub trait Store: Send + Sync + 'static {
     async fn passkeys(&self, user_id: Uuid) -> StoreResult<Vec<StoredPasskey>>;
     /// `false` when the user has no such passkey.
     async fn rename_passkey(&self, user_id: Uuid, id: Uuid, name: &str) -> StoreResult<bool>;
-    async fn delete_passkey(&self, user_id: Uuid, id: Uuid) -> StoreResult<bool>;
+    /// Deletes a passkey unless it is the last way to sign in (no password,
+    /// no identity, no other passkey); serialised per user.
+    async fn delete_passkey(&self, user_id: Uuid, id: Uuid) -> StoreResult<UnlinkOutcome>;
     /// Records a use (and the authenticator's new counter).
     async fn passkey_used(&self, id: Uuid, passkey: &str, now: DateTime<Utc>) -> StoreResult<()>;
     async fn save_ceremony(

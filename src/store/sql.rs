@@ -1137,14 +1137,31 @@ impl Store for Backend {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn delete_passkey(&self, user_id: Uuid, id: Uuid) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM passkeys WHERE user_id = $1 AND id = $2")
+    async fn delete_passkey(&self, user_id: Uuid, id: Uuid) -> StoreResult<UnlinkOutcome> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        lock_user(&mut tx, user_id).await?;
+        let Some((has_password, methods)) = sign_in_methods(&mut tx, user_id).await? else {
+            return Ok(UnlinkOutcome::NotLinked);
+        };
+        let exists: Option<Uuid> = sqlx::query_scalar("SELECT id FROM passkeys WHERE user_id = $1 AND id = $2")
             .bind(user_id)
             .bind(id)
-            .execute(&self.writer)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(map_err)?;
-        Ok(done.rows_affected() == 1)
+        if exists.is_none() {
+            return Ok(UnlinkOutcome::NotLinked);
+        }
+        if !has_password && methods <= 1 {
+            return Ok(UnlinkOutcome::LastMethod);
+        }
+        sqlx::query("DELETE FROM passkeys WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(UnlinkOutcome::Done)
     }
 
     async fn passkey_used(&self, id: Uuid, passkey: &str, now: DateTime<Utc>) -> StoreResult<()> {
@@ -1266,17 +1283,9 @@ impl Store for Backend {
     async fn unlink_identity(&self, user_id: Uuid, provider: &str) -> StoreResult<UnlinkOutcome> {
         let mut tx = self.writer.begin().await.map_err(map_err)?;
         lock_user(&mut tx, user_id).await?;
-        // Identities and passkeys: the other ways in besides a password.
-        let (has_password, methods): (bool, i64) = sqlx::query_as(
-            "SELECT password_hash IS NOT NULL, \
-             (SELECT COUNT(*) FROM user_identities WHERE user_id = $1) \
-             + (SELECT COUNT(*) FROM passkeys WHERE user_id = $1) \
-             FROM users WHERE id = $1",
-        )
-        .bind(user_id)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(map_err)?;
+        let Some((has_password, methods)) = sign_in_methods(&mut tx, user_id).await? else {
+            return Ok(UnlinkOutcome::NotLinked);
+        };
         let linked: Option<Uuid> =
             sqlx::query_scalar("SELECT id FROM user_identities WHERE user_id = $1 AND provider = $2")
                 .bind(user_id)
@@ -1417,6 +1426,21 @@ async fn lock_user(tx: &mut Tx, user_id: Uuid) -> StoreResult<()> {
         .await
         .map_err(map_err)?;
     Ok(())
+}
+
+/// Whether the user has a password, and how many other ways in (identities
+/// and passkeys); `None` when there is no such user.
+async fn sign_in_methods(tx: &mut Tx, user_id: Uuid) -> StoreResult<Option<(bool, i64)>> {
+    sqlx::query_as(
+        "SELECT password_hash IS NOT NULL, \
+         (SELECT COUNT(*) FROM user_identities WHERE user_id = $1) \
+         + (SELECT COUNT(*) FROM passkeys WHERE user_id = $1) \
+         FROM users WHERE id = $1",
+    )
+    .bind(user_id)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(map_err)
 }
 
 /// Replaces the user's backup codes with `hashes`.

@@ -348,3 +348,29 @@ async fn the_last_way_to_sign_in_cannot_be_removed() {
         .await;
     expect_error(res, StatusCode::CONFLICT, "CONFLICT").await;
 }
+
+#[tokio::test]
+async fn malformed_or_foreign_passkey_ids_are_not_found() {
+    let (app, origin) = app().await;
+    let owner = app.user(&unique_email("passkey-ids")).await;
+    let created = register(&app, &owner, &mut device(), &origin, "Mine").await;
+    let other = app.user(&unique_email("passkey-other")).await;
+    let id = created["id"].as_str().unwrap();
+    for (client, path) in [
+        (&owner, "/api/v1/auth/passkeys/null,null".to_owned()),
+        (&other, format!("/api/v1/auth/passkeys/{id}")),
+    ] {
+        let res = app.write(client, Method::DELETE, &path, None).await;
+        expect_error(res, StatusCode::NOT_FOUND, "NOT_FOUND").await;
+        let res = app
+            .write(client, Method::PATCH, &path, Some(json!({"name": "x"})))
+            .await;
+        expect_error(res, StatusCode::NOT_FOUND, "NOT_FOUND").await;
+    }
+    let listed = body(
+        app.get(&owner, "/api/v1/auth/passkeys").await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(listed[0]["name"], "Mine");
+}

@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::auth::login_answer;
-use crate::error::{AppResult, ErrorBody};
+use crate::error::{AppError, AppResult, ErrorBody};
 use crate::http::extract::{AppJson, Auth, CredentialLimit};
 use crate::service::{ClientInfo, PasskeyCeremony, Tessera};
 use crate::store::StoredPasskey;
@@ -53,6 +53,11 @@ impl From<&StoredPasskey> for PasskeyView {
             last_used_at: p.last_used_at,
         }
     }
+}
+
+/// A malformed id names no passkey: 404, like an unknown one.
+fn passkey_id(raw: &str) -> AppResult<Uuid> {
+    Uuid::parse_str(raw).map_err(|_| AppError::not_found("No such passkey."))
 }
 
 /// Start registering a passkey (needs a session).
@@ -119,10 +124,11 @@ pub struct RenameBody {
     responses((status = 204), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn rename(
     State(core): State<Arc<Tessera>>,
-    Path(id): Path<Uuid>,
+    Path(id): Path<String>,
     Auth(p): Auth,
     AppJson(body): AppJson<RenameBody>,
 ) -> AppResult<StatusCode> {
+    let id = passkey_id(&id)?;
     core.rename_passkey(&p.user, id, &body.name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -133,10 +139,11 @@ pub async fn rename(
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn delete(
     State(core): State<Arc<Tessera>>,
-    Path(id): Path<Uuid>,
+    Path(id): Path<String>,
     client: ClientInfo,
     Auth(p): Auth,
 ) -> AppResult<StatusCode> {
+    let id = passkey_id(&id)?;
     core.delete_passkey(&p.user, id, &client).await?;
     Ok(StatusCode::NO_CONTENT)
 }
