@@ -50,6 +50,9 @@ pub struct PasswordHasher {
     buffers: Arc<Mutex<Vec<Vec<Block>>>>,
 }
 
+/// The most memory (KiB) a stored hash may make one check use: 256 MiB.
+const MAX_FOREIGN_M_COST: u32 = 256 * 1024;
+
 /// What a hashing job works with: the configured parameters and a block
 /// buffer of its own.
 struct Kernel {
@@ -73,6 +76,12 @@ impl Kernel {
         let mut salt_buf = [0u8; 64];
         let salt = salt.decode_b64(&mut salt_buf)?;
         let needed = params.block_count();
+        if params.m_cost() > MAX_FOREIGN_M_COST {
+            // An imported hash asking for more memory than a login may take.
+            return Err(argon2::password_hash::Error::ParamValueInvalid(
+                argon2::password_hash::errors::InvalidValue::TooLong,
+            ));
+        }
         let mut own;
         let blocks = if needed <= self.params.block_count() * 4 {
             if self.blocks.len() < needed {
@@ -480,5 +489,18 @@ mod tests {
             h.verify("x", Some(&ours)).await.unwrap();
         }
         assert!(h.buffers.lock().unwrap().len() <= 2);
+    }
+
+    #[tokio::test]
+    async fn a_stored_hash_asking_for_gigabytes_is_refused_not_computed() {
+        let huge = "$argon2id$v=19$m=4194304,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$\
+                    AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        let started = std::time::Instant::now();
+        assert_eq!(
+            hasher().verify("anything", Some(huge)).await.unwrap(),
+            Verdict::Mismatch
+        );
+        // Only the dummy check ran, not a 4 GiB one.
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 }
