@@ -149,19 +149,16 @@ impl Tessera {
         if secret.len() > 128 {
             return Ok(None);
         }
-        let Some(session) = self
+        let Some((session, user)) = self
             .store
-            .find_session_by_hash(&hash_secret(secret), now)
+            .find_session_with_user(&hash_secret(secret), now)
             .await?
         else {
             return Ok(None);
         };
-        if !self.session_is_live(&session, now) {
+        if !self.session_is_live(&session, now) || user.disabled_at.is_some() {
             return Ok(None);
         }
-        let Some(user) = self.active_user(session.user_id).await? else {
-            return Ok(None);
-        };
         if now - session.last_seen_at >= TOUCH_EVERY {
             if let Err(err) = self.store.touch_session(session.id, now).await {
                 tracing::warn!(error = %err, "recording session use failed");

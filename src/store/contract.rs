@@ -246,20 +246,19 @@ async fn rotating_a_session_kills_the_old_one_once() {
         let two = crate::crypto::token::hash_secret("two");
         assert!(
             store
-                .find_session_by_hash(&one, now)
+                .find_session_with_user(&one, now)
                 .await
                 .unwrap()
                 .is_none(),
             "{name}"
         );
-        assert!(
-            store
-                .find_session_by_hash(&two, now)
-                .await
-                .unwrap()
-                .is_some(),
-            "{name}"
-        );
+        let (session, owner) = store
+            .find_session_with_user(&two, now)
+            .await
+            .unwrap()
+            .expect("the rotated session");
+        assert_eq!(session.user_id, owner.id, "{name}");
+        assert_eq!(session.id, rotated.unwrap().id, "{name}");
         store.close().await;
     }
 }

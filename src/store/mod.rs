@@ -377,12 +377,15 @@ pub trait Store: Send + Sync + 'static {
 
     // Sessions.
     async fn create_session(&self, session: NewSession) -> StoreResult<Session>;
-    /// An active (not revoked, not past its absolute expiry) session.
-    async fn find_session_by_hash(
+    /// An active (not revoked, not past its absolute expiry) session by
+    /// token hash, with its user, in one query: the check every
+    /// cookie-authenticated request makes.
+    async fn find_session_with_user(
         &self,
         hash: &[u8],
         now: DateTime<Utc>,
-    ) -> StoreResult<Option<Session>>;
+    ) -> StoreResult<Option<(Session, User)>>;
+    /// An active session by id.
     async fn find_session(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<Option<Session>>;
     async fn touch_session(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<()>;
     /// Revokes `old` and creates `new` atomically; `None` when `old` was no

@@ -157,16 +157,33 @@ impl Store for Backend {
         insert_session(&self.writer, &session).await
     }
 
-    async fn find_session_by_hash(&self, hash: &[u8], now: DateTime<Utc>) -> StoreResult<Option<Session>> {
-        sqlx::query_as(
-            &format!("SELECT {SESSION_COLUMNS} \
-             FROM sessions WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2"),
+    async fn find_session_with_user(&self, hash: &[u8], now: DateTime<Utc>) -> StoreResult<Option<(Session, User)>> {
+        let row: Option<SessionUserRow> = sqlx::query_as(
+            "SELECT u.*, s.id AS s_id, s.tenant_id AS s_tenant_id, s.ip AS s_ip, \
+             s.user_agent AS s_user_agent, s.created_at AS s_created_at, \
+             s.last_seen_at AS s_last_seen_at, s.expires_at AS s_expires_at \
+             FROM sessions s JOIN users u ON u.id = s.user_id \
+             WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2",
         )
         .bind(hash)
         .bind(now)
         .fetch_optional(&self.reader)
         .await
-        .map_err(map_err)
+        .map_err(map_err)?;
+        Ok(row.map(|r| {
+            let session = Session {
+                id: r.s_id,
+                user_id: r.user.id,
+                tenant_id: r.s_tenant_id,
+                ip: r.s_ip,
+                user_agent: r.s_user_agent,
+                created_at: r.s_created_at,
+                last_seen_at: r.s_last_seen_at,
+                expires_at: r.s_expires_at,
+                revoked_at: None,
+            };
+            (session, r.user)
+        }))
     }
 
     async fn find_session(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<Option<Session>> {
@@ -1311,6 +1328,20 @@ impl Store for Backend {
 }
 
 type Tx = sqlx::Transaction<'static, Db>;
+
+/// A session joined with its user; the session's columns carry `s_`.
+#[derive(sqlx::FromRow)]
+struct SessionUserRow {
+    #[sqlx(flatten)]
+    user: User,
+    s_id: Uuid,
+    s_tenant_id: Option<Uuid>,
+    s_ip: Option<String>,
+    s_user_agent: Option<String>,
+    s_created_at: DateTime<Utc>,
+    s_last_seen_at: DateTime<Utc>,
+    s_expires_at: DateTime<Utc>,
+}
 
 const SESSION_COLUMNS: &str =
     "id, user_id, tenant_id, ip, user_agent, created_at, last_seen_at, expires_at, revoked_at";
