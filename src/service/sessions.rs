@@ -179,16 +179,16 @@ impl Tessera {
         if token.len() > 128 {
             return Ok(None);
         }
-        let Some(pat) = self
+        let Some((pat, user)) = self
             .store
-            .find_pat_by_hash(&hash_secret(token), now)
+            .find_pat_with_user(&hash_secret(token), now)
             .await?
         else {
             return Ok(None);
         };
-        let Some(user) = self.active_user(pat.user_id).await? else {
+        if user.disabled_at.is_some() {
             return Ok(None);
-        };
+        }
         if pat.last_used_at.is_none_or(|t| now - t >= TOUCH_EVERY) {
             if let Err(err) = self.store.touch_pat(pat.id, now).await {
                 tracing::warn!(error = %err, "recording token use failed");

@@ -432,8 +432,13 @@ pub trait Store: Send + Sync + 'static {
     async fn create_pat(&self, pat: NewPat) -> StoreResult<Pat>;
     async fn list_pats(&self, user_id: Uuid) -> StoreResult<Vec<Pat>>;
     async fn revoke_pat(&self, user_id: Uuid, id: Uuid, now: DateTime<Utc>) -> StoreResult<bool>;
-    /// An active (not revoked, not expired) token.
-    async fn find_pat_by_hash(&self, hash: &[u8], now: DateTime<Utc>) -> StoreResult<Option<Pat>>;
+    /// An active (not revoked, not expired) token by hash, with its user, in
+    /// one query: the check every PAT-authenticated request makes.
+    async fn find_pat_with_user(
+        &self,
+        hash: &[u8],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<(Pat, User)>>;
     async fn touch_pat(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<()>;
     /// An active token by id.
     async fn find_pat(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<Option<Pat>>;

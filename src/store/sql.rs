@@ -362,17 +362,34 @@ impl Store for Backend {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn find_pat_by_hash(&self, hash: &[u8], now: DateTime<Utc>) -> StoreResult<Option<Pat>> {
-        sqlx::query_as(
-            &format!("SELECT {PAT_COLUMNS} \
-             FROM personal_access_tokens \
-             WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)"),
+    async fn find_pat_with_user(&self, hash: &[u8], now: DateTime<Utc>) -> StoreResult<Option<(Pat, User)>> {
+        let row: Option<PatUserRow> = sqlx::query_as(
+            "SELECT u.*, p.id AS p_id, p.tenant_id AS p_tenant_id, p.name AS p_name, \
+             p.scopes AS p_scopes, p.created_at AS p_created_at, p.expires_at AS p_expires_at, \
+             p.last_used_at AS p_last_used_at \
+             FROM personal_access_tokens p JOIN users u ON u.id = p.user_id \
+             WHERE p.token_hash = $1 AND p.revoked_at IS NULL \
+             AND (p.expires_at IS NULL OR p.expires_at > $2)",
         )
         .bind(hash)
         .bind(now)
         .fetch_optional(&self.reader)
         .await
-        .map_err(map_err)
+        .map_err(map_err)?;
+        Ok(row.map(|r| {
+            let pat = Pat {
+                id: r.p_id,
+                user_id: r.user.id,
+                tenant_id: r.p_tenant_id,
+                name: r.p_name,
+                scopes: r.p_scopes,
+                created_at: r.p_created_at,
+                expires_at: r.p_expires_at,
+                last_used_at: r.p_last_used_at,
+                revoked_at: None,
+            };
+            (pat, r.user)
+        }))
     }
 
     async fn find_pat(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<Option<Pat>> {
@@ -943,6 +960,16 @@ impl Store for Backend {
     }
 
     async fn clear_login_failures(&self, email: &str) -> StoreResult<()> {
+        // Most logins have nothing to clear: look first, so they take no
+        // write (on SQLite, a turn of the single writer).
+        let any: Option<i32> = sqlx::query_scalar("SELECT 1 FROM login_failures WHERE email = $1")
+            .bind(email)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(map_err)?;
+        if any.is_none() {
+            return Ok(());
+        }
         sqlx::query("DELETE FROM login_failures WHERE email = $1")
             .bind(email)
             .execute(&self.writer)
@@ -1328,6 +1355,20 @@ impl Store for Backend {
 }
 
 type Tx = sqlx::Transaction<'static, Db>;
+
+/// A PAT joined with its user; the token's columns carry `p_`.
+#[derive(sqlx::FromRow)]
+struct PatUserRow {
+    #[sqlx(flatten)]
+    user: User,
+    p_id: Uuid,
+    p_tenant_id: Option<Uuid>,
+    p_name: String,
+    p_scopes: String,
+    p_created_at: DateTime<Utc>,
+    p_expires_at: Option<DateTime<Utc>>,
+    p_last_used_at: Option<DateTime<Utc>>,
+}
 
 /// A session joined with its user; the session's columns carry `s_`.
 #[derive(sqlx::FromRow)]
