@@ -332,6 +332,7 @@ struct SocialBody {
 /// client sends the browser to `url`.
 async fn sign_in_social(
     State(core): State<Arc<Tessera>>,
+    _limit: CredentialLimit,
     AppJson(body): AppJson<SocialBody>,
 ) -> AppResult<Response> {
     social_start(&core, body, None).await

@@ -426,7 +426,10 @@ pub async fn validate(
 #[utoipa::path(get, path = "/api/auth/google", tag = "legacy",
     responses((status = 302, description = "To Google; sets the `tessera_oauth` state cookie"),
         (status = 404, description = "`oauth.google` is not configured", body = ErrorBody)))]
-pub async fn google(State(core): State<Arc<Tessera>>) -> AppResult<Response> {
+pub async fn google(
+    State(core): State<Arc<Tessera>>,
+    _limit: CredentialLimit,
+) -> AppResult<Response> {
     let (to, cookie) = oauth::start(&core, "google", OAuthCallback::Legacy, None, None).await?;
     Ok(oauth::redirect(&to, [cookie]))
 }

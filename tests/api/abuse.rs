@@ -264,3 +264,18 @@ async fn an_unreachable_breach_api_lets_passwords_through() {
         .await;
     assert_eq!(res.status(), StatusCode::CREATED);
 }
+
+#[tokio::test]
+async fn starting_social_sign_ins_spends_the_per_ip_budget() {
+    // No provider needs to answer: an unknown provider is a 404, and the
+    // limit applies before that.
+    let app = TestApp::spawn_with(|c| c.security.rate_limit_per_minute = 3).await;
+    let client = new_client();
+    for _ in 0..3 {
+        let res = app.get(&client, "/api/v1/auth/oauth/nope").await;
+        assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    }
+    let res = app.get(&client, "/api/v1/auth/oauth/nope").await;
+    assert!(res.headers().contains_key("retry-after"));
+    expect_error(res, StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED").await;
+}

@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::COOKIE;
 use crate::error::{AppResult, ErrorBody};
-use crate::http::extract::{AppJson, AppQuery, Auth};
+use crate::http::extract::{AppJson, AppQuery, Auth, CredentialLimit};
 use crate::http::oauth;
 use crate::service::{CallbackParams, ClientInfo, OAuthCallback, Tessera};
 
@@ -34,6 +34,7 @@ pub struct StartQuery {
     ))]
 pub async fn start(
     State(core): State<Arc<Tessera>>,
+    _limit: CredentialLimit,
     Path(provider): Path<String>,
     AppQuery(q): AppQuery<StartQuery>,
 ) -> AppResult<Response> {
