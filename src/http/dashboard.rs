@@ -405,11 +405,7 @@ async fn verify_two_factor(
     client: ClientInfo,
     AppJson(body): AppJson<TwoFactorVerifyBody>,
 ) -> AppResult<Response> {
-    let factor = SecondFactor {
-        code: body.code.as_deref(),
-        backup_code: body.backup_code.as_deref(),
-        passkey: None,
-    };
+    let factor = SecondFactor::codes(body.code.as_deref(), body.backup_code.as_deref());
     let outcome = core
         .verify_two_factor(&body.challenge, factor, &client)
         .await

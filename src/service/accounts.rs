@@ -373,24 +373,10 @@ impl Tessera {
         new_password: &str,
         client: &ClientInfo,
     ) -> AppResult<()> {
-        if current_password.is_empty() {
-            return Err(AppError::field("current_password", "is required"));
-        }
-        if current_password.chars().count() > domain::PASSWORD_MAX_CHARS {
-            return Err(AppError::field("current_password", "is incorrect"));
-        }
+        Self::current_password_shape(current_password, "current_password")?;
         let new_password = Self::new_password_for(user, new_password)?;
-        let verdict = self
-            .hasher
-            .verify(
-                &domain::normalize_password(current_password),
-                user.password_hash.as_deref(),
-            )
-            .await
-            .map_err(AppError::internal)?;
-        if !verdict.matched() {
-            return Err(AppError::field("current_password", "is incorrect"));
-        }
+        self.check_current_password(user, current_password, "current_password")
+            .await?;
         self.store_password(
             user,
             &new_password,
@@ -399,6 +385,40 @@ impl Tessera {
             client,
         )
         .await
+    }
+
+    /// The cheap checks of a current password as sent (before any hashing).
+    fn current_password_shape(password: &str, field: &str) -> AppResult<()> {
+        if password.is_empty() {
+            return Err(AppError::field(field, "is required"));
+        }
+        if password.chars().count() > domain::PASSWORD_MAX_CHARS {
+            return Err(AppError::field(field, "is incorrect"));
+        }
+        Ok(())
+    }
+
+    /// Re-checks the password of a signed-in user before a sensitive
+    /// change; a wrong one is `VALIDATION_FAILED` on `field`.
+    pub(super) async fn check_current_password(
+        &self,
+        user: &User,
+        password: &str,
+        field: &str,
+    ) -> AppResult<()> {
+        Self::current_password_shape(password, field)?;
+        let verdict = self
+            .hasher
+            .verify(
+                &domain::normalize_password(password),
+                user.password_hash.as_deref(),
+            )
+            .await
+            .map_err(AppError::internal)?;
+        if !verdict.matched() {
+            return Err(AppError::field(field, "is incorrect"));
+        }
+        Ok(())
     }
 
     /// A new password for `user`, checked against the policy.

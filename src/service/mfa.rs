@@ -15,7 +15,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::crypto::token::{self, hash_secret};
 use crate::crypto::totp::{self, SecretBox};
-use crate::domain::{self, Email};
+use crate::domain::Email;
 use crate::error::{AppError, AppResult};
 use crate::store::{Store, User};
 
@@ -42,6 +42,17 @@ pub struct SecondFactor<'a> {
     /// An assertion of one of the user's passkeys (see
     /// `passkey_second_factor_start`).
     pub passkey: Option<PasskeyAssertion<'a>>,
+}
+
+impl<'a> SecondFactor<'a> {
+    /// A TOTP code or a backup code, as the request bodies carry them.
+    pub fn codes(code: Option<&'a str>, backup_code: Option<&'a str>) -> Self {
+        SecondFactor {
+            code,
+            backup_code,
+            passkey: None,
+        }
+    }
 }
 
 fn invalid_challenge() -> AppError {
@@ -101,18 +112,8 @@ impl Tessera {
                 "this account has no password yet; set one first",
             ));
         }
-        if password.is_empty() || password.chars().count() > domain::PASSWORD_MAX_CHARS {
-            return Err(AppError::field("password", "is incorrect"));
-        }
-        let verdict = self
-            .hasher
-            .verify(password, user.password_hash.as_deref())
+        self.check_current_password(user, password, "password")
             .await
-            .map_err(AppError::internal)?;
-        if !verdict.matched() {
-            return Err(AppError::field("password", "is incorrect"));
-        }
-        Ok(())
     }
 
     /// Starts TOTP setup: a new secret, not active until confirmed.

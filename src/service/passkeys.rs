@@ -41,15 +41,18 @@ pub struct PasskeyAssertion<'a> {
     pub credential: &'a Value,
 }
 
+/// `webauthn.rp_id`, else the public URL's host.
+fn rp_id(config: &Config) -> Option<String> {
+    config
+        .webauthn
+        .rp_id
+        .clone()
+        .or_else(|| config.public_url.host_str().map(str::to_owned))
+}
+
 pub fn build_webauthn(config: &Config) -> anyhow::Result<Webauthn> {
     let public = &config.public_url;
-    let rp_id = match &config.webauthn.rp_id {
-        Some(id) => id.clone(),
-        None => public
-            .host_str()
-            .ok_or_else(|| anyhow::anyhow!("public_url has no host"))?
-            .to_owned(),
-    };
+    let rp_id = rp_id(config).ok_or_else(|| anyhow::anyhow!("public_url has no host"))?;
     let origins: Vec<Url> = if config.webauthn.origins.is_empty() {
         vec![public.clone()]
     } else {
@@ -289,21 +292,12 @@ impl Tessera {
             "publicKey": {
                 "challenge": token::random_secret(),
                 "timeout": 300000,
-                "rpId": self.webauthn_rp_id(),
+                "rpId": rp_id(&self.config).unwrap_or_default(),
                 "allowCredentials": [{"type": "public-key", "id": id}],
                 "userVerification": "required"
             },
             "mediation": null
         })
-    }
-
-    fn webauthn_rp_id(&self) -> String {
-        self.config
-            .webauthn
-            .rp_id
-            .clone()
-            .or_else(|| self.config.public_url.host_str().map(str::to_owned))
-            .unwrap_or_default()
     }
 
     /// Starts a passwordless sign-in for `email`.

@@ -118,11 +118,7 @@ pub async fn disable(
     AppJson(body): AppJson<DisableBody>,
 ) -> AppResult<StatusCode> {
     core.require_session(&p)?;
-    let factor = SecondFactor {
-        code: body.code.as_deref(),
-        backup_code: body.backup_code.as_deref(),
-        passkey: None,
-    };
+    let factor = SecondFactor::codes(body.code.as_deref(), body.backup_code.as_deref());
     core.two_factor_disable(&p.user, &body.password, factor, &client)
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -172,8 +168,6 @@ pub async fn verify(
     AppJson(body): AppJson<VerifyBody>,
 ) -> AppResult<Response> {
     let factor = SecondFactor {
-        code: body.code.as_deref(),
-        backup_code: body.backup_code.as_deref(),
         passkey: match (&body.ceremony_id, &body.credential) {
             (Some(ceremony_id), Some(credential)) => Some(PasskeyAssertion {
                 ceremony_id,
@@ -181,6 +175,7 @@ pub async fn verify(
             }),
             _ => None,
         },
+        ..SecondFactor::codes(body.code.as_deref(), body.backup_code.as_deref())
     };
     let outcome = core
         .verify_two_factor(&body.challenge, factor, &client)
