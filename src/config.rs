@@ -44,6 +44,74 @@ pub struct Config {
     pub plans: PlansConfig,
     pub mfa: MfaConfig,
     pub webauthn: WebauthnConfig,
+    pub cache: CacheConfig,
+    pub jobs: JobsConfig,
+    pub metrics: MetricsConfig,
+    /// `redis://host:port/db`: per-IP rate-limit counters live there,
+    /// shared by every node. Unset: in the database on PostgreSQL, in the
+    /// process on SQLite (one node).
+    #[serde(serialize_with = "serialize_secret_opt")]
+    pub redis_url: Option<SecretString>,
+    /// This node's name in job records and outbox claims; the host name and
+    /// process id when unset.
+    pub node_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct CacheConfig {
+    /// How long a resolved credential, a user's tenants or an address's
+    /// invitations may be served from memory (0: never). Changes drop
+    /// entries at once, on every node; this bounds a change whose
+    /// notification was lost.
+    pub max_age_ms: u64,
+    /// Entries per cache.
+    pub max_entries: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            max_age_ms: 1000,
+            max_entries: 100_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct JobsConfig {
+    /// How often expired sessions, tokens, sign-in states and counters are
+    /// deleted (by one node per turn; 0: never).
+    pub sweep_interval_seconds: u64,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig {
+            sweep_interval_seconds: 3600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct MetricsConfig {
+    /// Serve `GET /metrics` (Prometheus text format).
+    pub enabled: bool,
+    /// When set, `/metrics` needs `Authorization: Bearer <token>`; when
+    /// unset it answers only direct loopback callers.
+    #[serde(serialize_with = "serialize_secret_opt")]
+    pub token: Option<SecretString>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            enabled: true,
+            token: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]
@@ -165,6 +233,9 @@ pub struct JwtConfig {
     pub ttl_seconds: u32,
     /// The `aud` claim of issued tokens, required on verification.
     pub audience: String,
+    /// A new signing key every this many days (0: never). The old key stays
+    /// in the JWKS, and valid, until the tokens it signed have expired.
+    pub rotation_days: u32,
 }
 
 impl Default for JwtConfig {
@@ -172,6 +243,7 @@ impl Default for JwtConfig {
         JwtConfig {
             ttl_seconds: 900,
             audience: "tessera".into(),
+            rotation_days: 30,
         }
     }
 }
@@ -229,6 +301,9 @@ pub struct MailConfig {
     /// Give up on a message after this many failed attempts (it stays in the
     /// outbox with its last error for an operator to inspect).
     pub max_attempts: u32,
+    /// How long a node holds the messages it claimed; a node that dies
+    /// mid-send leaves them to the others after this.
+    pub claim_seconds: u64,
 }
 
 impl Default for MailConfig {
@@ -236,6 +311,7 @@ impl Default for MailConfig {
         MailConfig {
             poll_seconds: 5,
             max_attempts: 25,
+            claim_seconds: 120,
         }
     }
 }
@@ -308,6 +384,11 @@ impl Default for Config {
             http: HttpConfig::default(),
             argon2: Argon2Config::default(),
             plans: PlansConfig::default(),
+            cache: CacheConfig::default(),
+            jobs: JobsConfig::default(),
+            metrics: MetricsConfig::default(),
+            redis_url: None,
+            node_id: None,
         }
     }
 }
@@ -377,6 +458,14 @@ impl Config {
                 3600,
             ),
             ("mail.poll_seconds", self.mail.poll_seconds, 1, 3600),
+            ("mail.claim_seconds", self.mail.claim_seconds, 5, 24 * 3600),
+            ("cache.max_age_ms", self.cache.max_age_ms, 0, 3_600_000),
+            (
+                "jwt.rotation_days",
+                u64::from(self.jwt.rotation_days),
+                0,
+                3650,
+            ),
         ];
         for (key, value, min, max) in checks {
             if !(min..=max).contains(&value) {
@@ -405,6 +494,16 @@ impl Config {
 
     pub fn app_url(&self) -> &Url {
         self.app_url.as_ref().unwrap_or(&self.public_url)
+    }
+
+    /// This node's name: `node_id`, else the host name and process id.
+    pub fn node_name(&self) -> String {
+        self.node_id.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .unwrap_or_else(|_| "node".into());
+            format!("{host}:{}", std::process::id())
+        })
     }
 
     pub fn cookie_secure(&self) -> bool {

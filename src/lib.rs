@@ -18,6 +18,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod mail;
+pub mod metrics;
 pub mod service;
 pub mod store;
 
@@ -54,34 +55,29 @@ pub async fn serve(
         wake: core.mail_wake.clone(),
         poll: Duration::from_secs(core.config.mail.poll_seconds.max(1)),
         max_attempts: i32::try_from(core.config.mail.max_attempts).unwrap_or(i32::MAX),
+        node: core.node.clone(),
+        lease: chrono::Duration::seconds(
+            i64::try_from(core.config.mail.claim_seconds).unwrap_or(i64::MAX / 2),
+        ),
+        metrics: core.metrics.clone(),
     };
-    let outbox = tokio::spawn(worker.run(jobs_stopped.clone()));
-    let plans = tokio::spawn(plan_check_timer(core.clone(), jobs_stopped));
+    let background = [
+        tokio::spawn(worker.run(jobs_stopped.clone())),
+        tokio::spawn(core.clone().run_jobs(jobs_stopped.clone())),
+        tokio::spawn(core.clone().follow_keys(jobs_stopped.clone())),
+        {
+            let store = core.store.clone();
+            let stop = jobs_stopped.clone();
+            tokio::spawn(async move { store.follow_changes(stop).await })
+        },
+    ];
     let app = http::router(core).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
     let _ = stop_jobs.send(true);
-    let _ = outbox.await;
-    let _ = plans.await;
+    for task in background {
+        let _ = task.await;
+    }
     served.map_err(Into::into)
-}
-
-/// Runs the plan check every `plans.check_interval_seconds` (0: never).
-async fn plan_check_timer(core: Arc<Tessera>, mut stop: watch::Receiver<bool>) {
-    let every = core.config.plans.check_interval_seconds;
-    if every == 0 {
-        return;
-    }
-    let mut ticks = tokio::time::interval(Duration::from_secs(every));
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {
-                if let Err(err) = core.run_plan_check(None).await {
-                    tracing::warn!(error = %err, "plan check failed");
-                }
-            }
-            _ = stop.changed() => return,
-        }
-    }
 }

@@ -58,6 +58,11 @@ pub struct OutboxWorker {
     pub wake: Arc<Notify>,
     pub poll: Duration,
     pub max_attempts: i32,
+    /// This node's name on its claims.
+    pub node: String,
+    /// How long a claim holds (`mail.claim_seconds`).
+    pub lease: chrono::Duration,
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl OutboxWorker {
@@ -79,12 +84,20 @@ impl OutboxWorker {
     }
 
     /// One pass over the due mail; returns how many were delivered.
+    ///
+    /// Messages are claimed a few at a time, so that several nodes share a
+    /// backlog and a node that dies holds little. Delivery is at least
+    /// once: a node that dies after the SMTP server accepted a message but
+    /// before recording it leaves it to be sent again when its claim runs
+    /// out. Every attempt carries the same `Message-ID` (the outbox id), so
+    /// mail systems can recognise the copy.
     pub async fn deliver_due(&self) -> anyhow::Result<usize> {
         let mut delivered = 0;
         loop {
+            let now = self.clock.now();
             let due = self
                 .store
-                .due_mail(self.clock.now(), self.max_attempts, 20)
+                .claim_mail(&self.node, now, now + self.lease, self.max_attempts, 5)
                 .await?;
             if due.is_empty() {
                 return Ok(delivered);
@@ -97,10 +110,12 @@ impl OutboxWorker {
                 match sent {
                     Ok(()) => {
                         self.store.mail_sent(mail.id).await?;
+                        self.metrics.mail(true);
                         delivered += 1;
                     }
                     Err(err) => {
                         failed += 1;
+                        self.metrics.mail(false);
                         let retry_at = self.clock.now() + backoff(mail.attempts);
                         tracing::warn!(mail_id = %mail.id, attempts = mail.attempts + 1,
                             error = %format!("{err:#}"), "mail delivery failed; will retry");

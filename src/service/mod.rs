@@ -1,6 +1,6 @@
 //! Use cases. Every surface calls these; none of them knows about HTTP.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use anyhow::Context;
 use tokio::sync::Notify;
@@ -16,7 +16,9 @@ mod accounts;
 mod admin;
 mod audit;
 mod breach;
+pub mod cache;
 mod import;
+mod jobs;
 mod limits;
 mod mfa;
 mod oauth;
@@ -54,7 +56,17 @@ pub struct Tessera {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub hasher: PasswordHasher,
-    pub keys: JwtKeys,
+    /// The JWT keys, reloaded when another node (or the rotation job)
+    /// changes them; read with `keys()`.
+    keys: RwLock<Arc<JwtKeys>>,
+    /// Credentials, tenants and invitations held for a moment; emptied by
+    /// the store's change feed.
+    pub cache: Arc<cache::Caches>,
+    /// Woken when the signing keys changed (see `jobs`).
+    pub keys_changed: Arc<Notify>,
+    /// This node's name in claims and job records.
+    pub node: String,
+    pub metrics: crate::metrics::Metrics,
     /// Wakes the outbox worker after mail is queued.
     pub mail_wake: Arc<Notify>,
     /// Work a request starts after answering; shutdown waits for it.
@@ -94,6 +106,27 @@ impl Tessera {
         }
         let keys = JwtKeys::new(&stored, config.public_base(), &config.jwt.audience)
             .context("loading JWT signing keys")?;
+        let metrics = crate::metrics::Metrics::new();
+        let cache = Arc::new(cache::Caches::new(&config.cache, metrics.clone()));
+        let keys_changed = Arc::new(Notify::new());
+        {
+            let cache = cache.clone();
+            let keys_changed = keys_changed.clone();
+            store.changes().subscribe(move |change| {
+                cache.on_change(change);
+                if matches!(change, crate::store::Change::SigningKeys) {
+                    keys_changed.notify_one();
+                }
+            });
+        }
+        // Every node must answer an unknown email with the same decoy.
+        let passkey_decoy_key = store
+            .app_secret(
+                "passkey_decoy_key",
+                &crate::crypto::totp::new_secret_key(),
+                clock.now(),
+            )
+            .await?;
         let hasher = PasswordHasher::new(&config.argon2)?;
         let totp_box = Self::totp_box(&config, store.as_ref(), clock.as_ref()).await?;
         let webauthn = match passkeys::build_webauthn(&config) {
@@ -117,11 +150,15 @@ impl Tessera {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Tessera {
+            node: config.node_name(),
             config: Arc::new(config),
             store,
             clock,
             hasher,
-            keys,
+            keys: RwLock::new(Arc::new(keys)),
+            cache,
+            keys_changed,
+            metrics,
             mail_wake: Arc::new(Notify::new()),
             tasks: TaskTracker::new(),
             limiter: limits::RateLimiter::default(),
@@ -133,7 +170,7 @@ impl Tessera {
             oauth: oauth::OAuthCache::default(),
             totp_box,
             webauthn,
-            passkey_decoy_key: crate::crypto::totp::new_secret_key(),
+            passkey_decoy_key,
             oauth_http: oauth::provider_http_client().context("building the OAuth HTTP client")?,
         })
     }
@@ -141,5 +178,23 @@ impl Tessera {
     /// `{public_url}/<page>?token=<token>`
     pub fn link(&self, page: &str, token: &str) -> String {
         format!("{}/{page}?token={token}", self.config.public_base())
+    }
+
+    /// The JWT keys in force.
+    pub fn keys(&self) -> Arc<JwtKeys> {
+        self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Reads the signing keys again (after a rotation, here or elsewhere).
+    pub async fn reload_keys(&self) -> anyhow::Result<()> {
+        let stored = self.store.signing_keys().await?;
+        let keys = JwtKeys::new(
+            &stored,
+            self.config.public_base(),
+            &self.config.jwt.audience,
+        )
+        .context("loading JWT signing keys")?;
+        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
+        Ok(())
     }
 }

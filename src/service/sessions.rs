@@ -1,9 +1,14 @@
 //! Login, sessions, and resolving a request's credential to a principal.
 
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
 use chrono::{DateTime, Duration, Utc};
+use serde_json::json;
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use serde_json::json;
+use super::cache::CachedCredential;
 
 use super::audit::Audit;
 use super::{ClientInfo, Tessera};
@@ -108,20 +113,101 @@ pub enum LoginOutcome {
     TwoFactorRequired { challenge: String },
 }
 
+/// Longest session token or PAT looked up (they are 43 and 51 characters).
+const MAX_SECRET_LEN: usize = 128;
+/// Longest JWT looked at.
+const MAX_JWT_LEN: usize = 4096;
+
 impl Tessera {
     /// Resolves a credential; `None` when it is unknown, expired or revoked,
-    /// or its user is disabled.
+    /// or its user is disabled. A credential resolved a moment ago comes
+    /// from the cache (see `cache`), which every revocation empties at once.
     pub async fn authenticate(&self, credential: Credential<'_>) -> AppResult<Option<Principal>> {
         let now = self.clock.now();
-        match credential {
-            Credential::Cookie(secret) => self.session_principal(secret, true, now).await,
-            Credential::Bearer(token) if token.starts_with(PAT_PREFIX) => {
-                self.pat_principal(token, now).await
+        let (token, from_cookie) = match credential {
+            Credential::Cookie(secret) => (secret, true),
+            Credential::Bearer(token) => (token, false),
+        };
+        let is_jwt =
+            !from_cookie && !token.starts_with(PAT_PREFIX) && token.matches('.').count() == 2;
+        if token.len() > if is_jwt { MAX_JWT_LEN } else { MAX_SECRET_LEN } {
+            return Ok(None);
+        }
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let entry = match self.cache.credential(&key) {
+            Some(entry) if self.still_valid(&entry, now) => entry,
+            _ => {
+                let ticket = self.cache.ticket();
+                let resolved = if from_cookie {
+                    self.session_principal(&key, now).await?
+                } else if token.starts_with(PAT_PREFIX) {
+                    self.pat_principal(&key, now).await?
+                } else if is_jwt {
+                    self.jwt_principal(token, now).await?
+                } else {
+                    self.session_principal(&key, now).await?
+                };
+                let Some(entry) = resolved else {
+                    return Ok(None);
+                };
+                let entry = Arc::new(entry);
+                self.cache.put_credential(ticket, key, entry.clone());
+                entry
             }
-            Credential::Bearer(token) if token.matches('.').count() == 2 => {
-                self.jwt_principal(token, now).await
+        };
+        self.touch_if_due(&entry, now).await;
+        let mut principal = entry.principal.clone();
+        if let PrincipalKind::Session {
+            secret,
+            from_cookie: cookie,
+        } = &mut principal.kind
+        {
+            *secret = token.to_owned();
+            *cookie = from_cookie;
+        }
+        Ok(Some(principal))
+    }
+
+    /// Whether a cached credential still works now: not past its expiry,
+    /// its session not idle too long. (Revocations and disabled users never
+    /// reach here: they empty the cache.)
+    fn still_valid(&self, entry: &CachedCredential, now: DateTime<Utc>) -> bool {
+        if entry.valid_until.is_some_and(|until| until <= now) {
+            return false;
+        }
+        match &entry.principal.session {
+            Some(session) => {
+                let touched = DateTime::from_timestamp(entry.touched.load(Ordering::Relaxed), 0)
+                    .unwrap_or(session.last_seen_at);
+                let idle = Duration::hours(i64::from(self.config.session.idle_hours));
+                session.expires_at > now && session.last_seen_at.max(touched) + idle > now
             }
-            Credential::Bearer(secret) => self.session_principal(secret, false, now).await,
+            None => true,
+        }
+    }
+
+    /// Records "last seen" (sessions) or "last used" (PATs) at most once a
+    /// minute per credential on this node.
+    async fn touch_if_due(&self, entry: &CachedCredential, now: DateTime<Utc>) {
+        let last = entry.touched.load(Ordering::Relaxed);
+        if now.timestamp() - last < TOUCH_EVERY.num_seconds()
+            || entry
+                .touched
+                .compare_exchange(last, now.timestamp(), Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let principal = &entry.principal;
+        let written = match (&principal.kind, &principal.session) {
+            (PrincipalKind::Session { .. }, Some(session)) => {
+                self.store.touch_session(session.id, now).await
+            }
+            (PrincipalKind::Pat { id, .. }, _) => self.store.touch_pat(*id, now).await,
+            _ => Ok(()),
+        };
+        if let Err(err) = written {
+            tracing::warn!(error = %err, "recording credential use failed");
         }
     }
 
@@ -142,82 +228,79 @@ impl Tessera {
 
     async fn session_principal(
         &self,
-        secret: &str,
-        from_cookie: bool,
+        hash: &[u8; 32],
         now: DateTime<Utc>,
-    ) -> AppResult<Option<Principal>> {
-        if secret.len() > 128 {
-            return Ok(None);
-        }
-        let Some((session, user)) = self
-            .store
-            .find_session_with_user(&hash_secret(secret), now)
-            .await?
-        else {
+    ) -> AppResult<Option<CachedCredential>> {
+        let Some((session, user)) = self.store.find_session_with_user(hash, now).await? else {
             return Ok(None);
         };
         if !self.session_is_live(&session, now) || user.disabled_at.is_some() {
             return Ok(None);
         }
-        if now - session.last_seen_at >= TOUCH_EVERY {
-            if let Err(err) = self.store.touch_session(session.id, now).await {
-                tracing::warn!(error = %err, "recording session use failed");
-            }
-        }
-        Ok(Some(Principal {
-            user,
-            kind: PrincipalKind::Session {
-                secret: secret.to_owned(),
-                from_cookie,
+        Ok(Some(CachedCredential {
+            valid_until: Some(session.expires_at),
+            touched: AtomicI64::new(session.last_seen_at.timestamp()),
+            principal: Principal {
+                user,
+                kind: PrincipalKind::Session {
+                    secret: String::new(),
+                    from_cookie: false,
+                },
+                tenant_id: session.tenant_id,
+                session: Some(session),
             },
-            tenant_id: session.tenant_id,
-            session: Some(session),
         }))
     }
 
-    async fn pat_principal(&self, token: &str, now: DateTime<Utc>) -> AppResult<Option<Principal>> {
-        if token.len() > 128 {
-            return Ok(None);
-        }
-        let Some((pat, user)) = self
-            .store
-            .find_pat_with_user(&hash_secret(token), now)
-            .await?
-        else {
+    async fn pat_principal(
+        &self,
+        hash: &[u8; 32],
+        now: DateTime<Utc>,
+    ) -> AppResult<Option<CachedCredential>> {
+        let Some((pat, user)) = self.store.find_pat_with_user(hash, now).await? else {
             return Ok(None);
         };
         if user.disabled_at.is_some() {
             return Ok(None);
-        }
-        if pat.last_used_at.is_none_or(|t| now - t >= TOUCH_EVERY) {
-            if let Err(err) = self.store.touch_pat(pat.id, now).await {
-                tracing::warn!(error = %err, "recording token use failed");
-            }
         }
         let scopes = pat
             .scopes
             .split_whitespace()
             .filter_map(Scope::parse)
             .collect();
-        Ok(Some(Principal {
-            user,
-            kind: PrincipalKind::Pat {
-                id: pat.id,
-                scopes,
-                expires_at: pat.expires_at,
+        Ok(Some(CachedCredential {
+            valid_until: pat.expires_at,
+            touched: AtomicI64::new(pat.last_used_at.map_or(i64::MIN / 2, |t| t.timestamp())),
+            principal: Principal {
+                user,
+                kind: PrincipalKind::Pat {
+                    id: pat.id,
+                    scopes,
+                    expires_at: pat.expires_at,
+                },
+                session: None,
+                tenant_id: pat.tenant_id,
             },
-            session: None,
-            tenant_id: pat.tenant_id,
         }))
     }
 
-    async fn jwt_principal(&self, token: &str, now: DateTime<Utc>) -> AppResult<Option<Principal>> {
-        let Some(claims) = self.keys.verify(token, now.timestamp()) else {
+    async fn jwt_principal(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> AppResult<Option<CachedCredential>> {
+        let Some(claims) = self.keys().verify(token, now.timestamp()) else {
             return Ok(None);
         };
+        let mut valid_until = DateTime::from_timestamp(claims.exp, 0);
         if let Some(pat_id) = claims.pat {
             match self.store.find_pat(pat_id, now).await? {
-                Some(pat) if pat.user_id == claims.sub => {}
+                Some(pat) if pat.user_id == claims.sub => {
+                    valid_until = match (valid_until, pat.expires_at) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                }
                 _ => return Ok(None),
             }
         }
@@ -231,11 +314,16 @@ impl Tessera {
         let Some(user) = self.active_user(claims.sub).await? else {
             return Ok(None);
         };
-        Ok(Some(Principal {
-            user,
-            kind: PrincipalKind::Jwt,
-            session,
-            tenant_id: claims.tid,
+        Ok(Some(CachedCredential {
+            valid_until,
+            // A JWT's use is not recorded.
+            touched: AtomicI64::new(i64::MAX / 2),
+            principal: Principal {
+                user,
+                kind: PrincipalKind::Jwt,
+                session,
+                tenant_id: claims.tid,
+            },
         }))
     }
 
@@ -541,12 +629,12 @@ impl Tessera {
         &self,
         principal: &Principal,
     ) -> AppResult<(Option<Membership>, Vec<Membership>)> {
-        let tenants = self.store.memberships(principal.user.id).await?;
+        let tenants = self.memberships(principal.user.id).await?;
         let current = principal
             .tenant_id
             .and_then(|id| tenants.iter().find(|m| m.id == id))
             .or(tenants.first())
             .cloned();
-        Ok((current, tenants))
+        Ok((current, tenants.to_vec()))
     }
 }

@@ -1,5 +1,7 @@
 //! Tenants, members and invitations.
 
+use std::sync::Arc;
+
 use chrono::Duration;
 use serde_json::json;
 use uuid::Uuid;
@@ -348,13 +350,35 @@ impl Tessera {
         self.audit_events(filter).await
     }
 
-    /// Pending invites addressed to the caller's email.
-    pub async fn memberships(&self, user_id: Uuid) -> AppResult<Vec<Membership>> {
-        Ok(self.store.memberships(user_id).await?)
+    /// The user's tenants (from the cache when just read).
+    pub async fn memberships(&self, user_id: Uuid) -> AppResult<Arc<Vec<Membership>>> {
+        if let Some(cached) = self.cache.memberships(user_id) {
+            return Ok(cached);
+        }
+        let ticket = self.cache.ticket();
+        let tenants = Arc::new(self.store.memberships(user_id).await?);
+        self.cache.put_memberships(ticket, user_id, tenants.clone());
+        Ok(tenants)
     }
 
+    /// Pending invites addressed to `email` (from the cache when just read).
     pub async fn my_invites(&self, email: &str) -> AppResult<Vec<Invite>> {
-        Ok(self.store.pending_invites(email, self.clock.now()).await?)
+        let now = self.clock.now();
+        let invites = match self.cache.invites(email) {
+            Some(cached) => cached,
+            None => {
+                let ticket = self.cache.ticket();
+                let invites = Arc::new(self.store.pending_invites(email, now).await?);
+                self.cache.put_invites(ticket, email, invites.clone());
+                invites
+            }
+        };
+        // One may have expired since it was read.
+        Ok(invites
+            .iter()
+            .filter(|i| i.expires_at > now)
+            .cloned()
+            .collect())
     }
 
     /// Joins the inviting tenant; only the invited address may accept.

@@ -182,10 +182,11 @@ impl Tessera {
         if let Some(limit) = pat_expiry {
             ttl = ttl.min(u32::try_from((limit - now).max(1)).unwrap_or(u32::MAX));
         }
+        let keys = self.keys();
         let claims = Claims {
-            iss: self.keys.issuer().to_owned(),
+            iss: keys.issuer().to_owned(),
             sub: principal.user.id,
-            aud: self.keys.audience().to_owned(),
+            aud: keys.audience().to_owned(),
             iat: now,
             exp: now + i64::from(ttl),
             jti: Uuid::new_v4(),
@@ -193,7 +194,7 @@ impl Tessera {
             sid: principal.session.as_ref().map(|s| s.id),
             pat,
         };
-        let access_token = self.keys.sign(&claims).map_err(AppError::internal)?;
+        let access_token = keys.sign(&claims).map_err(AppError::internal)?;
         Ok(IssuedJwt {
             access_token,
             expires_in: ttl,

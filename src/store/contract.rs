@@ -178,31 +178,232 @@ async fn a_newer_token_retires_older_ones_and_mail_is_queued() {
         };
         assert_eq!(peek("old").await, None, "{name}");
         assert_eq!(peek("new").await, Some(user.id), "{name}");
-        let due = store
-            .due_mail(now + Duration::seconds(1), 5, 10)
-            .await
-            .unwrap();
+        let claim = |node: &'static str, at: chrono::DateTime<Utc>| {
+            let store = store.clone();
+            async move {
+                store
+                    .claim_mail(node, at, at + Duration::seconds(60), 5, 10)
+                    .await
+                    .unwrap()
+            }
+        };
+        let due = claim("a", now + Duration::seconds(1)).await;
         assert_eq!(due.len(), 2, "{name}");
+        // Claimed by a: nothing for b until the claim runs out.
+        assert!(
+            claim("b", now + Duration::seconds(2)).await.is_empty(),
+            "{name}"
+        );
         store
             .mail_failed(due[0].id, now + Duration::hours(1), "down")
             .await
             .unwrap();
         store.mail_sent(due[1].id).await.unwrap();
+        // Failed: released, but not due until its retry time.
         assert!(
-            store
-                .due_mail(now + Duration::seconds(1), 5, 10)
-                .await
-                .unwrap()
-                .is_empty(),
+            claim("b", now + Duration::seconds(70)).await.is_empty(),
             "{name}"
+        );
+        let retried = claim("b", now + Duration::hours(2)).await;
+        assert_eq!(retried.len(), 1, "{name}");
+        assert_eq!(retried[0].attempts, 1, "{name}");
+        // b dies holding it: after the claim runs out, c gets it.
+        assert!(claim("c", now + Duration::hours(2) + Duration::seconds(30))
+            .await
+            .is_empty());
+        assert_eq!(
+            claim("c", now + Duration::hours(2) + Duration::seconds(61))
+                .await
+                .len(),
+            1,
+            "{name}"
+        );
+        store.close().await;
+    }
+}
+
+#[tokio::test]
+async fn concurrent_claims_share_the_outbox_without_overlap() {
+    for (name, store, _dir) in stores().await {
+        let now = Utc::now();
+        for i in 0..40 {
+            store
+                .enqueue_mail(NewMail {
+                    id: Uuid::new_v4(),
+                    recipient: format!("r{i}@x.test"),
+                    subject: "s".into(),
+                    body_text: "b".into(),
+                    now,
+                })
+                .await
+                .unwrap();
+        }
+        let mut tasks = Vec::new();
+        for node in 0..4 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let node = format!("n{node}");
+                let mut mine = Vec::new();
+                loop {
+                    let at = Utc::now() + Duration::seconds(1);
+                    let got = store
+                        .claim_mail(&node, at, at + Duration::seconds(60), 5, 3)
+                        .await
+                        .unwrap();
+                    if got.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(got.into_iter().map(|m| m.id));
+                }
+            }));
+        }
+        let mut all = Vec::new();
+        for task in tasks {
+            all.extend(task.await.unwrap());
+        }
+        let unique: std::collections::HashSet<_> = all.iter().collect();
+        assert_eq!(all.len(), 40, "{name}: every message claimed");
+        assert_eq!(unique.len(), 40, "{name}: none claimed twice");
+        store.close().await;
+    }
+}
+
+#[tokio::test]
+async fn a_job_turn_goes_to_one_node() {
+    for (name, store, _dir) in stores().await {
+        let now = Utc::now();
+        let next = now + Duration::seconds(60);
+        let mut tasks = Vec::new();
+        for node in 0..6 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                store
+                    .claim_job("sweep", &format!("n{node}"), now, next)
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut won = 0;
+        for task in tasks {
+            won += usize::from(task.await.unwrap());
+        }
+        assert_eq!(won, 1, "{name}: one node takes the first turn");
+        assert!(!store
+            .claim_job("sweep", "n9", now + Duration::seconds(30), next)
+            .await
+            .unwrap());
+        assert!(store
+            .claim_job("sweep", "n9", next, next + Duration::seconds(60))
+            .await
+            .unwrap());
+        store.close().await;
+    }
+}
+
+#[tokio::test]
+async fn hits_count_per_window_and_the_sweep_clears_old_ones() {
+    for (name, store, _dir) in stores().await {
+        let mut tasks = Vec::new();
+        for _ in 0..10 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                store
+                    .count_hit("credentials:192.0.2.1", 1000)
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut counts = Vec::new();
+        for task in tasks {
+            counts.push(task.await.unwrap());
+        }
+        counts.sort_unstable();
+        assert_eq!(
+            counts,
+            (1..=10).collect::<Vec<_>>(),
+            "{name}: each hit counted once"
+        );
+        // A lagging node cannot reopen an older window.
+        assert_eq!(
+            store.count_hit("credentials:192.0.2.1", 999).await.unwrap(),
+            11
         );
         assert_eq!(
             store
-                .due_mail(now + Duration::hours(2), 5, 10)
+                .count_hit("credentials:192.0.2.1", 1001)
                 .await
-                .unwrap()[0]
-                .attempts,
-            1,
+                .unwrap(),
+            1
+        );
+        assert_eq!(store.sweep(Utc::now(), 1002).await.unwrap(), 1, "{name}");
+        assert_eq!(
+            store
+                .count_hit("credentials:192.0.2.1", 1002)
+                .await
+                .unwrap(),
+            1
+        );
+        store.close().await;
+    }
+}
+
+#[tokio::test]
+async fn a_schema_newer_than_the_binary_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("newer.db").display()
+    );
+    let store = connect(&url, 1).await.unwrap();
+    store.migrate().await.unwrap();
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, installed_on, success, checksum, execution_time) \
+         VALUES (9999, 'from the future', '2030-01-01', 1, x'00', 0)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let err = store.migrate().await.unwrap_err().to_string();
+    assert!(err.contains("9999") && err.contains("newer"), "{err}");
+}
+
+#[tokio::test]
+async fn writes_report_the_users_they_change() {
+    for (name, store, _dir) in stores().await {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        {
+            let seen = seen.clone();
+            store
+                .changes()
+                .subscribe(move |c| seen.lock().unwrap().push(c.clone()));
+        }
+        let (user, tenant) = new_user("c@x.test");
+        let user = store
+            .create_user_with_tenant(user, tenant, None)
+            .await
+            .unwrap();
+        let now = Utc::now();
+        let session = store
+            .create_session(NewSession {
+                id: Uuid::new_v4(),
+                user_id: user.id,
+                token_hash: vec![7; 32],
+                tenant_id: None,
+                ip: None,
+                user_agent: None,
+                now,
+                expires_at: now + Duration::hours(1),
+            })
+            .await
+            .unwrap();
+        seen.lock().unwrap().clear();
+        store
+            .revoke_session(user.id, session.id, now)
+            .await
+            .unwrap();
+        assert!(
+            seen.lock().unwrap().contains(&Change::User(user.id)),
             "{name}"
         );
         store.close().await;

@@ -3,7 +3,7 @@
 //! its own transaction. Both implementations share one body of portable SQL
 //! (`sql.rs`), compiled once per backend.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -29,6 +29,72 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A committed write that changes what a credential resolves to, what a
+/// user's `me` shows, or which keys sign JWTs. Caches drop what it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// The user's row, sessions, tokens or tenants.
+    User(Uuid),
+    /// Invitations addressed to this (lower-cased) email.
+    Email(String),
+    /// The JWT signing keys.
+    SigningKeys,
+    /// Whether other nodes' changes are being followed. `false`: the feed
+    /// broke and changes may be missed, so caches empty and stand aside;
+    /// `true`: it is back (caches empty once more and resume).
+    Following(bool),
+}
+
+impl Change {
+    /// The form carried by a PostgreSQL notification (see the `0006`
+    /// migration's trigger): `u:<uuid>`, `e:<email>`, `k`, anything else
+    /// meaning "all".
+    pub fn from_payload(payload: &str) -> Change {
+        match payload.split_once(':') {
+            Some(("u", id)) => id
+                .parse()
+                .map(Change::User)
+                .unwrap_or(Change::Following(true)),
+            Some(("e", email)) => Change::Email(email.to_owned()),
+            _ if payload == "k" => Change::SigningKeys,
+            // Unknown: drop everything, as after a gap in the feed.
+            _ => Change::Following(true),
+        }
+    }
+}
+
+type ChangeHook = Arc<dyn Fn(&Change) + Send + Sync>;
+
+/// Where a store reports changes: its own writes right after they commit
+/// (so this node's next request sees them), and on PostgreSQL the other
+/// nodes' writes as their notifications arrive.
+#[derive(Default)]
+pub struct ChangeFeed {
+    hooks: RwLock<Vec<ChangeHook>>,
+}
+
+impl ChangeFeed {
+    pub fn subscribe(&self, hook: impl Fn(&Change) + Send + Sync + 'static) {
+        self.hooks
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::new(hook));
+    }
+
+    pub fn emit(&self, change: Change) {
+        let hooks = self.hooks.read().unwrap_or_else(|e| e.into_inner());
+        for hook in hooks.iter() {
+            hook(&change);
+        }
+    }
+
+    fn users(&self, ids: impl IntoIterator<Item = Uuid>) {
+        for id in ids {
+            self.emit(Change::User(id));
+        }
+    }
+}
 
 #[derive(Clone, sqlx::FromRow)]
 pub struct User {
@@ -329,10 +395,38 @@ pub enum MemberChange {
     LastOwner,
 }
 
+/// Mail in the outbox, for the metrics.
+#[derive(Debug, Clone, Default)]
+pub struct OutboxStats {
+    /// Messages not yet delivered (given-up ones included).
+    pub depth: i64,
+    /// When the oldest of them was queued.
+    pub oldest: Option<DateTime<Utc>>,
+}
+
+/// Connections of one pool, for the metrics.
+#[derive(Debug, Clone)]
+pub struct PoolStats {
+    pub pool: &'static str,
+    pub size: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Applies pending migrations.
+    /// Applies pending migrations, one node at a time (an advisory lock on
+    /// PostgreSQL); refuses a database whose schema is newer than this
+    /// binary knows.
     async fn migrate(&self) -> StoreResult<()>;
+    /// Where committed changes are reported.
+    fn changes(&self) -> &ChangeFeed;
+    /// Follows the other nodes' changes until `stop` turns true. On
+    /// PostgreSQL: `LISTEN`s for what the triggers send, reporting
+    /// `Following(false)` when the connection drops and `Following(true)`
+    /// once it is back. SQLite has no other nodes: `Following(true)` at once.
+    async fn follow_changes(&self, stop: tokio::sync::watch::Receiver<bool>);
+    fn pool_stats(&self) -> Vec<PoolStats>;
     /// Succeeds when the database answers and every migration is applied.
     async fn ready(&self) -> StoreResult<()>;
     /// Closes the connections (used by shutdown and by tests).
@@ -445,15 +539,44 @@ pub trait Store: Send + Sync + 'static {
 
     // Mail outbox.
     async fn enqueue_mail(&self, mail: NewMail) -> StoreResult<()>;
-    async fn due_mail(
+    /// Claims up to `limit` due messages for `node` until `lease_until`.
+    /// A message another node holds is skipped (`FOR UPDATE SKIP LOCKED`,
+    /// then the lease) until its lease runs out, which is how the mail of a
+    /// node that died mid-send gets delivered by another.
+    async fn claim_mail(
         &self,
+        node: &str,
         now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
         max_attempts: i32,
         limit: i64,
     ) -> StoreResult<Vec<OutboxMail>>;
     /// Delivered: the message (and the link it carried) is deleted.
     async fn mail_sent(&self, id: Uuid) -> StoreResult<()>;
+    /// Not delivered: released, to be tried again at `retry_at`.
     async fn mail_failed(&self, id: Uuid, retry_at: DateTime<Utc>, error: &str) -> StoreResult<()>;
+    async fn outbox_stats(&self) -> StoreResult<OutboxStats>;
+
+    // Work shared by the nodes.
+    /// Takes the turn of the periodic job `name` when it is due: of all
+    /// nodes asking, one gets `true`, and the next turn is due at
+    /// `next_due`.
+    async fn claim_job(
+        &self,
+        name: &str,
+        node: &str,
+        now: DateTime<Utc>,
+        next_due: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// Counts one hit of `bucket` in the fixed window that starts at
+    /// `window` (a number the caller derives from the time); returns the
+    /// hits in that window so far, this one included.
+    async fn count_hit(&self, bucket: &str, window: i64) -> StoreResult<i64>;
+    /// Deletes what can no longer be used: sessions and tokens a day after
+    /// they expired or were revoked or used, finished sign-in states,
+    /// challenges and ceremonies, lockout runs and rate-limit windows that
+    /// are over. Returns how many rows went.
+    async fn sweep(&self, now: DateTime<Utc>, window_before: i64) -> StoreResult<u64>;
 
     // Tenants and members.
     /// Creates a tenant with `owner` as its owner.
@@ -700,6 +823,9 @@ pub trait Store: Send + Sync + 'static {
     async fn signing_keys(&self) -> StoreResult<Vec<StoredKey>>;
     /// Stores a key unless one with the same id exists.
     async fn add_signing_key(&self, key: &StoredKey) -> StoreResult<()>;
+    /// Deletes the keys older than the newest key created at or before
+    /// `successor_before` (tokens they signed have expired by then).
+    async fn retire_signing_keys(&self, successor_before: DateTime<Utc>) -> StoreResult<u64>;
 }
 
 /// Opens the store a database URL names; refuses schemes it does not know.

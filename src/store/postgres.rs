@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use uuid::Uuid;
 
 use super::*;
@@ -13,15 +13,20 @@ use crate::crypto::jwt::StoredKey;
 type Db = sqlx::Postgres;
 type Backend = PostgresStore;
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
-/// Serialises membership changes of one tenant (so two owners demoting each
-/// other at once cannot leave it without one).
-/// Serialises single-use token issues of one user.
+/// Serialise single-use token issues of one user, and membership changes of
+/// one tenant (so two owners demoting each other at once cannot leave it
+/// without one).
 const LOCK_USER: &str = "SELECT id FROM users WHERE id = $1 FOR UPDATE";
 const LOCK_TENANT: &str = "SELECT id FROM tenants WHERE id = $1 FOR UPDATE";
+/// Claims pass over rows another node's claim is locking.
+const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
+/// The channel the `0006` migration's triggers notify.
+const CHANGES_CHANNEL: &str = "tessera_changes";
 
 pub struct PostgresStore {
     writer: PgPool,
     reader: PgPool,
+    changes: ChangeFeed,
 }
 
 impl PostgresStore {
@@ -34,7 +39,62 @@ impl PostgresStore {
         Ok(PostgresStore {
             writer: pool.clone(),
             reader: pool,
+            changes: ChangeFeed::default(),
         })
+    }
+
+    fn pools(&self) -> Vec<(&'static str, &PgPool)> {
+        vec![("main", &self.writer)]
+    }
+
+    /// `LISTEN`s on a connection of its own. Caches are trusted only while
+    /// it is connected: when it drops, `Following(false)` empties them and
+    /// sets them aside, and `Following(true)` after reconnecting resumes
+    /// them (anything written in between cannot have been cached).
+    async fn follow_remote_changes(&self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut delay = Duration::from_millis(100);
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let listening = async {
+                let mut listener = PgListener::connect_with(&self.reader).await?;
+                listener.listen(CHANGES_CHANNEL).await?;
+                Ok::<_, sqlx::Error>(listener)
+            };
+            let mut listener = match listening.await {
+                Ok(listener) => listener,
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot LISTEN for other nodes' changes; caches stay off");
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = stop.changed() => return,
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            delay = Duration::from_millis(100);
+            self.changes.emit(Change::Following(true));
+            loop {
+                tokio::select! {
+                    received = listener.try_recv() => match received {
+                        Ok(Some(notification)) => {
+                            self.changes.emit(Change::from_payload(notification.payload()));
+                        }
+                        Ok(None) | Err(_) => {
+                            tracing::warn!("lost the connection that follows other nodes' changes; caches are off until it is back");
+                            break;
+                        }
+                    },
+                    _ = stop.changed() => {
+                        self.changes.emit(Change::Following(false));
+                        return;
+                    }
+                }
+            }
+            self.changes.emit(Change::Following(false));
+        }
     }
 }
 

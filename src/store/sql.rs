@@ -7,10 +7,47 @@
 #[async_trait]
 impl Store for Backend {
     async fn migrate(&self) -> StoreResult<()> {
+        // A schema newer than this binary knows (a newer node migrated it):
+        // refuse to start rather than run against tables we do not know.
+        // (No table yet, on a fresh database, reads as no version.)
+        let newest_known = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+        let applied: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
+            .fetch_one(&self.writer)
+            .await
+            .ok()
+            .flatten();
+        if let Some(applied) = applied.filter(|v| *v > newest_known) {
+            return Err(StoreError::Other(anyhow::anyhow!(
+                "the database schema is at version {applied}, newer than this binary knows \
+                 ({newest_known}): run a tessera at least as new as the one that migrated it"
+            )));
+        }
+        // sqlx holds an advisory lock while it migrates (PostgreSQL), so
+        // nodes starting together apply each migration once.
         MIGRATOR
             .run(&self.writer)
             .await
             .map_err(|e| StoreError::Other(e.into()))
+    }
+
+    fn changes(&self) -> &ChangeFeed {
+        &self.changes
+    }
+
+    async fn follow_changes(&self, stop: tokio::sync::watch::Receiver<bool>) {
+        self.follow_remote_changes(stop).await
+    }
+
+    fn pool_stats(&self) -> Vec<PoolStats> {
+        self.pools()
+            .into_iter()
+            .map(|(pool, p)| PoolStats {
+                pool,
+                size: p.size(),
+                idle: u32::try_from(p.num_idle()).unwrap_or(u32::MAX),
+                max: p.options().get_max_connections(),
+            })
+            .collect()
     }
 
     async fn ready(&self) -> StoreResult<()> {
@@ -109,6 +146,7 @@ impl Store for Backend {
             .execute(&self.writer)
             .await
             .map_err(map_err)?;
+        self.changes.emit(Change::User(user_id));
         Ok(())
     }
 
@@ -138,7 +176,9 @@ impl Store for Backend {
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)
+        tx.commit().await.map_err(map_err)?;
+        self.changes.emit(Change::User(user_id));
+        Ok(())
     }
 
     async fn memberships(&self, user_id: Uuid) -> StoreResult<Vec<Membership>> {
@@ -224,6 +264,7 @@ impl Store for Backend {
         }
         let session = insert_session(&mut *tx, &new).await?;
         tx.commit().await.map_err(map_err)?;
+        self.changes.emit(Change::User(new.user_id));
         Ok(Some(session))
     }
 
@@ -237,6 +278,7 @@ impl Store for Backend {
         .execute(&self.writer)
         .await
         .map_err(map_err)?;
+        self.changes.emit(Change::User(user_id));
         Ok(done.rows_affected() == 1)
     }
 
@@ -295,6 +337,7 @@ impl Store for Backend {
             .map_err(map_err)?;
         revoke_sessions_except(&mut tx, user_id, None, now).await?;
         tx.commit().await.map_err(map_err)?;
+        self.changes.emit(Change::User(user_id));
         Ok(Some(user_id))
     }
 
@@ -313,6 +356,7 @@ impl Store for Backend {
         .await
         .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
+        self.changes.emit(Change::User(user.id));
         Ok(Some(user))
     }
 
@@ -359,6 +403,7 @@ impl Store for Backend {
         .execute(&self.writer)
         .await
         .map_err(map_err)?;
+        self.changes.emit(Change::User(user_id));
         Ok(done.rows_affected() == 1)
     }
 
@@ -422,17 +467,120 @@ impl Store for Backend {
         insert_mail(&self.writer, &mail).await
     }
 
-    async fn due_mail(&self, now: DateTime<Utc>, max_attempts: i32, limit: i64) -> StoreResult<Vec<OutboxMail>> {
-        sqlx::query_as(
-            "SELECT id, recipient, subject, body_text, attempts FROM mail_outbox \
-             WHERE next_attempt_at <= $1 AND attempts < $2 ORDER BY next_attempt_at LIMIT $3",
-        )
+    async fn claim_mail(
+        &self,
+        node: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        max_attempts: i32,
+        limit: i64,
+    ) -> StoreResult<Vec<OutboxMail>> {
+        // One statement: of nodes claiming at once, each row goes to one
+        // (PostgreSQL skips rows another claim has locked; SQLite has one
+        // writer).
+        sqlx::query_as(&format!(
+            "UPDATE mail_outbox SET claimed_by = $1, claimed_until = $3 \
+             WHERE id IN (SELECT id FROM mail_outbox \
+               WHERE next_attempt_at <= $2 AND attempts < $4 \
+               AND (claimed_until IS NULL OR claimed_until <= $2) \
+               ORDER BY next_attempt_at LIMIT $5{SKIP_LOCKED}) \
+             RETURNING id, recipient, subject, body_text, attempts"
+        ))
+        .bind(node)
         .bind(now)
+        .bind(lease_until)
         .bind(max_attempts)
         .bind(limit)
-        .fetch_all(&self.reader)
+        .fetch_all(&self.writer)
         .await
         .map_err(map_err)
+    }
+
+    async fn outbox_stats(&self) -> StoreResult<OutboxStats> {
+        let (depth, oldest): (i64, Option<DateTime<Utc>>) =
+            sqlx::query_as("SELECT COUNT(*), MIN(created_at) FROM mail_outbox")
+                .fetch_one(&self.reader)
+                .await
+                .map_err(map_err)?;
+        Ok(OutboxStats { depth, oldest })
+    }
+
+    async fn claim_job(&self, name: &str, node: &str, now: DateTime<Utc>, next_due: DateTime<Utc>) -> StoreResult<bool> {
+        // Inserting the first turn or moving a due one forward, in one
+        // statement: a node that loses the race updates no row.
+        let taken: Option<String> = sqlx::query_scalar(
+            "INSERT INTO jobs (name, due_at, last_run_at, last_node) VALUES ($1, $4, $3, $2) \
+             ON CONFLICT (name) DO UPDATE SET due_at = $4, last_run_at = $3, last_node = $2 \
+             WHERE jobs.due_at <= $3 \
+             RETURNING name",
+        )
+        .bind(name)
+        .bind(node)
+        .bind(now)
+        .bind(next_due)
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(taken.is_some())
+    }
+
+    async fn count_hit(&self, bucket: &str, window: i64) -> StoreResult<i64> {
+        // A node whose clock lags cannot move a window back.
+        let hits: i32 = sqlx::query_scalar(
+            "INSERT INTO rate_limits (bucket, window_start, hits) VALUES ($1, $2, 1) \
+             ON CONFLICT (bucket) DO UPDATE SET \
+               hits = CASE WHEN rate_limits.window_start < $2 THEN 1 ELSE rate_limits.hits + 1 END, \
+               window_start = CASE WHEN rate_limits.window_start < $2 THEN $2 ELSE rate_limits.window_start END \
+             RETURNING hits",
+        )
+        .bind(bucket)
+        .bind(window)
+        .fetch_one(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(i64::from(hits))
+    }
+
+    async fn sweep(&self, now: DateTime<Utc>, window_before: i64) -> StoreResult<u64> {
+        let day_ago = now - chrono::Duration::days(1);
+        let mut swept = 0;
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        for (sql, at) in [
+            ("DELETE FROM sessions WHERE expires_at <= $1 OR revoked_at <= $1", day_ago),
+            (
+                "DELETE FROM personal_access_tokens WHERE expires_at <= $1 OR revoked_at <= $1",
+                day_ago,
+            ),
+            ("DELETE FROM one_time_tokens WHERE expires_at <= $1 OR used_at <= $1", day_ago),
+            ("DELETE FROM oauth_states WHERE expires_at <= $1", now),
+            ("DELETE FROM mfa_challenges WHERE expires_at <= $1", now),
+            ("DELETE FROM webauthn_ceremonies WHERE expires_at <= $1", now),
+        ] {
+            swept += sqlx::query(sql)
+                .bind(at)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?
+                .rows_affected();
+        }
+        swept += sqlx::query(
+            "DELETE FROM login_failures WHERE window_start <= $1 \
+             AND (locked_until IS NULL OR locked_until <= $2)",
+        )
+        .bind(day_ago)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        swept += sqlx::query("DELETE FROM rate_limits WHERE window_start < $1")
+            .bind(window_before)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+        tx.commit().await.map_err(map_err)?;
+        Ok(swept)
     }
 
     async fn mail_sent(&self, id: Uuid) -> StoreResult<()> {
@@ -446,7 +594,8 @@ impl Store for Backend {
 
     async fn mail_failed(&self, id: Uuid, retry_at: DateTime<Utc>, error: &str) -> StoreResult<()> {
         sqlx::query(
-            "UPDATE mail_outbox SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3 \
+            "UPDATE mail_outbox SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3, \
+             claimed_by = NULL, claimed_until = NULL \
              WHERE id = $1",
         )
         .bind(id)
@@ -492,12 +641,29 @@ impl Store for Backend {
         .execute(&self.writer)
         .await
         .map_err(map_err)?;
+        self.changes.emit(Change::SigningKeys);
         Ok(())
+    }
+
+    async fn retire_signing_keys(&self, successor_before: DateTime<Utc>) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM signing_keys WHERE generation < \
+             (SELECT MAX(generation) FROM signing_keys WHERE created_at <= $1)",
+        )
+        .bind(successor_before)
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() > 0 {
+            self.changes.emit(Change::SigningKeys);
+        }
+        Ok(done.rows_affected())
     }
     async fn create_tenant(&self, tenant: NewTenant, owner: Uuid, now: DateTime<Utc>) -> StoreResult<Membership> {
         let mut tx = self.writer.begin().await.map_err(map_err)?;
         insert_tenant_with_member(&mut tx, &tenant, owner, "owner", now).await?;
         tx.commit().await.map_err(map_err)?;
+        self.changes.emit(Change::User(owner));
         Ok(Membership {
             id: tenant.id,
             name: tenant.name,
@@ -522,21 +688,29 @@ impl Store for Backend {
     }
 
     async fn rename_tenant(&self, tenant_id: Uuid, name: &str) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
         sqlx::query("UPDATE tenants SET name = $2 WHERE id = $1")
             .bind(tenant_id)
             .bind(name)
-            .execute(&self.writer)
+            .execute(&mut *tx)
             .await
             .map_err(map_err)?;
+        let members = tenant_member_ids(&mut tx, tenant_id).await?;
+        tx.commit().await.map_err(map_err)?;
+        self.changes.users(members);
         Ok(())
     }
 
     async fn delete_tenant(&self, tenant_id: Uuid) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        let members = tenant_member_ids(&mut tx, tenant_id).await?;
         let done = sqlx::query("DELETE FROM tenants WHERE id = $1")
             .bind(tenant_id)
-            .execute(&self.writer)
+            .execute(&mut *tx)
             .await
             .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        self.changes.users(members);
         Ok(done.rows_affected() == 1)
     }
 
@@ -592,6 +766,7 @@ impl Store for Backend {
         };
         statement.execute(&mut *tx).await.map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
+        self.changes.emit(Change::User(user_id));
         Ok(MemberChange::Done)
     }
 
@@ -629,6 +804,7 @@ impl Store for Backend {
             .await
             .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
+        self.changes.emit(Change::Email(invite.email));
         Ok(created)
     }
 
@@ -643,17 +819,22 @@ impl Store for Backend {
     }
 
     async fn revoke_invite(&self, tenant_id: Uuid, id: Uuid, now: DateTime<Utc>) -> StoreResult<bool> {
-        let done = sqlx::query(
+        let email: Option<String> = sqlx::query_scalar(
             "UPDATE invites SET revoked_at = $3 \
-             WHERE id = $1 AND tenant_id = $2 AND accepted_at IS NULL AND revoked_at IS NULL",
+             WHERE id = $1 AND tenant_id = $2 AND accepted_at IS NULL AND revoked_at IS NULL \
+             RETURNING email",
         )
         .bind(id)
         .bind(tenant_id)
         .bind(now)
-        .execute(&self.writer)
+        .fetch_optional(&self.writer)
         .await
         .map_err(map_err)?;
-        Ok(done.rows_affected() == 1)
+        let revoked = email.is_some();
+        if let Some(email) = email {
+            self.changes.emit(Change::Email(email));
+        }
+        Ok(revoked)
     }
 
     async fn pending_invites(&self, email: &str, now: DateTime<Utc>) -> StoreResult<Vec<Invite>> {
@@ -702,6 +883,8 @@ impl Store for Backend {
             .await
             .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
+        self.changes.emit(Change::User(user_id));
+        self.changes.emit(Change::Email(email.to_owned()));
         Ok(Some(invite))
     }
 
@@ -720,6 +903,7 @@ impl Store for Backend {
             .await
             .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
+        self.changes.emit(Change::Email(user.email));
         Ok(Some(created))
     }
 
@@ -749,6 +933,8 @@ impl Store for Backend {
             .map_err(map_err)?;
         }
         tx.commit().await.map_err(map_err)?;
+        self.changes.emit(Change::User(user_id));
+        self.changes.emit(Change::Email(email.to_owned()));
         Ok(accepted.len() as u64)
     }
 
@@ -768,16 +954,22 @@ impl Store for Backend {
     async fn revoke_other_sessions(&self, user_id: Uuid, keep: Option<Uuid>, now: DateTime<Utc>) -> StoreResult<()> {
         let mut tx = self.writer.begin().await.map_err(map_err)?;
         revoke_sessions_except(&mut tx, user_id, keep, now).await?;
-        tx.commit().await.map_err(map_err)
+        tx.commit().await.map_err(map_err)?;
+        self.changes.emit(Change::User(user_id));
+        Ok(())
     }
 
     async fn set_session_tenant(&self, session_id: Uuid, tenant_id: Uuid) -> StoreResult<()> {
-        sqlx::query("UPDATE sessions SET tenant_id = $2 WHERE id = $1")
-            .bind(session_id)
-            .bind(tenant_id)
-            .execute(&self.writer)
-            .await
-            .map_err(map_err)?;
+        let user_id: Option<Uuid> =
+            sqlx::query_scalar("UPDATE sessions SET tenant_id = $2 WHERE id = $1 RETURNING user_id")
+                .bind(session_id)
+                .bind(tenant_id)
+                .fetch_optional(&self.writer)
+                .await
+                .map_err(map_err)?;
+        if let Some(user_id) = user_id {
+            self.changes.emit(Change::User(user_id));
+        }
         Ok(())
     }
 
@@ -825,7 +1017,9 @@ impl Store for Backend {
         if revoke_sessions {
             revoke_sessions_except(&mut tx, user.id, None, now).await?;
         }
-        tx.commit().await.map_err(map_err)
+        tx.commit().await.map_err(map_err)?;
+        self.changes.emit(Change::User(user.id));
+        Ok(())
     }
 
     async fn delete_user(&self, user_id: Uuid) -> StoreResult<bool> {
@@ -856,6 +1050,7 @@ impl Store for Backend {
             .await
             .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
+        self.changes.emit(Change::User(user_id));
         Ok(done.rows_affected() == 1)
     }
 
@@ -874,6 +1069,7 @@ impl Store for Backend {
             revoke_sessions_except(&mut tx, *id, None, now).await?;
         }
         tx.commit().await.map_err(map_err)?;
+        self.changes.users(ids.iter().copied());
         Ok(ids)
     }
 
@@ -1032,6 +1228,7 @@ impl Store for Backend {
             .map_err(map_err)?;
         revoke_sessions_except(&mut tx, user_id, keep, now).await?;
         tx.commit().await.map_err(map_err)?;
+        self.changes.emit(Change::User(user_id));
         Ok(true)
     }
 
@@ -1091,7 +1288,9 @@ impl Store for Backend {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)
+        tx.commit().await.map_err(map_err)?;
+        self.changes.emit(Change::User(user_id));
+        Ok(())
     }
 
     async fn create_mfa_challenge(&self, hash: &[u8], user_id: Uuid, now: DateTime<Utc>, expires_at: DateTime<Utc>) -> StoreResult<()> {
@@ -1596,6 +1795,15 @@ async fn use_token(tx: &mut Tx, purpose: TokenPurpose, hash: &[u8], now: DateTim
     .fetch_optional(&mut **tx)
     .await
     .map_err(map_err)
+}
+
+/// The members of a tenant (whose `me` changes with it).
+async fn tenant_member_ids(tx: &mut Tx, tenant_id: Uuid) -> StoreResult<Vec<Uuid>> {
+    sqlx::query_scalar("SELECT user_id FROM memberships WHERE tenant_id = $1")
+        .bind(tenant_id)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(map_err)
 }
 
 async fn revoke_sessions_except(tx: &mut Tx, user_id: Uuid, keep: Option<Uuid>, now: DateTime<Utc>) -> StoreResult<()> {

@@ -20,15 +20,18 @@ use crate::crypto::jwt::StoredKey;
 type Db = sqlx::Sqlite;
 type Backend = SqliteStore;
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
-/// Serialises membership changes of one tenant. SQLite has one writer, so a
-/// plain read inside the write transaction is enough.
-/// Serialises single-use token issues of one user.
+/// Serialise single-use token issues of one user, and membership changes of
+/// one tenant. SQLite has one writer, so a plain read inside the write
+/// transaction is enough.
 const LOCK_USER: &str = "SELECT id FROM users WHERE id = $1";
 const LOCK_TENANT: &str = "SELECT id FROM tenants WHERE id = $1";
+/// SQLite has one writer: a claiming `UPDATE` needs no row locks.
+const SKIP_LOCKED: &str = "";
 
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    changes: ChangeFeed,
 }
 
 impl SqliteStore {
@@ -47,7 +50,26 @@ impl SqliteStore {
             .max_connections(max_connections.clamp(1, 8))
             .acquire_timeout(Duration::from_secs(30))
             .connect_lazy_with(options.create_if_missing(false));
-        Ok(SqliteStore { writer, reader })
+        Ok(SqliteStore {
+            writer,
+            reader,
+            changes: ChangeFeed::default(),
+        })
+    }
+
+    fn pools(&self) -> Vec<(&'static str, &SqlitePool)> {
+        vec![("writer", &self.writer), ("reader", &self.reader)]
+    }
+
+    /// One node serves a SQLite database: every change is this node's own
+    /// and is reported as it commits.
+    async fn follow_remote_changes(&self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        self.changes.emit(Change::Following(true));
+        while !*stop.borrow() {
+            if stop.changed().await.is_err() {
+                return;
+            }
+        }
     }
 }
 

@@ -346,5 +346,5 @@ async fn pat_jwts_carry_no_session_and_the_signing_key_survives_restarts() {
     )
     .await
     .unwrap();
-    assert_eq!(again.keys.jwks(), app.core.keys.jwks());
+    assert_eq!(again.keys().jwks(), app.core.keys().jwks());
 }

@@ -440,5 +440,5 @@ pub async fn token(
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "auth",
     responses((status = 200, description = "A JSON Web Key Set of Ed25519 keys", body = Object)))]
 pub async fn jwks(State(core): State<Arc<Tessera>>) -> Json<serde_json::Value> {
-    Json(core.keys.jwks().clone())
+    Json(core.keys().jwks().clone())
 }

@@ -1,0 +1,141 @@
+//! Periodic work shared by every node: the sweep of expired rows, the plan
+//! check and signing-key rotation. Each node asks for a job's turn; the
+//! store hands each turn to one node (`Store::claim_job`), so a job runs
+//! once per period however many nodes there are, and keeps running when
+//! one of them dies.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::Tessera;
+use crate::crypto::jwt;
+
+/// How often a node looks for a due job.
+const LOOK_EVERY: Duration = Duration::from_secs(15);
+/// How often a node re-reads the signing keys, when nothing told it to.
+const KEYS_EVERY: Duration = Duration::from_secs(60);
+/// How often the key-rotation job looks at the keys.
+const ROTATION_CHECK_SECONDS: u64 = 3600;
+/// Old keys stay published this long past the tokens' lifetime: time for
+/// every node to have stopped signing with them.
+const RETIRE_MARGIN_SECONDS: i64 = 300;
+
+impl Tessera {
+    /// Runs the periodic jobs whose turn this node gets, until `stop`.
+    pub async fn run_jobs(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let mut ticks = tokio::time::interval(LOOK_EVERY);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => self.run_due_jobs().await,
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    /// One look at every job: runs those whose turn this node takes.
+    pub async fn run_due_jobs(&self) {
+        let jobs: [(&str, u64); 3] = [
+            ("sweep", self.config.jobs.sweep_interval_seconds),
+            ("plan_check", self.config.plans.check_interval_seconds),
+            (
+                "key_rotation",
+                if self.config.jwt.rotation_days == 0 {
+                    0
+                } else {
+                    ROTATION_CHECK_SECONDS
+                },
+            ),
+        ];
+        for (name, every) in jobs {
+            if every == 0 {
+                continue;
+            }
+            let now = self.clock.now();
+            let next =
+                now + chrono::Duration::seconds(i64::try_from(every).unwrap_or(i64::MAX / 2));
+            match self.store.claim_job(name, &self.node, now, next).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(err) => {
+                    tracing::warn!(job = name, error = %err, "cannot claim a job's turn");
+                    continue;
+                }
+            }
+            let outcome = match name {
+                "sweep" => self.sweep().await,
+                "plan_check" => self
+                    .run_plan_check(None)
+                    .await
+                    .map(drop)
+                    .map_err(|e| anyhow::anyhow!(e.message)),
+                _ => self.rotate_keys_if_due().await,
+            };
+            if let Err(err) = outcome {
+                tracing::warn!(job = name, error = %format!("{err:#}"), "job failed");
+            }
+        }
+    }
+
+    async fn sweep(&self) -> anyhow::Result<()> {
+        let now = self.clock.now();
+        // Rate-limit windows are minutes since the epoch; older ones are over.
+        let swept = self
+            .store
+            .sweep(now, now.timestamp().div_euclid(60) - 1)
+            .await?;
+        if swept > 0 {
+            tracing::info!(rows = swept, "swept expired sessions, tokens and counters");
+        }
+        Ok(())
+    }
+
+    /// Adds a signing key when the newest is `jwt.rotation_days` old, and
+    /// drops keys whose successors have been signing for longer than a
+    /// token lives (so no token they signed is still valid).
+    pub async fn rotate_keys_if_due(&self) -> anyhow::Result<()> {
+        let now = self.clock.now();
+        let keys = self.store.signing_keys().await?;
+        let newest = keys.iter().map(|k| k.created_at).max();
+        let age = chrono::Duration::days(i64::from(self.config.jwt.rotation_days));
+        if newest.is_none_or(|t| now - t >= age) {
+            self.rotate_keys().await?;
+        }
+        let lifetime = i64::from(self.config.jwt.ttl_seconds) + RETIRE_MARGIN_SECONDS;
+        let retired = self
+            .store
+            .retire_signing_keys(now - chrono::Duration::seconds(lifetime))
+            .await?;
+        if retired > 0 {
+            tracing::info!(keys = retired, "retired old JWT signing keys");
+        }
+        Ok(())
+    }
+
+    /// A new signing key, at once: every node signs with it as soon as it
+    /// hears of it; the old keys keep verifying until retired.
+    pub async fn rotate_keys(&self) -> anyhow::Result<String> {
+        let key = jwt::generate_key(self.clock.now())?;
+        self.store.add_signing_key(&key).await?;
+        self.reload_keys().await?;
+        tracing::info!(kid = %key.kid, "new JWT signing key");
+        Ok(key.kid)
+    }
+
+    /// Re-reads the signing keys whenever the store reports a change, and
+    /// every minute besides, until `stop`.
+    pub async fn follow_keys(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                _ = self.keys_changed.notified() => {}
+                _ = tokio::time::sleep(KEYS_EVERY) => {}
+                _ = stop.changed() => return,
+            }
+            if let Err(err) = self.reload_keys().await {
+                tracing::warn!(error = %format!("{err:#}"), "reloading JWT keys failed");
+            }
+        }
+    }
+}
