@@ -52,6 +52,8 @@ pub struct Config {
     /// process on SQLite (one node).
     #[serde(serialize_with = "serialize_secret_opt")]
     pub redis_url: Option<SecretString>,
+    /// Prepended to every Redis key, so installations can share a server.
+    pub redis_key_prefix: String,
     /// This node's name in job records and outbox claims; the host name and
     /// process id when unset.
     pub node_id: Option<String>,
@@ -388,6 +390,7 @@ impl Default for Config {
             jobs: JobsConfig::default(),
             metrics: MetricsConfig::default(),
             redis_url: None,
+            redis_key_prefix: "tessera".into(),
             node_id: None,
         }
     }

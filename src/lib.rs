@@ -21,6 +21,7 @@ pub mod mail;
 pub mod metrics;
 pub mod service;
 pub mod store;
+pub mod telemetry;
 
 pub use config::Config;
 pub use http::router as build_router;

@@ -1,15 +1,13 @@
 //! The `tessera` binary: `serve` (the default), `migrate`, `users …`.
 
-use std::io::{IsTerminal, Read};
+use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tessera::clock::SystemClock;
-use tessera::config::LogFormat;
 use tessera::Config;
-use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
 #[command(
@@ -36,6 +34,21 @@ enum Command {
         #[command(subcommand)]
         command: UsersCommand,
     },
+    /// Manage the JWT signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Start signing with a new key now. Running nodes pick it up within a
+    /// minute (at once on PostgreSQL); the old keys keep verifying until the
+    /// tokens they signed have expired.
+    Rotate,
+    /// List the keys in the JWKS, newest first.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -57,21 +70,6 @@ enum UsersCommand {
         /// The JSONL file; `-` reads standard input.
         file: PathBuf,
     },
-}
-
-fn init_logging(format: Option<LogFormat>) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    let format = format.unwrap_or(if std::io::stdout().is_terminal() {
-        LogFormat::Pretty
-    } else {
-        LogFormat::Json
-    });
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match format {
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-        LogFormat::Pretty => builder.init(),
-    }
 }
 
 async fn shutdown_signal() {
@@ -100,7 +98,8 @@ async fn shutdown_signal() {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::load(cli.config.as_deref()).context("reading configuration")?;
-    init_logging(config.log_format);
+    // Flushes buffered spans when main returns.
+    let _telemetry = tessera::telemetry::init(config.log_format)?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let listen = config.listen;
@@ -116,6 +115,28 @@ async fn main() -> anyhow::Result<()> {
             let store = tessera::store::connect(&config.database_url, 1).await?;
             store.migrate().await?;
             println!("migrations applied");
+            Ok(())
+        }
+        Command::Keys { command } => {
+            let core = tessera::open(config, Arc::new(SystemClock)).await?;
+            match command {
+                KeysCommand::Rotate => {
+                    let kid = core.rotate_keys().await?;
+                    println!("new signing key {kid}");
+                }
+                KeysCommand::List => {
+                    let mut keys = core.store.signing_keys().await?;
+                    keys.sort_by_key(|k| std::cmp::Reverse(k.created_at));
+                    for key in keys {
+                        println!(
+                            "{} {} {}",
+                            key.kid,
+                            key.algorithm,
+                            key.created_at.to_rfc3339()
+                        );
+                    }
+                }
+            }
             Ok(())
         }
         Command::Users { command } => match command {

@@ -237,10 +237,6 @@ impl Metrics {
         self.0.rate_limited.inc();
     }
 
-    pub fn hash_refused(&self) {
-        self.0.hash_refused.inc();
-    }
-
     pub fn mail(&self, sent: bool) {
         if sent {
             self.0.mail_sent.inc();
@@ -257,8 +253,12 @@ impl Metrics {
         }
     }
 
-    /// The gauges read at scrape time.
-    pub fn set_hashing(&self, waiting: usize, running: usize) {
+    /// The gauges read at scrape time; `refused` is the hasher's own total.
+    pub fn set_hashing(&self, running: usize, waiting: usize, refused: u64) {
+        self.0
+            .hash_refused
+            .inner()
+            .store(refused, std::sync::atomic::Ordering::Relaxed);
         self.0
             .hash_waiting
             .set(i64::try_from(waiting).unwrap_or(i64::MAX));

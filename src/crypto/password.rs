@@ -43,6 +43,9 @@ pub struct PasswordHasher {
     /// Jobs waiting for a permit, bounded by `max_queue`.
     waiting: Arc<AtomicUsize>,
     max_queue: usize,
+    workers: usize,
+    /// Requests turned away because the queue was full.
+    refused: Arc<std::sync::atomic::AtomicU64>,
     dummy_hash: Arc<str>,
     /// argon2 memory, one buffer per worker, reused from hash to hash: no
     /// 19 MiB allocation (and page faults) per login, and no freed buffers
@@ -172,6 +175,8 @@ impl PasswordHasher {
             permits: Arc::new(Semaphore::new(workers.max(1))),
             waiting: Arc::new(AtomicUsize::new(0)),
             max_queue: config.max_queue,
+            workers: workers.max(1),
+            refused: Arc::default(),
             dummy_hash: dummy_hash.into(),
             buffers: Arc::new(Mutex::new(Vec::new())),
         })
@@ -190,8 +195,10 @@ impl PasswordHasher {
             Err(_) => {
                 // Counted while waiting; the guard uncounts even if the
                 // request is cancelled mid-wait.
-                let _waiting = QueueSlot::take(&self.waiting, self.max_queue)
-                    .ok_or(Overloaded("password hashing queue is full"))?;
+                let Some(_waiting) = QueueSlot::take(&self.waiting, self.max_queue) else {
+                    self.refused.fetch_add(1, Ordering::Relaxed);
+                    return Err(Overloaded("password hashing queue is full").into());
+                };
                 self.permits
                     .clone()
                     .acquire_owned()
@@ -220,6 +227,16 @@ impl PasswordHasher {
         })
         .await
         .context("hash task failed")
+    }
+
+    /// `(running, waiting, refused so far)`, for the metrics.
+    pub fn load(&self) -> (usize, usize, u64) {
+        let running = self.workers - self.permits.available_permits().min(self.workers);
+        (
+            running,
+            self.waiting.load(Ordering::Relaxed).min(self.max_queue),
+            self.refused.load(Ordering::Relaxed),
+        )
     }
 
     /// A new argon2id PHC string for an NFKC-normalised password (a

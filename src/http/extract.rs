@@ -295,7 +295,7 @@ impl FromRequestParts<Arc<Tessera>> for CredentialLimit {
         core: &Arc<Tessera>,
     ) -> Result<Self, Self::Rejection> {
         let Ok(client) = ClientInfo::from_request_parts(parts, core).await;
-        core.limit_credentials(client.addr)?;
+        core.limit_credentials(client.addr).await?;
         Ok(CredentialLimit)
     }
 }

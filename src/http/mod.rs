@@ -13,7 +13,7 @@ use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_http::trace::{DefaultOnResponse, OnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::error::{AppError, ErrorCode};
@@ -24,6 +24,7 @@ pub mod cookies;
 pub mod dashboard;
 pub mod extract;
 pub mod legacy;
+pub mod metrics;
 pub mod oauth;
 pub mod openapi;
 pub mod v1;
@@ -71,12 +72,16 @@ pub fn router(core: Arc<Tessera>) -> Router {
     // locked out of itself).
     let hsts = (core.config.public_url.scheme() == "https")
         .then(|| HeaderValue::from_static("max-age=31536000; includeSubDomains"));
+    let mark = || axum::middleware::from_fn(metrics::mark_route);
     Router::new()
         .route("/health", get(v1::health::health))
         .route("/.well-known/jwks.json", get(v1::auth::jwks))
-        .nest("/api/v1", v1::router())
-        .nest("/api/auth", legacy::router())
-        .nest("/auth", dashboard::router())
+        .route("/metrics", get(metrics::metrics))
+        // Before the nests: each sub-router marks its own (full) routes.
+        .route_layer(mark())
+        .nest("/api/v1", v1::router().route_layer(mark()))
+        .nest("/api/auth", legacy::router().route_layer(mark()))
+        .nest("/auth", dashboard::router().route_layer(mark()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Outside the routes, so preflights of any path are answered.
@@ -86,15 +91,36 @@ pub fn router(core: Arc<Tessera>) -> Router {
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-                .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-                    // The path only: query strings can carry tokens.
-                    let id = req
-                        .headers()
-                        .get(REQUEST_ID)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default();
-                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
-                }).on_response(DefaultOnResponse::new().level(Level::DEBUG)).on_failure(()))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(|req: &Request<_>| {
+                            // The path only: query strings can carry tokens.
+                            let id = req
+                                .headers()
+                                .get(REQUEST_ID)
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or_default();
+                            let span = tracing::info_span!("request",
+                        otel.name = %format_args!("HTTP {}", req.method()),
+                        method = %req.method(), path = %req.uri().path(), request_id = %id,
+                        http.response.status_code = tracing::field::Empty);
+                            if crate::telemetry::exporting() {
+                                crate::telemetry::adopt_parent(&span, req.headers());
+                            }
+                            span
+                        })
+                        .on_response(
+                            |res: &axum::http::Response<_>,
+                             latency: Duration,
+                             span: &tracing::Span| {
+                                span.record("http.response.status_code", res.status().as_u16());
+                                DefaultOnResponse::new()
+                                    .level(Level::DEBUG)
+                                    .on_response(res, latency, span);
+                            },
+                        )
+                        .on_failure(()),
+                )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
                 .layer(SetResponseHeaderLayer::overriding(
                     header::CACHE_CONTROL,
@@ -128,6 +154,11 @@ pub fn router(core: Arc<Tessera>) -> Router {
                 }))
                 .layer(tower::timeout::TimeoutLayer::new(timeout)),
         )
+        // Outermost, so it counts every answer, timeouts and panics included.
+        .layer(axum::middleware::from_fn_with_state(
+            core.clone(),
+            metrics::count,
+        ))
         .with_state(core)
 }
 

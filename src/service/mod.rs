@@ -3,6 +3,7 @@
 use std::sync::{Arc, RwLock};
 
 use anyhow::Context;
+use secrecy::ExposeSecret;
 use tokio::sync::Notify;
 use tokio_util::task::TaskTracker;
 
@@ -99,7 +100,7 @@ impl Tessera {
         let mut stored = store.signing_keys().await?;
         if stored.is_empty() {
             store
-                .add_signing_key(&jwt::generate_key(clock.now())?)
+                .add_first_signing_key(&jwt::generate_key(clock.now())?)
                 .await?;
             // Another node may have raced us; everyone uses what is stored.
             stored = store.signing_keys().await?;
@@ -114,7 +115,12 @@ impl Tessera {
             let keys_changed = keys_changed.clone();
             store.changes().subscribe(move |change| {
                 cache.on_change(change);
-                if matches!(change, crate::store::Change::SigningKeys) {
+                // Also when the feed (re)connects: a rotation may have
+                // happened while it was down (or before it started).
+                if matches!(
+                    change,
+                    crate::store::Change::SigningKeys | crate::store::Change::Following(true)
+                ) {
                     keys_changed.notify_one();
                 }
             });
@@ -149,6 +155,11 @@ impl Tessera {
                     .with_context(|| format!("trusted_proxies: {p:?} is not an IP address or CIDR"))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
+        let limiter = limits::RateLimiter::new(
+            config.redis_url.as_ref().map(|u| u.expose_secret()),
+            &config.redis_key_prefix,
+            &config.database_url,
+        )?;
         Ok(Tessera {
             node: config.node_name(),
             config: Arc::new(config),
@@ -161,7 +172,7 @@ impl Tessera {
             metrics,
             mail_wake: Arc::new(Notify::new()),
             tasks: TaskTracker::new(),
-            limiter: limits::RateLimiter::default(),
+            limiter,
             http_client: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(10))
                 .build()

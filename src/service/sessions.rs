@@ -15,6 +15,7 @@ use super::{ClientInfo, Tessera};
 use crate::crypto::token::{self, hash_secret, PAT_PREFIX};
 use crate::domain::{Email, Scope};
 use crate::error::{AppError, AppResult, ErrorCode};
+use crate::metrics::LoginOutcome as LoginCount;
 use crate::store::{Membership, NewSession, Session, User};
 
 /// Writes of "last seen" and "last used" happen at most this often.
@@ -383,6 +384,7 @@ impl Tessera {
         }
         let now = self.clock.now();
         if let Some(until) = self.store.locked_until(email.as_str(), now).await? {
+            self.metrics.login(LoginCount::Locked);
             return Err(Self::locked(until, now));
         }
         let user = self.store.find_user_by_email(email.as_str()).await?;
@@ -400,7 +402,10 @@ impl Tessera {
                 return Err(AppError::invalid_credentials());
             }
         };
-        Self::may_sign_in(&user, &self.config)?;
+        if let Err(refused) = Self::may_sign_in(&user, &self.config) {
+            self.metrics.login(LoginCount::Refused);
+            return Err(refused);
+        }
         // With 2FA on, the count is cleared only once the second step passes:
         // a right password must not wipe the count of wrong codes.
         if !user.two_factor_enabled {
@@ -441,6 +446,7 @@ impl Tessera {
     ) -> AppResult<LoginOutcome> {
         Self::may_sign_in(&user, &self.config)?;
         if user.two_factor_enabled {
+            self.metrics.login(LoginCount::SecondFactor);
             return self.two_factor_challenge(&user).await;
         }
         self.start_login_session(user, method, client).await
@@ -454,6 +460,7 @@ impl Tessera {
         client: &ClientInfo,
     ) -> AppResult<LoginOutcome> {
         let (secret, session) = self.start_session(&user, None, client).await?;
+        self.metrics.login(LoginCount::Success);
         self.record(
             Audit::new("login.success")
                 .actor(user.id)
@@ -498,6 +505,10 @@ impl Tessera {
                 now + window,
             )
             .await?;
+        self.metrics.login(LoginCount::Failure);
+        if locked.is_some() {
+            self.metrics.lockout();
+        }
         let mut event = Audit::new("login.failure").client(client).detail(json!({
             "email": email.as_str(),
             "locked": locked.is_some(),

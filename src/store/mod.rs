@@ -821,8 +821,18 @@ pub trait Store: Send + Sync + 'static {
 
     // JWT signing keys.
     async fn signing_keys(&self) -> StoreResult<Vec<StoredKey>>;
-    /// Stores a key unless one with the same id exists.
-    async fn add_signing_key(&self, key: &StoredKey) -> StoreResult<()>;
+    /// Stores a key as the newest (a rotation).
+    async fn add_signing_key(&self, key: &StoredKey) -> StoreResult<()> {
+        self.insert_signing_key(key, false).await
+    }
+    /// Stores the installation's first key, unless another node starting
+    /// at the same time stored one first (then everyone uses that one).
+    async fn add_first_signing_key(&self, key: &StoredKey) -> StoreResult<()> {
+        self.insert_signing_key(key, true).await
+    }
+    /// `first`: as generation 1, so of nodes racing on an empty table one
+    /// wins; otherwise as the generation after the newest.
+    async fn insert_signing_key(&self, key: &StoredKey, first: bool) -> StoreResult<()>;
     /// Deletes the keys older than the newest key created at or before
     /// `successor_before` (tokens they signed have expired by then).
     async fn retire_signing_keys(&self, successor_before: DateTime<Utc>) -> StoreResult<u64>;

@@ -626,11 +626,11 @@ impl Store for Backend {
             .collect())
     }
 
-    async fn add_signing_key(&self, key: &StoredKey) -> StoreResult<()> {
+    async fn insert_signing_key(&self, key: &StoredKey, first: bool) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO signing_keys (kid, algorithm, private_key, public_key, created_at, generation) \
-             VALUES ($1, $2, $3, $4, $5, \
-               (SELECT COALESCE(MAX(generation), 0) + 1 FROM signing_keys)) \
+             VALUES ($1, $2, $3, $4, $5, CASE WHEN $6 THEN 1 ELSE \
+               (SELECT COALESCE(MAX(generation), 0) + 1 FROM signing_keys) END) \
              ON CONFLICT DO NOTHING",
         )
         .bind(&key.kid)
@@ -638,6 +638,7 @@ impl Store for Backend {
         .bind(&key.private_key)
         .bind(&key.public_key)
         .bind(key.created_at)
+        .bind(first)
         .execute(&self.writer)
         .await
         .map_err(map_err)?;

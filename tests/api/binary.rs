@@ -19,26 +19,6 @@ fn tessera(dir: &std::path::Path, db: &str) -> Command {
     cmd
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn wait_until_up(base: &str) {
-    for _ in 0..200 {
-        if let Ok(res) = reqwest::get(format!("{base}/health")).await {
-            if res.status() == StatusCode::OK {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("server did not come up at {base}");
-}
-
 #[tokio::test]
 async fn migrate_users_create_serve_and_graceful_shutdown() {
     let dir = tempfile::tempdir().unwrap();
@@ -191,4 +171,102 @@ async fn an_unknown_database_scheme_is_refused() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported database URL scheme"));
+}
+
+/// A tiny OTLP/HTTP receiver: keeps every body POSTed to `/v1/traces`.
+async fn otlp_receiver() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = bodies.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let kept = kept.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = socket.into_split();
+                let mut reader = BufReader::new(read);
+                loop {
+                    let mut request_line = String::new();
+                    if reader.read_line(&mut request_line).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let mut length = 0usize;
+                    loop {
+                        let mut line = String::new();
+                        reader.read_line(&mut line).await.unwrap();
+                        if line == "\r\n" {
+                            break;
+                        }
+                        if let Some((name, value)) = line.split_once(':') {
+                            if name.eq_ignore_ascii_case("content-length") {
+                                length = value.trim().parse().unwrap();
+                            }
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    reader.read_exact(&mut body).await.unwrap();
+                    if request_line.starts_with("POST /v1/traces") {
+                        kept.lock().unwrap().push(body);
+                    }
+                    write
+                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n")
+                        .await
+                        .unwrap();
+                }
+            });
+        }
+    });
+    (port, bodies)
+}
+
+#[tokio::test]
+async fn traces_are_exported_over_otlp_when_the_otel_variables_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = fresh_database(&dir).await;
+    let (otlp_port, bodies) = otlp_receiver().await;
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut server = tessera(dir.path(), &db)
+        .arg("serve")
+        .env("TESSERA_LISTEN", format!("127.0.0.1:{port}"))
+        .env(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://127.0.0.1:{otlp_port}"),
+        )
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+        .env("OTEL_SERVICE_NAME", "tessera-under-test")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until_up(&base).await;
+    // A request that is part of a caller's trace.
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let res = reqwest::Client::new()
+        .get(format!("{base}/api/v1/health/live"))
+        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let trace_bytes = hex::decode(trace_id).unwrap();
+    let start = std::time::Instant::now();
+    let exported = loop {
+        let found = bodies.lock().unwrap().iter().any(|body| {
+            body.windows(trace_bytes.len())
+                .any(|w| w == trace_bytes.as_slice())
+                && body.windows(18).any(|w| w == b"tessera-under-test")
+        });
+        if found || start.elapsed() > Duration::from_secs(10) {
+            break found;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(
+        exported,
+        "a span of the caller's trace, from service tessera-under-test, was exported"
+    );
 }

@@ -71,11 +71,17 @@ impl Mail {
     }
 }
 
-/// A minimal SMTP server that accepts everything and keeps it.
+/// A minimal SMTP server that accepts everything and keeps it. A message
+/// counts once the client has sent all of it (the final `.`); one whose
+/// client goes away before that is dropped, as a real server drops it.
 #[derive(Clone, Default)]
 pub struct MailCatcher {
     pub mails: Arc<Mutex<Vec<Mail>>>,
     arrived: Arc<Notify>,
+    /// While set, transactions wait at their `DATA` command.
+    held: Arc<std::sync::atomic::AtomicBool>,
+    /// Transactions waiting at the gate.
+    waiting: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl MailCatcher {
@@ -118,6 +124,15 @@ impl MailCatcher {
                 to.push(addr.to_lowercase());
                 write.write_all(b"250 OK\r\n").await?;
             } else if command == "DATA" {
+                if self.held.load(std::sync::atomic::Ordering::SeqCst) {
+                    self.waiting
+                        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    while self.held.load(std::sync::atomic::Ordering::SeqCst) {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    self.waiting
+                        .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                }
                 write.write_all(b"354 go ahead\r\n").await?;
                 let mut data = String::new();
                 loop {
@@ -143,6 +158,20 @@ impl MailCatcher {
                 write.write_all(b"250 OK\r\n").await?;
             }
         }
+    }
+
+    /// Makes transactions wait at `DATA` until [`MailCatcher::release`].
+    pub fn hold(&self) {
+        self.held.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn release(&self) {
+        self.held.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Transactions waiting at the gate now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn to(&self, address: &str) -> Vec<Mail> {
@@ -427,4 +456,26 @@ pub async fn me(app: &TestApp, c: &Client) -> Value {
 
 pub async fn user_id(app: &TestApp, c: &Client) -> String {
     me(app, c).await["user"]["id"].as_str().unwrap().to_owned()
+}
+
+/// A loopback port nothing listens on (for now).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until `GET {base}/health` answers 200 (10 s at most).
+pub async fn wait_until_up(base: &str) {
+    for _ in 0..200 {
+        if let Ok(res) = reqwest::get(format!("{base}/health")).await {
+            if res.status() == StatusCode::OK {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("server did not come up at {base}");
 }

@@ -1,0 +1,98 @@
+//! `GET /metrics` and the middleware that counts requests by route.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use secrecy::ExposeSecret;
+
+use crate::crypto::token::constant_time_eq;
+use crate::error::{AppError, AppResult};
+use crate::service::{ClientInfo, Tessera};
+
+/// Route-level: hands the matched route pattern (e.g.
+/// `/api/v1/tenants/{id}`) to [`count`] through the response, since only
+/// the router knows it.
+pub async fn mark_route(req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let mut res = next.run(req).await;
+    if let Some(route) = route {
+        res.extensions_mut().insert(route);
+    }
+    res
+}
+
+/// Outermost: counts every answer by route pattern, method and status, and
+/// its latency. Paths that match no route count as `unmatched`, so
+/// scanners cannot grow the label set.
+pub async fn count(State(core): State<Arc<Tessera>>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let res = next.run(req).await;
+    let route = res
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str);
+    core.metrics.request(
+        route,
+        method.as_str(),
+        res.status().as_u16(),
+        start.elapsed().as_secs_f64(),
+    );
+    res
+}
+
+/// Prometheus metrics. With `metrics.token` set, it needs `Authorization:
+/// Bearer <token>`; without, only a direct loopback caller gets them.
+pub async fn metrics(
+    State(core): State<Arc<Tessera>>,
+    client: ClientInfo,
+    headers: axum::http::HeaderMap,
+) -> AppResult<Response> {
+    if !core.config.metrics.enabled {
+        return Err(AppError::not_found("No such endpoint."));
+    }
+    let allowed = match &core.config.metrics.token {
+        Some(token) => headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|sent| constant_time_eq(sent.trim(), token.expose_secret())),
+        None => client.direct_loopback,
+    };
+    if !allowed {
+        return Err(AppError::forbidden(
+            "Metrics need the metrics token (or a call from this machine when none is set).",
+        ));
+    }
+    let (running, waiting, refused) = core.hasher.load();
+    core.metrics.set_hashing(running, waiting, refused);
+    for pool in core.store.pool_stats() {
+        core.metrics.set_pool(
+            pool.pool,
+            pool.size - pool.idle.min(pool.size),
+            pool.idle,
+            pool.max,
+        );
+    }
+    match core.store.outbox_stats().await {
+        Ok(outbox) => {
+            let age = outbox.oldest.map_or(0.0, |t| {
+                (core.clock.now() - t).num_milliseconds().max(0) as f64 / 1000.0
+            });
+            core.metrics.set_outbox(outbox.depth, age);
+        }
+        Err(err) => tracing::warn!(error = %err, "reading the outbox for metrics failed"),
+    }
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        )],
+        core.metrics.encode(),
+    )
+        .into_response())
+}
