@@ -40,14 +40,9 @@ impl Tessera {
         let jobs: [(&str, u64); 3] = [
             ("sweep", self.config.jobs.sweep_interval_seconds),
             ("plan_check", self.config.plans.check_interval_seconds),
-            (
-                "key_rotation",
-                if self.config.jwt.rotation_days == 0 {
-                    0
-                } else {
-                    ROTATION_CHECK_SECONDS
-                },
-            ),
+            // Also with rotation off: keys replaced by `tessera keys
+            // rotate` must still be retired.
+            ("key_rotation", ROTATION_CHECK_SECONDS),
         ];
         for (name, every) in jobs {
             if every == 0 {
@@ -99,8 +94,9 @@ impl Tessera {
         let now = self.clock.now();
         let keys = self.store.signing_keys().await?;
         let newest = keys.iter().map(|k| k.created_at).max();
-        let age = chrono::Duration::days(i64::from(self.config.jwt.rotation_days));
-        if newest.is_none_or(|t| now - t >= age) {
+        let days = self.config.jwt.rotation_days;
+        let age = chrono::Duration::days(i64::from(days));
+        if days > 0 && newest.is_none_or(|t| now - t >= age) {
             self.rotate_keys().await?;
         }
         let lifetime = i64::from(self.config.jwt.ttl_seconds) + RETIRE_MARGIN_SECONDS;

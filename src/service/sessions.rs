@@ -337,7 +337,7 @@ impl Tessera {
     ) -> AppResult<(String, Session)> {
         let tenant_id = match tenant_id {
             Some(id) => Some(id),
-            None => self.store.memberships(user.id).await?.first().map(|m| m.id),
+            None => self.memberships(user.id).await?.first().map(|m| m.id),
         };
         let (secret, new) = self.new_session(user.id, tenant_id, client);
         let session = self.store.create_session(new).await?;
@@ -383,11 +383,12 @@ impl Tessera {
             return Err(AppError::field("password", "is too long"));
         }
         let now = self.clock.now();
-        if let Some(until) = self.store.locked_until(email.as_str(), now).await? {
+        let state = self.store.login_state(email.as_str(), now).await?;
+        if let Some(until) = state.locked_until {
             self.metrics.login(LoginCount::Locked);
             return Err(Self::locked(until, now));
         }
-        let user = self.store.find_user_by_email(email.as_str()).await?;
+        let user = state.user;
         let stored = user.as_ref().and_then(|u| u.password_hash.as_deref());
         let verdict = self
             .hasher
@@ -408,7 +409,7 @@ impl Tessera {
         }
         // With 2FA on, the count is cleared only once the second step passes:
         // a right password must not wipe the count of wrong codes.
-        if !user.two_factor_enabled {
+        if !user.two_factor_enabled && state.has_failures {
             self.store.clear_login_failures(email.as_str()).await?;
         }
         if verdict == crate::crypto::password::Verdict::MatchNeedsRehash {

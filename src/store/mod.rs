@@ -395,6 +395,16 @@ pub enum MemberChange {
     LastOwner,
 }
 
+/// See [`Store::login_state`].
+#[derive(Debug, Clone, Default)]
+pub struct LoginState {
+    pub user: Option<User>,
+    /// When the email is locked, until when (only a lock still in force).
+    pub locked_until: Option<DateTime<Utc>>,
+    /// Failed logins are on record (a success has something to clear).
+    pub has_failures: bool,
+}
+
 /// Mail in the outbox, for the metrics.
 #[derive(Debug, Clone, Default)]
 pub struct OutboxStats {
@@ -451,6 +461,9 @@ pub trait Store: Send + Sync + 'static {
         tenants: Vec<(NewTenant, String)>,
     ) -> StoreResult<User>;
     async fn find_user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
+    /// What a password login needs to know about an email, in one read:
+    /// the user, the lock in force, and whether failures are on record.
+    async fn login_state(&self, email: &str, now: DateTime<Utc>) -> StoreResult<LoginState>;
     async fn find_user(&self, id: Uuid) -> StoreResult<Option<User>>;
     /// Replaces the password hash without touching sessions (re-hash on login).
     async fn set_password_hash(

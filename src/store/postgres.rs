@@ -27,6 +27,8 @@ pub struct PostgresStore {
     writer: PgPool,
     reader: PgPool,
     changes: ChangeFeed,
+    /// For the LISTEN connection, which is the store's own, outside the pool.
+    url: String,
 }
 
 impl PostgresStore {
@@ -40,6 +42,7 @@ impl PostgresStore {
             writer: pool.clone(),
             reader: pool,
             changes: ChangeFeed::default(),
+            url: url.to_owned(),
         })
     }
 
@@ -47,7 +50,8 @@ impl PostgresStore {
         vec![("main", &self.writer)]
     }
 
-    /// `LISTEN`s on a connection of its own. Caches are trusted only while
+    /// `LISTEN`s on a connection of its own (not one of the pool's, so
+    /// queries keep the whole pool). Caches are trusted only while
     /// it is connected: when it drops, `Following(false)` empties them and
     /// sets them aside, and `Following(true)` after reconnecting resumes
     /// them (anything written in between cannot have been cached).
@@ -58,7 +62,7 @@ impl PostgresStore {
                 return;
             }
             let listening = async {
-                let mut listener = PgListener::connect_with(&self.reader).await?;
+                let mut listener = PgListener::connect(&self.url).await?;
                 listener.listen(CHANGES_CHANNEL).await?;
                 Ok::<_, sqlx::Error>(listener)
             };

@@ -130,6 +130,32 @@ impl Store for Backend {
             .map_err(map_err)
     }
 
+    async fn login_state(&self, email: &str, now: DateTime<Utc>) -> StoreResult<LoginState> {
+        let row: Option<UserLoginRow> = sqlx::query_as(
+            "SELECT u.*, \
+             (SELECT locked_until FROM login_failures WHERE email = $1) AS lf_locked_until, \
+             EXISTS (SELECT 1 FROM login_failures WHERE email = $1) AS lf_present \
+             FROM users u WHERE u.email = $1",
+        )
+        .bind(email)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(map_err)?;
+        Ok(match row {
+            Some(row) => LoginState {
+                user: Some(row.user),
+                locked_until: row.lf_locked_until.filter(|t| *t > now),
+                has_failures: row.lf_present,
+            },
+            // An unknown email: its lock is all there is to know.
+            None => LoginState {
+                user: None,
+                locked_until: self.locked_until(email, now).await?,
+                has_failures: true,
+            },
+        })
+    }
+
     async fn find_user(&self, id: Uuid) -> StoreResult<Option<User>> {
         sqlx::query_as("SELECT * FROM users WHERE id = $1")
             .bind(id)
@@ -1075,22 +1101,7 @@ impl Store for Backend {
     }
 
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO audit_events (id, at, action, actor_id, target_id, tenant_id, ip, detail) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(event.id)
-        .bind(event.at)
-        .bind(&event.action)
-        .bind(event.actor_id)
-        .bind(event.target_id)
-        .bind(event.tenant_id)
-        .bind(&event.ip)
-        .bind(&event.detail)
-        .execute(&self.writer)
-        .await
-        .map_err(map_err)?;
-        Ok(())
+        insert_audit(&self.writer, event).await
     }
 
     async fn list_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>> {
@@ -1570,6 +1581,15 @@ struct PatUserRow {
     p_last_used_at: Option<DateTime<Utc>>,
 }
 
+/// A user with what the lockout knows of their email.
+#[derive(sqlx::FromRow)]
+struct UserLoginRow {
+    #[sqlx(flatten)]
+    user: User,
+    lf_locked_until: Option<DateTime<Utc>>,
+    lf_present: bool,
+}
+
 /// A session joined with its user; the session's columns carry `s_`.
 #[derive(sqlx::FromRow)]
 struct SessionUserRow {
@@ -1667,6 +1687,28 @@ where
     .fetch_one(executor)
     .await
     .map_err(map_err)
+}
+
+async fn insert_audit<'e, E>(executor: E, event: &AuditEvent) -> StoreResult<()>
+where
+    E: sqlx::Executor<'e, Database = Db>,
+{
+    sqlx::query(
+        "INSERT INTO audit_events (id, at, action, actor_id, target_id, tenant_id, ip, detail) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(event.id)
+    .bind(event.at)
+    .bind(&event.action)
+    .bind(event.actor_id)
+    .bind(event.target_id)
+    .bind(event.tenant_id)
+    .bind(&event.ip)
+    .bind(&event.detail)
+    .execute(executor)
+    .await
+    .map_err(map_err)?;
+    Ok(())
 }
 
 async fn insert_mail<'e, E>(executor: E, mail: &NewMail) -> StoreResult<()>

@@ -194,7 +194,7 @@ pub(crate) async fn login_answer(core: &Tessera, outcome: LoginOutcome) -> AppRe
             return Ok(crate::http::two_factor_required(challenge))
         }
     };
-    let tenants = core.store.memberships(user.id).await?;
+    let tenants = core.memberships(user.id).await?;
     let invites = core.my_invites(&user.email).await?;
     let body = LoginResponse {
         user: UserView::from(&user),
