@@ -20,6 +20,8 @@ const LOCK_USER: &str = "SELECT id FROM users WHERE id = $1 FOR UPDATE";
 const LOCK_TENANT: &str = "SELECT id FROM tenants WHERE id = $1 FOR UPDATE";
 /// Claims pass over rows another node's claim is locking.
 const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
+/// A pooled connection idle this long is pinged before it is used.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(5);
 /// The channel the `0006` migration's triggers notify.
 const CHANGES_CHANNEL: &str = "tessera_changes";
 
@@ -36,6 +38,19 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(Duration::from_secs(10))
+            // A connection in steady use is known to work; one that sat idle
+            // (the server may have restarted or a proxy dropped it) is
+            // pinged before use. Pinging every use cost a round trip per
+            // query.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for < IDLE_BEFORE_PING {
+                        return Ok(true);
+                    }
+                    Ok(sqlx::Connection::ping(conn).await.is_ok())
+                })
+            })
             .connect(url)
             .await?;
         Ok(PostgresStore {

@@ -41,14 +41,18 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
+        // No ping before each use: a local file has no connection to lose,
+        // and the ping is a round trip to the connection's thread per query.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(30))
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(max_connections.clamp(1, 8))
             .acquire_timeout(Duration::from_secs(30))
+            .test_before_acquire(false)
             .connect_lazy_with(options.create_if_missing(false));
         Ok(SqliteStore {
             writer,
