@@ -16,8 +16,11 @@ CREATE TABLE jobs (
     last_node   TEXT                       -- the node that took the last turn
 );
 
--- Per-IP request counts in fixed windows, shared by every node.
-CREATE TABLE rate_limits (
+-- Per-IP request counts in fixed windows, shared by every node. UNLOGGED:
+-- no WAL and no flush at commit for a counter written on every credential
+-- request; after a crash the table starts empty, which costs nothing but a
+-- fresh minute's budget.
+CREATE UNLOGGED TABLE rate_limits (
     bucket       TEXT PRIMARY KEY,         -- e.g. credentials:192.0.2.1
     window_start BIGINT NOT NULL,          -- the window's number (minutes since the epoch)
     hits         INTEGER NOT NULL
