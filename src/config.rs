@@ -46,6 +46,7 @@ pub struct Config {
     pub webauthn: WebauthnConfig,
     pub cache: CacheConfig,
     pub jobs: JobsConfig,
+    pub ui: UiConfig,
     pub metrics: MetricsConfig,
     /// `redis://host:port/db`: per-IP rate-limit counters live there,
     /// shared by every node. Unset: in the database on PostgreSQL, in the
@@ -57,6 +58,29 @@ pub struct Config {
     /// This node's name in job records and outbox claims; the host name and
     /// process id when unset.
     pub node_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct UiConfig {
+    /// Serve the hosted pages under `/ui`.
+    pub enabled: bool,
+    /// Where mailed links point, with `{token}` where the token goes; the
+    /// hosted pages (`{public_url}/ui/…?token={token}`) when unset.
+    pub verify_email_url: Option<String>,
+    pub reset_password_url: Option<String>,
+    pub accept_invite_url: Option<String>,
+}
+
+impl Default for UiConfig {
+    fn default() -> Self {
+        UiConfig {
+            enabled: true,
+            verify_email_url: None,
+            reset_password_url: None,
+            accept_invite_url: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -256,6 +280,8 @@ pub struct TurnstileConfig {
     #[serde(serialize_with = "serialize_secret_opt")]
     pub secret: Option<SecretString>,
     pub verify_url: String,
+    /// The public site key the hosted pages show the widget with.
+    pub site_key: Option<String>,
 }
 
 impl Default for TurnstileConfig {
@@ -263,6 +289,7 @@ impl Default for TurnstileConfig {
         TurnstileConfig {
             secret: None,
             verify_url: "https://challenges.cloudflare.com/turnstile/v0/siteverify".into(),
+            site_key: None,
         }
     }
 }
@@ -388,6 +415,7 @@ impl Default for Config {
             plans: PlansConfig::default(),
             cache: CacheConfig::default(),
             jobs: JobsConfig::default(),
+            ui: UiConfig::default(),
             metrics: MetricsConfig::default(),
             redis_url: None,
             redis_key_prefix: "tessera".into(),
@@ -475,6 +503,22 @@ impl Config {
                 return Err(format!(
                     "{key} must be between {min} and {max}, not {value}"
                 ));
+            }
+        }
+        for (key, template) in [
+            ("ui.verify_email_url", &self.ui.verify_email_url),
+            ("ui.reset_password_url", &self.ui.reset_password_url),
+            ("ui.accept_invite_url", &self.ui.accept_invite_url),
+        ] {
+            if let Some(template) = template {
+                let parsed = Url::parse(&template.replace("{token}", "t"));
+                if !template.contains("{token}")
+                    || !parsed.is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+                {
+                    return Err(format!(
+                        "{key} must be an http(s) URL with {{token}} in it, not {template:?}"
+                    ));
+                }
             }
         }
         if let Some(url) = &self.security.breached_password_url {

@@ -28,9 +28,9 @@ pub async fn check(req: Request, next: Next) -> Response {
     let Some(core) = req.extensions().get::<Arc<Tessera>>().cloned() else {
         return next.run(req).await;
     };
-    let Some(secret) = core.config.turnstile.secret.clone() else {
+    if core.config.turnstile.secret.is_none() {
         return next.run(req).await;
-    };
+    }
     let (parts, body) = req.into_parts();
     let bytes = match to_bytes(body, core.config.http.body_limit_bytes).await {
         Ok(bytes) => bytes,
@@ -50,22 +50,36 @@ pub async fn check(req: Request, next: Next) -> Response {
             .iter()
             .find_map(|k| value.get(*k).and_then(|v| v.as_str()).map(str::to_owned))
     });
-    let Some(token) = token.filter(|t| !t.is_empty() && t.len() <= 4096) else {
-        return failed().into_response();
-    };
     let remote_ip = parts
         .extensions
         .get::<ConnectInfo<std::net::SocketAddr>>()
         .map(|ConnectInfo(a)| a.ip().to_string())
         .unwrap_or_default();
+    if let Err(err) = verify(&core, token.as_deref(), &remote_ip).await {
+        return err.into_response();
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
+
+/// Checks a bot-check token with the verifier (a pass when the check is
+/// off). Missing or rejected: `403 CAPTCHA_FAILED`; a verifier that does not
+/// answer in time: `503`, never a pass.
+pub async fn verify(core: &Tessera, token: Option<&str>, remote_ip: &str) -> Result<(), AppError> {
+    let Some(secret) = core.config.turnstile.secret.as_ref() else {
+        return Ok(());
+    };
+    let Some(token) = token.filter(|t| !t.is_empty() && t.len() <= 4096) else {
+        return Err(failed());
+    };
     let verdict = core
         .http_client
         .post(&core.config.turnstile.verify_url)
         .timeout(TIMEOUT)
         .form(&[
             ("secret", secret.expose_secret()),
-            ("response", token.as_str()),
-            ("remoteip", remote_ip.as_str()),
+            ("response", token),
+            ("remoteip", remote_ip),
         ])
         .send()
         .await;
@@ -75,19 +89,18 @@ pub async fn check(req: Request, next: Next) -> Response {
                 .get("success")
                 .and_then(|v| v.as_bool())
                 .unwrap_or(false),
-            Err(_) => {
-                return AppError::unavailable("The bot check is unavailable.").into_response()
-            }
+            Err(_) => return Err(AppError::unavailable("The bot check is unavailable.")),
         },
         Ok(_) | Err(_) => {
             tracing::warn!("the bot-check verifier did not answer");
-            return AppError::unavailable("The bot check is unavailable; try again shortly.")
-                .into_response();
+            return Err(AppError::unavailable(
+                "The bot check is unavailable; try again shortly.",
+            ));
         }
     };
-    if !passed {
-        return failed().into_response();
+    if passed {
+        Ok(())
+    } else {
+        Err(failed())
     }
-    next.run(Request::from_parts(parts, Body::from(bytes)))
-        .await
 }

@@ -27,6 +27,7 @@ pub mod legacy;
 pub mod metrics;
 pub mod oauth;
 pub mod openapi;
+pub mod ui;
 pub mod v1;
 
 /// The answer to a right password when 2FA is on, the same on every
@@ -73,6 +74,11 @@ pub fn router(core: Arc<Tessera>) -> Router {
     let hsts = (core.config.public_url.scheme() == "https")
         .then(|| HeaderValue::from_static("max-age=31536000; includeSubDomains"));
     let mark = || axum::middleware::from_fn(metrics::mark_route);
+    let pages = if core.config.ui.enabled {
+        ui::router().route_layer(mark())
+    } else {
+        Router::new()
+    };
     Router::new()
         .route("/health", get(v1::health::health))
         .route("/.well-known/jwks.json", get(v1::auth::jwks))
@@ -82,6 +88,7 @@ pub fn router(core: Arc<Tessera>) -> Router {
         .nest("/api/v1", v1::router().route_layer(mark()))
         .nest("/api/auth", legacy::router().route_layer(mark()))
         .nest("/auth", dashboard::router().route_layer(mark()))
+        .nest("/ui", pages)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Outside the routes, so preflights of any path are answered.
@@ -122,7 +129,8 @@ pub fn router(core: Arc<Tessera>) -> Router {
                         .on_failure(()),
                 )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-                .layer(SetResponseHeaderLayer::overriding(
+                // Nothing is cached unless it says so (the pages' stylesheet).
+                .layer(SetResponseHeaderLayer::if_not_present(
                     header::CACHE_CONTROL,
                     HeaderValue::from_static("no-store"),
                 ))
@@ -134,7 +142,8 @@ pub fn router(core: Arc<Tessera>) -> Router {
                     header::REFERRER_POLICY,
                     HeaderValue::from_static("no-referrer"),
                 ))
-                .layer(SetResponseHeaderLayer::overriding(
+                // The pages send a fuller policy of their own.
+                .layer(SetResponseHeaderLayer::if_not_present(
                     header::CONTENT_SECURITY_POLICY,
                     HeaderValue::from_static("frame-ancestors 'none'"),
                 ))

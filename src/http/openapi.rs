@@ -23,7 +23,7 @@ use crate::error::{ErrorBody, ErrorCode};
     ),
     paths(
         health::health, health::live, health::ready,
-        auth::signup, auth::login, auth::logout, auth::refresh, auth::csrf, auth::me,
+        auth::signup, auth::login, auth::logout, auth::refresh, auth::csrf, auth::me, auth::update_me,
         auth::forgot_password, auth::reset_password, auth::change_password, auth::set_password,
         auth::verify_email, auth::resend_verification, auth::token, auth::jwks,
         tokens::create, tokens::list, tokens::revoke,

@@ -8,14 +8,14 @@ use uuid::Uuid;
 use serde_json::json;
 
 use super::audit::Audit;
-use super::{ClientInfo, Tessera};
+use super::{ClientInfo, MailLink, Tessera};
 use crate::crypto::token::{self, hash_secret};
 use crate::domain::{self, Email, NewPassword};
 use crate::error::{AppError, AppResult, FieldErrors};
 use crate::mail::templates;
 use crate::store::{
-    NewMail, NewOneTimeToken, NewTenant, NewUser, Session, StoreError, TokenMail, TokenPurpose,
-    User,
+    NewMail, NewOneTimeToken, NewTenant, NewUser, Profile, Session, StoreError, TokenMail,
+    TokenPurpose, User,
 };
 
 pub const RESET_TTL: Duration = Duration::hours(1);
@@ -63,14 +63,18 @@ impl Tessera {
     fn token_mail(&self, user_id: Uuid, email: &str, purpose: TokenPurpose) -> (String, TokenMail) {
         let now = self.clock.now();
         let secret = token::random_secret();
-        let (ttl, page, rendered): (Duration, &str, fn(&str) -> templates::Rendered) = match purpose
-        {
-            TokenPurpose::PasswordReset => (RESET_TTL, "reset-password", templates::reset_password),
-            TokenPurpose::EmailVerification => {
-                (VERIFY_TTL, "verify-email", templates::verify_email)
-            }
-        };
-        let message = rendered(&self.link(page, &secret));
+        let (ttl, kind, rendered): (Duration, MailLink, fn(&str) -> templates::Rendered) =
+            match purpose {
+                TokenPurpose::PasswordReset => (
+                    RESET_TTL,
+                    MailLink::ResetPassword,
+                    templates::reset_password,
+                ),
+                TokenPurpose::EmailVerification => {
+                    (VERIFY_TTL, MailLink::VerifyEmail, templates::verify_email)
+                }
+            };
+        let message = rendered(&self.mail_link(kind, &secret));
         let token_mail = TokenMail {
             token: NewOneTimeToken {
                 id: Uuid::new_v4(),
@@ -352,6 +356,65 @@ impl Tessera {
         self.record(Audit::new("password.reset").target(user.id).client(client))
             .await;
         Ok(user)
+    }
+
+    /// Whether a reset token can still be used (a page asks before showing
+    /// its form); nothing is spent.
+    pub async fn reset_token_usable(&self, token: &str) -> AppResult<bool> {
+        let Ok(token) = Self::parse_token(token) else {
+            return Ok(false);
+        };
+        Ok(self
+            .store
+            .peek_token(
+                TokenPurpose::PasswordReset,
+                &hash_secret(token),
+                self.clock.now(),
+            )
+            .await?
+            .is_some())
+    }
+
+    /// Sets the names the user goes by. Each field sent replaces the old
+    /// value (an empty one clears it); fields not sent stay as they are.
+    pub async fn update_profile(
+        &self,
+        user: &User,
+        name: Option<&str>,
+        first_name: Option<&str>,
+        last_name: Option<&str>,
+        client: &ClientInfo,
+    ) -> AppResult<User> {
+        let mut errors = FieldErrors::new();
+        let mut field = |key: &str, sent: Option<&str>, old: &Option<String>| match sent {
+            None => old.clone(),
+            Some(value) => domain::clean_text(Some(value), NAME_MAX)
+                .map_err(|reason| errors.insert(key.into(), reason))
+                .ok()
+                .flatten(),
+        };
+        let profile = Profile {
+            name: field("name", name, &user.name),
+            first_name: field("first_name", first_name, &user.first_name),
+            last_name: field("last_name", last_name, &user.last_name),
+        };
+        if !errors.is_empty() {
+            return Err(AppError::fields(errors));
+        }
+        let updated = self
+            .store
+            .update_profile(user.id, &profile, self.clock.now())
+            .await?
+            .ok_or_else(AppError::unauthorized)?;
+        self.record(
+            Audit::new("user.update")
+                .actor(user.id)
+                .target(user.id)
+                .client(client)
+                .detail(json!({"profile": true})),
+        )
+        .await;
+        Ok(updated)
     }
 
     /// Marks the email verified with a verification token (single use, 24 hours).

@@ -143,6 +143,28 @@ impl Tessera {
         })
     }
 
+    /// The setup waiting for its first code, if any (a page shows the QR
+    /// code again after a wrong code).
+    pub async fn pending_totp(&self, user: &User) -> AppResult<Option<TotpSetup>> {
+        let Some(factor) = self.store.totp(user.id).await? else {
+            return Ok(None);
+        };
+        if factor.enabled_at.is_some() {
+            return Ok(None);
+        }
+        let secret = self
+            .totp_box
+            .open(&factor.secret_enc)
+            .context("a TOTP secret does not open with the configured key")
+            .map_err(AppError::internal)?;
+        let generator =
+            totp::totp(secret, &self.config.mfa.issuer, &user.email).map_err(AppError::internal)?;
+        Ok(Some(TotpSetup {
+            secret: generator.get_secret_base32(),
+            otpauth_uri: generator.get_url(),
+        }))
+    }
+
     /// The step a code matches for the user's (pending or enabled) secret.
     async fn totp_step(&self, user: &User, code: &str) -> AppResult<Option<i64>> {
         let Some(factor) = self.store.totp(user.id).await? else {

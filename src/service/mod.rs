@@ -40,6 +40,14 @@ pub use passkeys::{PasskeyAssertion, PasskeyCeremony};
 pub use sessions::{Credential, LoginOutcome, Principal, PrincipalKind};
 pub use tokens::{IssuedJwt, NewPatInput};
 
+/// The kinds of link Tessera mails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailLink {
+    VerifyEmail,
+    ResetPassword,
+    AcceptInvite,
+}
+
 /// Who is calling, as far as the network tells: kept on sessions.
 #[derive(Debug, Clone, Default)]
 pub struct ClientInfo {
@@ -186,9 +194,19 @@ impl Tessera {
         })
     }
 
-    /// `{public_url}/<page>?token=<token>`
-    pub fn link(&self, page: &str, token: &str) -> String {
-        format!("{}/{page}?token={token}", self.config.public_base())
+    /// The link a mail carries: the operator's template for its kind, else
+    /// the hosted page (`{public_url}/ui/<page>?token=<token>`).
+    pub fn mail_link(&self, kind: MailLink, token: &str) -> String {
+        let (template, page) = match kind {
+            MailLink::VerifyEmail => (&self.config.ui.verify_email_url, "verify-email"),
+            MailLink::ResetPassword => (&self.config.ui.reset_password_url, "reset-password"),
+            MailLink::AcceptInvite => (&self.config.ui.accept_invite_url, "accept-invite"),
+        };
+        match template {
+            // Tokens are URL-safe base64: nothing to escape.
+            Some(template) => template.replace("{token}", token),
+            None => format!("{}/ui/{page}?token={token}", self.config.public_base()),
+        }
     }
 
     /// The JWT keys in force.

@@ -219,7 +219,7 @@ impl Tessera {
             && session.last_seen_at + idle > now
     }
 
-    pub(super) async fn active_user(&self, user_id: Uuid) -> AppResult<Option<User>> {
+    pub async fn active_user(&self, user_id: Uuid) -> AppResult<Option<User>> {
         Ok(self
             .store
             .find_user(user_id)

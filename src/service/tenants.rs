@@ -258,7 +258,7 @@ impl Tessera {
         }
         let now = self.clock.now();
         let secret = token::random_secret();
-        let link = self.link("accept-invite", &secret);
+        let link = self.mail_link(super::MailLink::AcceptInvite, &secret);
         let inviter = principal
             .user
             .name
@@ -379,6 +379,20 @@ impl Tessera {
             .filter(|i| i.expires_at > now)
             .cloned()
             .collect())
+    }
+
+    /// The pending invitation a token stands for, without using it (a page
+    /// shows it before it is accepted).
+    pub async fn invite_preview(&self, token: &str) -> AppResult<Invite> {
+        let token = token.trim();
+        let invalid = || AppError::field("invite_token", "is invalid, expired or already used");
+        if token.is_empty() || token.len() > 128 {
+            return Err(invalid());
+        }
+        self.store
+            .find_invite(&hash_secret(token), self.clock.now())
+            .await?
+            .ok_or_else(invalid)
     }
 
     /// Joins the inviting tenant; only the invited address may accept.

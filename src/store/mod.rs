@@ -395,6 +395,14 @@ pub enum MemberChange {
     LastOwner,
 }
 
+/// The names a user gives themselves.
+#[derive(Debug, Clone, Default)]
+pub struct Profile {
+    pub name: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+}
+
 /// See [`Store::login_state`].
 #[derive(Debug, Clone, Default)]
 pub struct LoginState {
@@ -481,6 +489,13 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
     async fn memberships(&self, user_id: Uuid) -> StoreResult<Vec<Membership>>;
+    /// Sets the names a user gives themselves; `None` when there is no such user.
+    async fn update_profile(
+        &self,
+        user_id: Uuid,
+        profile: &Profile,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<User>>;
 
     // Sessions.
     async fn create_session(&self, session: NewSession) -> StoreResult<Session>;

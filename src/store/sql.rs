@@ -207,6 +207,23 @@ impl Store for Backend {
         Ok(())
     }
 
+    async fn update_profile(&self, user_id: Uuid, profile: &Profile, now: DateTime<Utc>) -> StoreResult<Option<User>> {
+        let user: Option<User> = sqlx::query_as(
+            "UPDATE users SET name = $2, first_name = $3, last_name = $4, updated_at = $5 \
+             WHERE id = $1 RETURNING *",
+        )
+        .bind(user_id)
+        .bind(&profile.name)
+        .bind(&profile.first_name)
+        .bind(&profile.last_name)
+        .bind(now)
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(map_err)?;
+        self.changes.emit(Change::User(user_id));
+        Ok(user)
+    }
+
     async fn memberships(&self, user_id: Uuid) -> StoreResult<Vec<Membership>> {
         sqlx::query_as(
             "SELECT t.id, t.name, t.slug, t.plan, m.role, t.created_at \

@@ -25,3 +25,4 @@ mod social;
 mod tenants;
 mod tokens;
 mod two_factor;
+mod ui;

@@ -22,7 +22,7 @@ async fn forgot_and_reset_password_end_to_end() {
     assert!(mail.subject().contains("Reset"), "{}", mail.subject());
     assert!(mail
         .text()
-        .contains(&format!("{}/reset-password?token=", app.base)));
+        .contains(&format!("{}/ui/reset-password?token=", app.base)));
     let token = mail.token();
     assert!(token.len() >= 43);
 

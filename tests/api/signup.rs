@@ -50,7 +50,7 @@ async fn signup_creates_user_and_owned_tenant_sets_cookie_and_mails_verification
     assert!(mail.subject().contains("Confirm"), "{}", mail.subject());
     assert!(mail
         .text()
-        .contains(&format!("{}/verify-email?token=", app.base)));
+        .contains(&format!("{}/ui/verify-email?token=", app.base)));
     let res = app
         .post(
             &app.client,

@@ -307,6 +307,38 @@ pub async fn me(
     Ok(Json(me_response(&core, &principal).await?))
 }
 
+#[derive(Deserialize, ToSchema)]
+pub struct ProfileBody {
+    /// Up to 200 characters; an empty string clears it.
+    pub name: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+}
+
+/// Change the names I go by; fields left out keep their values.
+#[utoipa::path(patch, path = "/api/v1/auth/me", tag = "auth", request_body = ProfileBody,
+    responses((status = 200, body = MeResponse), (status = 401, body = ErrorBody),
+        (status = 403, description = "A read-only token", body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn update_me(
+    State(core): State<Arc<Tessera>>,
+    Auth(principal): Auth,
+    client: ClientInfo,
+    AppJson(body): AppJson<ProfileBody>,
+) -> AppResult<Json<MeResponse>> {
+    let user = core
+        .update_profile(
+            &principal.user,
+            body.name.as_deref(),
+            body.first_name.as_deref(),
+            body.last_name.as_deref(),
+            &client,
+        )
+        .await?;
+    let principal = Principal { user, ..principal };
+    Ok(Json(me_response(&core, &principal).await?))
+}
+
 /// Start a password reset: mails a link when the account exists.
 #[utoipa::path(post, path = "/api/v1/auth/forgot-password", tag = "auth", request_body = EmailBody,
     responses(

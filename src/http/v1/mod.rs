@@ -37,7 +37,7 @@ pub fn router() -> Router<Arc<Tessera>> {
         .route("/auth/logout", post(auth::logout))
         .route("/auth/refresh", post(auth::refresh))
         .route("/auth/csrf", get(auth::csrf))
-        .route("/auth/me", get(auth::me))
+        .route("/auth/me", get(auth::me).patch(auth::update_me))
         .route(
             "/auth/forgot-password",
             post(auth::forgot_password).route_layer(from_fn(bot::check)),

@@ -1,0 +1,908 @@
+//! The pages around signing in: sign in (and its second step), sign up,
+//! sign out, recovery, email verification and invitations.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::{FromRequest, RawQuery, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use super::{
+    check_anonymous_form, error_page, form_token, is_form_error, landing, provider_label,
+    providers, render, see_other, sign_in_href, with_query, FormState, Layout, MessagePage,
+    SignedIn, Viewer, SESSION_COOKIE,
+};
+use crate::error::{AppError, ErrorCode};
+use crate::http::extract::CredentialLimit;
+use crate::http::{bot, cookies};
+use crate::service::{ClientInfo, LoginOutcome, SecondFactor, SignupInput, Tessera};
+
+/// A posted form. A body that is not a form, or too large, gets a page
+/// saying so; missing fields read as empty, so the service names them.
+pub struct UiForm<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<Arc<Tessera>> for UiForm<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, core: &Arc<Tessera>) -> Result<Self, Self::Rejection> {
+        match axum::Form::<T>::from_request(req, core).await {
+            Ok(axum::Form(form)) => Ok(UiForm(form)),
+            Err(rejection) => {
+                let code = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ErrorCode::PayloadTooLarge
+                } else {
+                    ErrorCode::BadRequest
+                };
+                Err(error_page(
+                    core,
+                    AppError::new(code, "The form could not be read; go back and try again."),
+                ))
+            }
+        }
+    }
+}
+
+/// The query of a page; anything unreadable reads as absent.
+fn query<T: DeserializeOwned + Default>(raw: Option<String>) -> T {
+    serde_urlencoded::from_str(raw.as_deref().unwrap_or_default()).unwrap_or_default()
+}
+
+fn none_if_empty(value: &str) -> Option<&str> {
+    Some(value.trim()).filter(|v| !v.is_empty())
+}
+
+/// A signed-in answer: the session cookie, then on to `to`.
+fn signed_in(
+    core: &Tessera,
+    secret: &str,
+    expires_at: chrono::DateTime<chrono::Utc>,
+    to: &str,
+) -> Response {
+    let mut response = see_other(to);
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        cookies::set_session(core, SESSION_COOKIE, secret, expires_at),
+    );
+    response
+}
+
+/// One configured provider's button on the sign-in page.
+pub struct ProviderButton {
+    pub href: String,
+    pub label: String,
+}
+
+#[derive(Template)]
+#[template(path = "ui/sign_in.html")]
+struct SignInPage {
+    layout: Layout,
+    form: FormState,
+    form_token: String,
+    redirect_to: String,
+    providers: Vec<ProviderButton>,
+    sign_up_href: String,
+}
+
+#[derive(Template)]
+#[template(path = "ui/two_factor.html")]
+struct TwoFactorPage {
+    layout: Layout,
+    form: FormState,
+    form_token: String,
+    challenge: String,
+    redirect_to: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct SignInQuery {
+    redirect_to: String,
+    /// Back from a social sign-in that needs the second step.
+    two_factor_required: String,
+    challenge: String,
+    notice: String,
+}
+
+fn sign_in_page_for(
+    core: &Tessera,
+    headers: &HeaderMap,
+    redirect_to: &str,
+    form: FormState,
+    status: StatusCode,
+) -> Response {
+    let (token, cookie) = form_token(core, headers);
+    // A social sign-in comes back here, so the same rules decide where to go
+    // next (and its second step is asked here).
+    let back = format!(
+        "{}{}",
+        core.config.public_base(),
+        with_query("/ui/sign-in", &[("redirect_to", redirect_to)])
+    );
+    let providers = providers(core)
+        .into_iter()
+        .map(|name| ProviderButton {
+            href: with_query(
+                &format!("/api/v1/auth/oauth/{name}"),
+                &[("redirect_to", &back)],
+            ),
+            label: provider_label(&name),
+        })
+        .collect();
+    let page = SignInPage {
+        layout: Layout::new(core, "Sign in"),
+        form,
+        form_token: token,
+        redirect_to: redirect_to.to_owned(),
+        providers,
+        sign_up_href: with_query("/ui/sign-up", &[("redirect_to", redirect_to)]),
+    };
+    render(status, &page, cookie)
+}
+
+fn two_factor_page(
+    core: &Tessera,
+    headers: &HeaderMap,
+    challenge: &str,
+    redirect_to: &str,
+    form: FormState,
+    status: StatusCode,
+) -> Response {
+    let (token, cookie) = form_token(core, headers);
+    let page = TwoFactorPage {
+        layout: Layout::new(core, "Two-step verification"),
+        form,
+        form_token: token,
+        challenge: challenge.to_owned(),
+        redirect_to: redirect_to.to_owned(),
+    };
+    render(status, &page, cookie)
+}
+
+pub async fn sign_in_page(
+    State(core): State<Arc<Tessera>>,
+    viewer: Option<Viewer>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let q: SignInQuery = query(raw);
+    if q.two_factor_required == "true" && !q.challenge.is_empty() {
+        return two_factor_page(
+            &core,
+            &headers,
+            &q.challenge,
+            &q.redirect_to,
+            FormState::default(),
+            StatusCode::OK,
+        );
+    }
+    if viewer.is_some() {
+        return see_other(&landing(&core, &q.redirect_to));
+    }
+    let mut form = FormState::default();
+    if q.notice == "signed-out" {
+        form.notice = Some("You are signed out.".into());
+    }
+    sign_in_page_for(&core, &headers, &q.redirect_to, form, StatusCode::OK)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct SignInForm {
+    form_token: String,
+    email: String,
+    password: String,
+    redirect_to: String,
+    #[serde(rename = "cf-turnstile-response")]
+    turnstile: String,
+}
+
+pub async fn sign_in(
+    State(core): State<Arc<Tessera>>,
+    limit: Result<CredentialLimit, AppError>,
+    client: ClientInfo,
+    headers: HeaderMap,
+    UiForm(f): UiForm<SignInForm>,
+) -> Response {
+    if let Err(refused) = check_anonymous_form(&core, &headers, &f.form_token) {
+        return refused.into_response();
+    }
+    if let Err(err) = limit {
+        return error_page(&core, err);
+    }
+    let retry = |err: AppError| {
+        if !is_form_error(&err) {
+            return error_page(&core, err);
+        }
+        let status = err.code.status();
+        let form = FormState::default().with("email", &f.email).error(err);
+        sign_in_page_for(&core, &headers, &f.redirect_to, form, status)
+    };
+    if let Err(err) = bot::verify(
+        &core,
+        none_if_empty(&f.turnstile),
+        client.ip.as_deref().unwrap_or_default(),
+    )
+    .await
+    {
+        return retry(err);
+    }
+    match core.login(&f.email, &f.password, &client).await {
+        Ok(LoginOutcome::LoggedIn {
+            secret, session, ..
+        }) => signed_in(
+            &core,
+            &secret,
+            session.expires_at,
+            &landing(&core, &f.redirect_to),
+        ),
+        Ok(LoginOutcome::TwoFactorRequired { challenge }) => two_factor_page(
+            &core,
+            &headers,
+            &challenge,
+            &f.redirect_to,
+            FormState::default(),
+            StatusCode::OK,
+        ),
+        Err(err) => retry(err),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct TwoFactorForm {
+    form_token: String,
+    challenge: String,
+    code: String,
+    backup_code: String,
+    redirect_to: String,
+}
+
+pub async fn two_factor(
+    State(core): State<Arc<Tessera>>,
+    limit: Result<CredentialLimit, AppError>,
+    client: ClientInfo,
+    headers: HeaderMap,
+    UiForm(f): UiForm<TwoFactorForm>,
+) -> Response {
+    if let Err(refused) = check_anonymous_form(&core, &headers, &f.form_token) {
+        return refused.into_response();
+    }
+    if let Err(err) = limit {
+        return error_page(&core, err);
+    }
+    let factor = SecondFactor::codes(none_if_empty(&f.code), none_if_empty(&f.backup_code));
+    match core.verify_two_factor(&f.challenge, factor, &client).await {
+        Ok(LoginOutcome::LoggedIn {
+            secret, session, ..
+        }) => signed_in(
+            &core,
+            &secret,
+            session.expires_at,
+            &landing(&core, &f.redirect_to),
+        ),
+        // Not an answer the second step gives; start again.
+        Ok(LoginOutcome::TwoFactorRequired { .. }) => see_other("/ui/sign-in"),
+        Err(err)
+            if err
+                .fields
+                .as_ref()
+                .is_some_and(|f| f.contains_key("challenge")) =>
+        {
+            let page = MessagePage::new(
+                Layout::new(&core, "Sign in again"),
+                "Sign in again",
+                "This sign-in has expired or was already used; sign in again.",
+            )
+            .link(sign_in_href(&f.redirect_to), "Sign in");
+            render(StatusCode::UNPROCESSABLE_ENTITY, &page, None)
+        }
+        Err(err) if is_form_error(&err) => {
+            let status = err.code.status();
+            two_factor_page(
+                &core,
+                &headers,
+                &f.challenge,
+                &f.redirect_to,
+                FormState::default().error(err),
+                status,
+            )
+        }
+        Err(err) => error_page(&core, err),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "ui/sign_up.html")]
+struct SignUpPage {
+    layout: Layout,
+    form: FormState,
+    form_token: String,
+    redirect_to: String,
+    invite_token: String,
+    /// The organization an invitation joins.
+    joining: Option<String>,
+    sign_in_href: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct SignUpQuery {
+    redirect_to: String,
+    invite_token: String,
+}
+
+async fn sign_up_page_for(
+    core: &Tessera,
+    headers: &HeaderMap,
+    redirect_to: &str,
+    invite_token: &str,
+    mut form: FormState,
+    status: StatusCode,
+) -> Response {
+    let mut joining = None;
+    if !invite_token.is_empty() {
+        match core.invite_preview(invite_token).await {
+            Ok(invite) => {
+                joining = Some(invite.tenant_name);
+                form = form.with("email", &invite.email);
+            }
+            Err(_) => {
+                form.alert.get_or_insert_with(|| {
+                    "This invitation is no longer valid; you can still create an account.".into()
+                });
+            }
+        }
+    }
+    let (token, cookie) = form_token(core, headers);
+    let page = SignUpPage {
+        layout: Layout::new(core, "Create your account"),
+        form,
+        form_token: token,
+        redirect_to: redirect_to.to_owned(),
+        invite_token: if joining.is_some() {
+            invite_token.to_owned()
+        } else {
+            String::new()
+        },
+        joining,
+        sign_in_href: sign_in_href(redirect_to),
+    };
+    render(status, &page, cookie)
+}
+
+pub async fn sign_up_page(
+    State(core): State<Arc<Tessera>>,
+    viewer: Option<Viewer>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let q: SignUpQuery = query(raw);
+    if viewer.is_some() && q.invite_token.is_empty() {
+        return see_other(&landing(&core, &q.redirect_to));
+    }
+    sign_up_page_for(
+        &core,
+        &headers,
+        &q.redirect_to,
+        &q.invite_token,
+        FormState::default(),
+        StatusCode::OK,
+    )
+    .await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct SignUpForm {
+    form_token: String,
+    name: String,
+    email: String,
+    password: String,
+    redirect_to: String,
+    invite_token: String,
+    #[serde(rename = "cf-turnstile-response")]
+    turnstile: String,
+}
+
+pub async fn sign_up(
+    State(core): State<Arc<Tessera>>,
+    limit: Result<CredentialLimit, AppError>,
+    client: ClientInfo,
+    headers: HeaderMap,
+    UiForm(f): UiForm<SignUpForm>,
+) -> Response {
+    if let Err(refused) = check_anonymous_form(&core, &headers, &f.form_token) {
+        return refused.into_response();
+    }
+    if let Err(err) = limit {
+        return error_page(&core, err);
+    }
+    let checked = bot::verify(
+        &core,
+        none_if_empty(&f.turnstile),
+        client.ip.as_deref().unwrap_or_default(),
+    )
+    .await;
+    let outcome = match checked {
+        Ok(()) => {
+            let input = SignupInput {
+                email: f.email.clone(),
+                password: f.password.clone(),
+                name: none_if_empty(&f.name).map(str::to_owned),
+                first_name: None,
+                last_name: None,
+                tenant_name: None,
+                invite_token: none_if_empty(&f.invite_token).map(str::to_owned),
+                without_session: false,
+            };
+            core.signup(input, &client).await
+        }
+        Err(err) => Err(err),
+    };
+    match outcome {
+        Ok(outcome) => match outcome.session {
+            Some((secret, session)) => signed_in(
+                &core,
+                &secret,
+                session.expires_at,
+                &landing(&core, &f.redirect_to),
+            ),
+            None => {
+                let page = MessagePage::new(
+                    Layout::new(&core, "Check your inbox"),
+                    "Check your inbox",
+                    format!(
+                        "We have sent a link to {} to confirm the address; open it, then sign in.",
+                        outcome.user.email
+                    ),
+                )
+                .link(sign_in_href(&f.redirect_to), "Sign in");
+                render(StatusCode::CREATED, &page, None)
+            }
+        },
+        Err(err) if is_form_error(&err) => {
+            let status = err.code.status();
+            let form = FormState::default()
+                .with("name", &f.name)
+                .with("email", &f.email)
+                .error(err);
+            sign_up_page_for(
+                &core,
+                &headers,
+                &f.redirect_to,
+                &f.invite_token,
+                form,
+                status,
+            )
+            .await
+        }
+        Err(err) => error_page(&core, err),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct SignOutForm {
+    csrf_token: String,
+    /// A page of ours to go to afterwards (an invitation, to sign in as
+    /// someone else).
+    next: String,
+}
+
+pub async fn sign_out(
+    State(core): State<Arc<Tessera>>,
+    viewer: Option<Viewer>,
+    client: ClientInfo,
+    UiForm(f): UiForm<SignOutForm>,
+) -> Response {
+    let next = if f.next.starts_with("/ui/") && !f.next.starts_with("/ui//") {
+        f.next.clone()
+    } else {
+        "/ui/sign-in?notice=signed-out".to_owned()
+    };
+    if let Some(viewer) = viewer {
+        if let Err(refused) = viewer.check(&f.csrf_token) {
+            return refused.into_response();
+        }
+        if let Err(err) = core.logout(&viewer.principal, &client).await {
+            return error_page(&core, err);
+        }
+    }
+    let mut response = see_other(&next);
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        cookies::clear_session(&core, SESSION_COOKIE),
+    );
+    response
+}
+
+#[derive(Template)]
+#[template(path = "ui/forgot.html")]
+struct ForgotPage {
+    layout: Layout,
+    form: FormState,
+    form_token: String,
+}
+
+fn forgot_page_for(
+    core: &Tessera,
+    headers: &HeaderMap,
+    form: FormState,
+    status: StatusCode,
+) -> Response {
+    let (token, cookie) = form_token(core, headers);
+    let page = ForgotPage {
+        layout: Layout::new(core, "Reset your password"),
+        form,
+        form_token: token,
+    };
+    render(status, &page, cookie)
+}
+
+pub async fn forgot_page(State(core): State<Arc<Tessera>>, headers: HeaderMap) -> Response {
+    forgot_page_for(&core, &headers, FormState::default(), StatusCode::OK)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct EmailForm {
+    form_token: String,
+    email: String,
+    #[serde(rename = "cf-turnstile-response")]
+    turnstile: String,
+}
+
+pub async fn forgot(
+    State(core): State<Arc<Tessera>>,
+    limit: Result<CredentialLimit, AppError>,
+    client: ClientInfo,
+    headers: HeaderMap,
+    UiForm(f): UiForm<EmailForm>,
+) -> Response {
+    if let Err(refused) = check_anonymous_form(&core, &headers, &f.form_token) {
+        return refused.into_response();
+    }
+    if let Err(err) = limit {
+        return error_page(&core, err);
+    }
+    let sent = match bot::verify(
+        &core,
+        none_if_empty(&f.turnstile),
+        client.ip.as_deref().unwrap_or_default(),
+    )
+    .await
+    {
+        Ok(()) => core.forgot_password(&f.email),
+        Err(err) => Err(err),
+    };
+    match sent {
+        Ok(()) => {
+            let form = FormState {
+                notice: Some(
+                    "If an account exists for that address, we have sent it a link to reset the password."
+                        .into(),
+                ),
+                ..FormState::default()
+            };
+            forgot_page_for(&core, &headers, form, StatusCode::OK)
+        }
+        Err(err) if is_form_error(&err) => {
+            let status = err.code.status();
+            let form = FormState::default().with("email", &f.email).error(err);
+            forgot_page_for(&core, &headers, form, status)
+        }
+        Err(err) => error_page(&core, err),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "ui/reset.html")]
+struct ResetPage {
+    layout: Layout,
+    form: FormState,
+    form_token: String,
+    token: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct TokenQuery {
+    token: String,
+}
+
+fn dead_reset_link(core: &Tessera) -> Response {
+    let page = MessagePage::new(
+        Layout::new(core, "This link does not work"),
+        "This link does not work",
+        "The link is wrong, was already used, or has expired (reset links work for an hour). Ask for a new one.",
+    )
+    .link("/ui/forgot-password", "Ask for a new link");
+    render(StatusCode::UNPROCESSABLE_ENTITY, &page, None)
+}
+
+fn reset_page_for(
+    core: &Tessera,
+    headers: &HeaderMap,
+    token: &str,
+    form: FormState,
+    status: StatusCode,
+) -> Response {
+    let (form_token, cookie) = form_token(core, headers);
+    let page = ResetPage {
+        layout: Layout::new(core, "Choose a new password"),
+        form,
+        form_token,
+        token: token.to_owned(),
+    };
+    render(status, &page, cookie)
+}
+
+pub async fn reset_page(
+    State(core): State<Arc<Tessera>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let q: TokenQuery = query(raw);
+    match core.reset_token_usable(&q.token).await {
+        Ok(true) => reset_page_for(
+            &core,
+            &headers,
+            &q.token,
+            FormState::default(),
+            StatusCode::OK,
+        ),
+        Ok(false) => dead_reset_link(&core),
+        Err(err) => error_page(&core, err),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct ResetForm {
+    form_token: String,
+    token: String,
+    password: String,
+}
+
+pub async fn reset(
+    State(core): State<Arc<Tessera>>,
+    limit: Result<CredentialLimit, AppError>,
+    client: ClientInfo,
+    headers: HeaderMap,
+    UiForm(f): UiForm<ResetForm>,
+) -> Response {
+    if let Err(refused) = check_anonymous_form(&core, &headers, &f.form_token) {
+        return refused.into_response();
+    }
+    if let Err(err) = limit {
+        return error_page(&core, err);
+    }
+    match core.reset_password(&f.token, &f.password, &client).await {
+        Ok(_) => {
+            let page = MessagePage::new(
+                Layout::new(&core, "Password changed"),
+                "Password changed",
+                "Your new password is set, and every session of the account is signed out.",
+            )
+            .link("/ui/sign-in", "Sign in");
+            let mut response = render(StatusCode::OK, &page, None);
+            response.headers_mut().append(
+                header::SET_COOKIE,
+                cookies::clear_session(&core, SESSION_COOKIE),
+            );
+            response
+        }
+        Err(err) if err.fields.as_ref().is_some_and(|f| f.contains_key("token")) => {
+            dead_reset_link(&core)
+        }
+        Err(err) if is_form_error(&err) => {
+            let status = err.code.status();
+            reset_page_for(
+                &core,
+                &headers,
+                &f.token,
+                FormState::default().error(err),
+                status,
+            )
+        }
+        Err(err) => error_page(&core, err),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "ui/verify_failed.html")]
+struct VerifyFailedPage {
+    layout: Layout,
+    form: FormState,
+    form_token: String,
+}
+
+fn verify_failed(
+    core: &Tessera,
+    headers: &HeaderMap,
+    form: FormState,
+    status: StatusCode,
+) -> Response {
+    let (token, cookie) = form_token(core, headers);
+    let page = VerifyFailedPage {
+        layout: Layout::new(core, "This link does not work"),
+        form,
+        form_token: token,
+    };
+    render(status, &page, cookie)
+}
+
+/// The mailed verification link: opening it verifies the address (a mail
+/// scanner that opens it first only proves the mail arrived) and joins the
+/// organizations that invited it.
+pub async fn verify(
+    State(core): State<Arc<Tessera>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let q: TokenQuery = query(raw);
+    match core.verify_email_and_join(&q.token).await {
+        Ok(user) => {
+            let page = MessagePage::new(
+                Layout::new(&core, "Email verified"),
+                "Email verified",
+                format!("{} is confirmed as your address.", user.email),
+            )
+            .link(landing(&core, ""), "Continue");
+            render(StatusCode::OK, &page, None)
+        }
+        Err(err) if is_form_error(&err) => verify_failed(
+            &core,
+            &headers,
+            FormState::default(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        Err(err) => error_page(&core, err),
+    }
+}
+
+pub async fn resend(
+    State(core): State<Arc<Tessera>>,
+    limit: Result<CredentialLimit, AppError>,
+    headers: HeaderMap,
+    UiForm(f): UiForm<EmailForm>,
+) -> Response {
+    if let Err(refused) = check_anonymous_form(&core, &headers, &f.form_token) {
+        return refused.into_response();
+    }
+    if let Err(err) = limit {
+        return error_page(&core, err);
+    }
+    match core.resend_verification(&f.email) {
+        Ok(()) => {
+            let form = FormState {
+                notice: Some(
+                    "If that address has an account waiting for confirmation, we have sent it a new link."
+                        .into(),
+                ),
+                ..FormState::default()
+            };
+            verify_failed(&core, &headers, form, StatusCode::OK)
+        }
+        Err(err) if is_form_error(&err) => {
+            let status = err.code.status();
+            let form = FormState::default().with("email", &f.email).error(err);
+            verify_failed(&core, &headers, form, status)
+        }
+        Err(err) => error_page(&core, err),
+    }
+}
+
+/// Who is looking at an invitation.
+pub enum InviteViewer {
+    /// Signed in with the invited address (the CSRF token for accepting).
+    Invited(String),
+    /// Signed in as someone else: (their email, the CSRF token to sign out).
+    Other(String, String),
+    Nobody,
+}
+
+#[derive(Template)]
+#[template(path = "ui/invite.html")]
+struct InvitePage {
+    layout: Layout,
+    org: String,
+    role: String,
+    invited: String,
+    token: String,
+    viewer: InviteViewer,
+    alert: Option<String>,
+    self_href: String,
+    sign_in_href: String,
+    sign_up_href: String,
+}
+
+fn dead_invitation(core: &Tessera) -> Response {
+    let page = MessagePage::new(
+        Layout::new(core, "This invitation does not work"),
+        "This invitation does not work",
+        "The link is wrong, was already used, was withdrawn, or has expired (invitations work for 7 days). \
+         Ask whoever invited you for a new one.",
+    );
+    render(StatusCode::UNPROCESSABLE_ENTITY, &page, None)
+}
+
+pub async fn invite_page(
+    State(core): State<Arc<Tessera>>,
+    viewer: Option<Viewer>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let q: TokenQuery = query(raw);
+    let invite = match core.invite_preview(&q.token).await {
+        Ok(invite) => invite,
+        Err(err) if is_form_error(&err) => return dead_invitation(&core),
+        Err(err) => return error_page(&core, err),
+    };
+    let self_href = with_query("/ui/accept-invite", &[("token", &q.token)]);
+    let mut layout = Layout::new(&core, "Invitation");
+    let who = match &viewer {
+        Some(v) if v.principal.user.email == invite.email => InviteViewer::Invited(v.csrf.clone()),
+        Some(v) => InviteViewer::Other(v.principal.user.email.clone(), v.csrf.clone()),
+        None => InviteViewer::Nobody,
+    };
+    if let Some(v) = &viewer {
+        layout = layout.signed_in(v);
+    }
+    let page = InvitePage {
+        layout,
+        org: invite.tenant_name,
+        role: invite.role,
+        invited: invite.email,
+        token: q.token.clone(),
+        viewer: who,
+        alert: None,
+        sign_in_href: sign_in_href(&format!("{}{self_href}", core.config.public_base())),
+        sign_up_href: with_query("/ui/sign-up", &[("invite_token", &q.token)]),
+        self_href,
+    };
+    render(StatusCode::OK, &page, None)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct AcceptForm {
+    csrf_token: String,
+    token: String,
+}
+
+pub async fn accept_invite(
+    State(core): State<Arc<Tessera>>,
+    SignedIn(viewer): SignedIn,
+    client: ClientInfo,
+    UiForm(f): UiForm<AcceptForm>,
+) -> Response {
+    if let Err(refused) = viewer.check(&f.csrf_token) {
+        return refused.into_response();
+    }
+    match core
+        .accept_invite(&viewer.principal, &f.token, &client)
+        .await
+    {
+        Ok(joined) => {
+            let layout = Layout::new(&core, "Invitation accepted").signed_in(&viewer);
+            let page = MessagePage::new(
+                layout,
+                format!("You joined {}", joined.name),
+                format!("You are a member of {} ({}).", joined.name, joined.role),
+            )
+            .link(landing(&core, ""), "Continue");
+            render(StatusCode::OK, &page, None)
+        }
+        Err(err) if err.fields.is_some() => dead_invitation(&core),
+        Err(err) => {
+            let status = err.code.status();
+            let layout = Layout::new(&core, "Invitation").signed_in(&viewer);
+            let mut page = MessagePage::new(layout, "The invitation was not accepted", err.message);
+            page.is_error = true;
+            render(status, &page, None)
+        }
+    }
+}

@@ -1,0 +1,546 @@
+//! The hosted pages under `/ui`: server-rendered HTML (askama templates
+//! compiled into the binary) over the same service calls and session
+//! cookie as the API. See `docs/hosted-pages.md`.
+//!
+//! Forms are protected against cross-site posts: signed-in forms carry the
+//! session's CSRF token, anonymous ones a token that must match the
+//! `tessera_form` cookie set with the page; a present `Origin` must be the
+//! public URL's. Errors are the API's, drawn next to their fields.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use cookie::{Cookie, SameSite};
+
+use crate::crypto::token::{constant_time_eq, csrf_token_for, random_secret};
+use crate::error::AppError;
+use crate::service::{Credential, Principal, Tessera};
+
+mod account;
+mod auth;
+
+/// The cookie anonymous forms are checked against.
+const FORM_COOKIE: &str = "tessera_form";
+/// The session cookie: the canonical surface's.
+const SESSION_COOKIE: &str = "ces_session";
+
+pub fn router() -> Router<Arc<Tessera>> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/ui/account") }))
+        .route("/static/tessera.css", get(stylesheet))
+        .route("/sign-in", get(auth::sign_in_page).post(auth::sign_in))
+        .route("/two-factor", post(auth::two_factor))
+        .route("/sign-up", get(auth::sign_up_page).post(auth::sign_up))
+        .route("/sign-out", post(auth::sign_out))
+        .route(
+            "/forgot-password",
+            get(auth::forgot_page).post(auth::forgot),
+        )
+        .route("/reset-password", get(auth::reset_page).post(auth::reset))
+        .route("/verify-email", get(auth::verify))
+        .route("/verify-email/resend", post(auth::resend))
+        .route(
+            "/accept-invite",
+            get(auth::invite_page).post(auth::accept_invite),
+        )
+        .route("/account", get(account::page))
+        .route("/account/profile", post(account::profile))
+        .route("/account/password", post(account::change_password))
+        .route("/account/set-password", post(account::set_password))
+        .route("/account/sessions/revoke", post(account::revoke_session))
+        .route(
+            "/account/sessions/revoke-others",
+            post(account::revoke_other_sessions),
+        )
+        .route("/account/tokens", post(account::create_token))
+        .route("/account/tokens/revoke", post(account::revoke_token))
+        .route("/account/two-factor/setup", post(account::totp_setup))
+        .route("/account/two-factor/enable", post(account::totp_enable))
+        .route("/account/two-factor/disable", post(account::totp_disable))
+        .route(
+            "/account/two-factor/backup-codes",
+            post(account::backup_codes),
+        )
+        .route("/account/linked/unlink", post(account::unlink))
+        .route("/account/linked/link", post(account::link))
+}
+
+async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            // The stylesheet is the same for every build; pages are not.
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../../static/tessera.css"),
+    )
+        .into_response()
+}
+
+/// What every page's frame needs.
+pub struct Layout {
+    pub title: &'static str,
+    pub brand: String,
+    pub wide: bool,
+    /// Shown in the header when someone is signed in.
+    pub sign_out_csrf: Option<String>,
+    pub turnstile_site_key: Option<String>,
+}
+
+impl Layout {
+    pub fn new(core: &Tessera, title: &'static str) -> Layout {
+        Layout {
+            title,
+            brand: core.config.mfa.issuer.clone(),
+            wide: false,
+            sign_out_csrf: None,
+            turnstile_site_key: core
+                .config
+                .turnstile
+                .secret
+                .as_ref()
+                .and(core.config.turnstile.site_key.clone()),
+        }
+    }
+
+    pub fn signed_in(mut self, viewer: &Viewer) -> Layout {
+        self.sign_out_csrf = Some(viewer.csrf.clone());
+        self
+    }
+}
+
+/// A form's state when it is drawn again: what was typed (never
+/// passwords), the errors by field, and a sentence for the top.
+#[derive(Default)]
+pub struct FormState {
+    values: BTreeMap<&'static str, String>,
+    errors: BTreeMap<String, String>,
+    pub alert: Option<String>,
+    pub notice: Option<String>,
+}
+
+impl FormState {
+    pub fn with(mut self, field: &'static str, value: &str) -> Self {
+        self.values.insert(field, value.to_owned());
+        self
+    }
+
+    pub fn val(&self, field: &str) -> &str {
+        self.values.get(field).map_or("", String::as_str)
+    }
+
+    pub fn err(&self, field: &str) -> Option<&str> {
+        self.errors.get(field).map(String::as_str)
+    }
+
+    /// Places an error of the service: each field's reason next to the
+    /// field (as a sentence), anything else at the top.
+    pub fn error(mut self, err: AppError) -> Self {
+        let (alert, errors) = split_error(err);
+        self.alert = alert;
+        self.errors = errors;
+        self
+    }
+}
+
+/// An error as the pages show it: a sentence for the top (unless only
+/// fields were wrong) and one per field.
+pub fn split_error(err: AppError) -> (Option<String>, BTreeMap<String, String>) {
+    match err.fields {
+        Some(fields) if !fields.is_empty() => {
+            let errors = fields
+                .into_iter()
+                .map(|(field, reason)| {
+                    let sentence =
+                        format!("{} {}.", field_label(&field), reason.trim_end_matches('.'));
+                    (field, sentence)
+                })
+                .collect();
+            (None, errors)
+        }
+        _ => (Some(err.message), BTreeMap::new()),
+    }
+}
+
+/// How a field the service names is called on the pages.
+fn field_label(field: &str) -> String {
+    let label = match field {
+        "email" => "Email",
+        "password" => "Password",
+        "new_password" => "The new password",
+        "current_password" => "The current password",
+        "name" => "Name",
+        "first_name" => "First name",
+        "last_name" => "Last name",
+        "code" => "The code",
+        "backup_code" => "The backup code",
+        "token" => "This link",
+        "invite_token" => "This invitation",
+        "challenge" => "This sign-in",
+        "scopes" => "Scopes",
+        "expires_in_days" => "The expiry",
+        other => return capitalise(&other.replace('_', " ")),
+    };
+    label.to_owned()
+}
+
+fn capitalise(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// The signed-in person looking at a page, from the session cookie only.
+pub struct Viewer {
+    pub principal: Principal,
+    /// The session's CSRF token, for the page's forms.
+    pub csrf: String,
+}
+
+impl Viewer {
+    /// Checks a posted CSRF token against the session's.
+    pub fn check(&self, sent: &str) -> Result<(), FormRefused> {
+        if constant_time_eq(sent, &self.csrf) {
+            Ok(())
+        } else {
+            Err(FormRefused)
+        }
+    }
+}
+
+impl OptionalFromRequestParts<Arc<Tessera>> for Viewer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        core: &Arc<Tessera>,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        let Some(secret) = cookie_value(&parts.headers, SESSION_COOKIE) else {
+            return Ok(None);
+        };
+        let principal = match core.authenticate(Credential::Cookie(&secret)).await {
+            Ok(Some(principal)) => principal,
+            _ => return Ok(None),
+        };
+        Ok(Some(Viewer {
+            csrf: csrf_token_for(&secret),
+            principal,
+        }))
+    }
+}
+
+/// A page that needs someone signed in; everyone else is sent to sign in
+/// and brought back.
+pub struct SignedIn(pub Viewer);
+
+impl FromRequestParts<Arc<Tessera>> for SignedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        core: &Arc<Tessera>,
+    ) -> Result<Self, Self::Rejection> {
+        let viewer = <Viewer as OptionalFromRequestParts<_>>::from_request_parts(parts, core)
+            .await
+            .unwrap_or(None);
+        match viewer {
+            Some(viewer) => Ok(SignedIn(viewer)),
+            None => {
+                let back = if parts.method == axum::http::Method::GET {
+                    parts
+                        .uri
+                        .path_and_query()
+                        .map(|p| p.as_str())
+                        .unwrap_or("/ui/account")
+                } else {
+                    "/ui/account"
+                };
+                let target = format!("{}{back}", core.config.public_base());
+                Err(see_other(&sign_in_href(&target)))
+            }
+        }
+    }
+}
+
+/// `/ui/sign-in?redirect_to=…`
+pub fn sign_in_href(redirect_to: &str) -> String {
+    with_query("/ui/sign-in", &[("redirect_to", redirect_to)])
+}
+
+pub fn with_query(path: &str, pairs: &[(&str, &str)]) -> String {
+    let pairs: Vec<_> = pairs.iter().filter(|(_, v)| !v.is_empty()).collect();
+    if pairs.is_empty() {
+        return path.to_owned();
+    }
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        query.append_pair(k, v);
+    }
+    format!("{path}?{}", query.finish())
+}
+
+pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| Cookie::split_parse(v).flatten())
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_owned())
+}
+
+/// The anonymous-form token of this browser: the cookie's, or a new one
+/// (with the cookie to set).
+pub fn form_token(core: &Tessera, headers: &HeaderMap) -> (String, Option<HeaderValue>) {
+    if let Some(token) = cookie_value(headers, FORM_COOKIE).filter(|t| t.len() == 43) {
+        return (token, None);
+    }
+    let token = random_secret();
+    let cookie = Cookie::build((FORM_COOKIE, token.clone()))
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .path("/ui")
+        .secure(core.config.cookie_secure())
+        .build();
+    let header = HeaderValue::from_str(&cookie.to_string()).ok();
+    (token, header)
+}
+
+/// Checks an anonymous form: its token must match the cookie, and a present
+/// `Origin` must be the public URL's.
+pub fn check_anonymous_form(
+    core: &Tessera,
+    headers: &HeaderMap,
+    sent: &str,
+) -> Result<(), FormRefused> {
+    check_origin(core, headers)?;
+    match cookie_value(headers, FORM_COOKIE) {
+        Some(cookie) if !sent.is_empty() && constant_time_eq(&cookie, sent) => Ok(()),
+        _ => Err(FormRefused),
+    }
+}
+
+/// A present `Origin` must be the public URL's (browsers send it with
+/// every form post).
+pub fn check_origin(core: &Tessera, headers: &HeaderMap) -> Result<(), FormRefused> {
+    match headers
+        .get(header::ORIGIN)
+        .map(|o| o.to_str().unwrap_or(""))
+    {
+        None => Ok(()),
+        Some(origin) if origin == core.config.public_url.origin().ascii_serialization() => Ok(()),
+        Some(_) => Err(FormRefused),
+    }
+}
+
+/// A form that failed its CSRF check; answered with a page saying so.
+#[derive(Debug)]
+pub struct FormRefused;
+
+impl IntoResponse for FormRefused {
+    fn into_response(self) -> Response {
+        forbidden_form()
+    }
+}
+
+fn forbidden_form() -> Response {
+    // Drawn without the core: a fixed, self-contained page.
+    let body = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+        <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+        <title>Form expired</title><link rel=\"stylesheet\" href=\"/ui/static/tessera.css\"></head>\
+        <body><main id=\"main\" class=\"card\"><h1>This form has expired</h1>\
+        <div class=\"alert error\" role=\"alert\">The form was too old, or was sent from another site. \
+        Go back, reload the page and try again.</div></main></body></html>";
+    html(StatusCode::FORBIDDEN, body.to_owned(), None)
+}
+
+/// `303 See Other` to a page.
+pub fn see_other(to: &str) -> Response {
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    if let Ok(location) = HeaderValue::from_str(to) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+}
+
+/// An HTML page with the pages' security headers, setting `cookie` when
+/// given.
+pub fn html(status: StatusCode, body: String, cookie: Option<HeaderValue>) -> Response {
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    if let Some(cookie) = cookie {
+        headers.append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// Same-origin everything; the bot-check widget, when on, from its origin.
+const CSP: &str = "default-src 'self'; img-src 'self' data:; \
+    script-src 'self' https://challenges.cloudflare.com; frame-src https://challenges.cloudflare.com; \
+    base-uri 'none'; object-src 'none'; frame-ancestors 'none'";
+
+/// Renders a template into a page.
+pub fn render(status: StatusCode, page: &impl Template, cookie: Option<HeaderValue>) -> Response {
+    match page.render() {
+        Ok(body) => html(status, body, cookie),
+        Err(err) => AppError::internal(anyhow::anyhow!("rendering a page: {err}")).into_response(),
+    }
+}
+
+/// A link on a message page.
+pub struct Link {
+    pub href: String,
+    pub label: &'static str,
+}
+
+/// A page with a heading, a sentence and maybe a link.
+#[derive(Template)]
+#[template(path = "ui/message.html")]
+pub struct MessagePage {
+    pub layout: Layout,
+    pub heading: String,
+    pub text: String,
+    pub more: Vec<String>,
+    pub is_error: bool,
+    pub is_status: bool,
+    pub link: Option<Link>,
+}
+
+impl MessagePage {
+    pub fn new(layout: Layout, heading: impl Into<String>, text: impl Into<String>) -> MessagePage {
+        MessagePage {
+            layout,
+            heading: heading.into(),
+            text: text.into(),
+            more: Vec::new(),
+            is_error: false,
+            is_status: false,
+            link: None,
+        }
+    }
+
+    pub fn link(mut self, href: impl Into<String>, label: &'static str) -> Self {
+        self.link = Some(Link {
+            href: href.into(),
+            label,
+        });
+        self
+    }
+}
+
+/// An error that is not about a form's fields (the rate limit, the hash
+/// pool, the database), as a page with its status.
+pub fn error_page(core: &Tessera, err: AppError) -> Response {
+    let status = err.code.status();
+    let retry_after = err.retry_after;
+    let mut page = MessagePage::new(
+        Layout::new(core, "Something went wrong"),
+        "Something went wrong",
+        err.message,
+    );
+    page.is_error = true;
+    page = page.link("/ui/sign-in", "Back to sign in");
+    let mut response = render(status, &page, None);
+    if let Some(seconds) = retry_after {
+        if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+    }
+    response
+}
+
+/// Whether an error belongs next to a form (its fields, a wrong password,
+/// a refusal) rather than on a page of its own (limits, outages).
+pub fn is_form_error(err: &AppError) -> bool {
+    use crate::error::ErrorCode::*;
+    !matches!(
+        err.code,
+        RateLimited | Internal | Unavailable | PayloadTooLarge
+    )
+}
+
+/// Where someone goes after signing in or up: an allowed `redirect_to`,
+/// else the app URL when one is configured, else the account page.
+pub fn landing(core: &Tessera, redirect_to: &str) -> String {
+    let redirect_to = redirect_to.trim();
+    if !redirect_to.is_empty() {
+        if let Some(url) = core.redirect_target(redirect_to) {
+            return url.to_string();
+        }
+    }
+    match &core.config.app_url {
+        Some(app) => app.to_string(),
+        None => "/ui/account".to_owned(),
+    }
+}
+
+/// The display name of a configured provider.
+pub fn provider_label(name: &str) -> String {
+    match name {
+        "github" => "GitHub".to_owned(),
+        "gitlab" => "GitLab".to_owned(),
+        other => capitalise(other),
+    }
+}
+
+/// The providers that are configured (have a client id), by name.
+pub fn providers(core: &Tessera) -> Vec<String> {
+    core.config
+        .oauth
+        .iter()
+        .filter(|(_, p)| p.client_id.is_some())
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::FieldErrors;
+
+    #[test]
+    fn field_errors_become_sentences_by_their_fields() {
+        let mut fields = FieldErrors::new();
+        fields.insert("password".into(), "must be at least 8 characters".into());
+        fields.insert("current_password".into(), "is wrong".into());
+        let (alert, errors) = split_error(AppError::fields(fields));
+        assert_eq!(alert, None);
+        assert_eq!(
+            errors["password"],
+            "Password must be at least 8 characters."
+        );
+        assert_eq!(errors["current_password"], "The current password is wrong.");
+        let (alert, errors) = split_error(AppError::unauthorized());
+        assert!(alert.is_some_and(|a| !a.is_empty()));
+        assert!(errors.is_empty());
+    }
+
+    #[test]
+    fn query_strings_are_encoded_and_empty_values_left_out() {
+        assert_eq!(
+            with_query("/ui/sign-in", &[("redirect_to", "https://a.test/x?y=1&z")]),
+            "/ui/sign-in?redirect_to=https%3A%2F%2Fa.test%2Fx%3Fy%3D1%26z"
+        );
+        assert_eq!(
+            with_query("/ui/sign-up", &[("invite_token", "")]),
+            "/ui/sign-up"
+        );
+    }
+}
