@@ -138,7 +138,7 @@ pub fn router(core: Arc<Tessera>) -> Router {
                     header::X_CONTENT_TYPE_OPTIONS,
                     HeaderValue::from_static("nosniff"),
                 ))
-                .layer(SetResponseHeaderLayer::overriding(
+                .layer(SetResponseHeaderLayer::if_not_present(
                     header::REFERRER_POLICY,
                     HeaderValue::from_static("no-referrer"),
                 ))

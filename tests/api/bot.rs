@@ -129,3 +129,66 @@ async fn a_verifier_that_is_down_fails_closed_with_503() {
         .unwrap();
     expect_error(res, StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE").await;
 }
+
+#[tokio::test]
+async fn the_hosted_pages_show_the_widget_and_check_its_token() {
+    let verify_url = fake_verifier().await;
+    let app = TestApp::spawn_with(|c| {
+        c.turnstile.secret = Some("s3cret".to_owned().into());
+        c.turnstile.verify_url = verify_url;
+        c.turnstile.site_key = Some("0x4AAAA-site-key".into());
+    })
+    .await;
+    let email = unique_email("page-human");
+    let res = new_client()
+        .post(app.url("/api/v1/auth/signup"))
+        .header("x-captcha-response", "good-token")
+        .json(&json!({"email": email, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let client = new_client();
+    let html = client
+        .get(app.url("/ui/sign-in"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("https://challenges.cloudflare.com/turnstile/v0/api.js"));
+    assert!(html.contains("data-sitekey=\"0x4AAAA-site-key\""));
+    let marker = "name=\"form_token\" value=\"";
+    let start = html.find(marker).unwrap() + marker.len();
+    let token = html[start..].split('"').next().unwrap().to_owned();
+    for answer in ["", "bad-token"] {
+        let res = client
+            .post(app.url("/ui/sign-in"))
+            .form(&[
+                ("form_token", token.as_str()),
+                ("email", &email),
+                ("password", PASSWORD),
+                ("cf-turnstile-response", answer),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        assert!(set_cookie(&res, "ces_session").is_none());
+        assert!(res.text().await.unwrap().contains("The bot check failed"));
+    }
+    let res = client
+        .post(app.url("/ui/sign-in"))
+        .form(&[
+            ("form_token", token.as_str()),
+            ("email", &email),
+            ("password", PASSWORD),
+            ("cf-turnstile-response", "good-token"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert!(set_cookie(&res, "ces_session").is_some());
+}

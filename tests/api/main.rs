@@ -9,6 +9,7 @@ mod admin;
 mod bad_input;
 mod binary;
 mod bot;
+mod browser;
 mod cluster;
 mod dashboard_api;
 mod health;

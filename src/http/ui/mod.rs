@@ -385,6 +385,13 @@ pub fn html(status: StatusCode, body: String, cookie: Option<HeaderValue>) -> Re
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CSP),
     );
+    // Not `no-referrer` as elsewhere: browsers then send `Origin: null` with
+    // a form, and the origin check needs the real one. Nothing leaves the
+    // site either way.
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     if let Some(cookie) = cookie {
         headers.append(header::SET_COOKIE, cookie);
     }
