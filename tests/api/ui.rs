@@ -897,3 +897,89 @@ async fn the_profile_is_edited_through_the_api_too() {
     assert!(cleared["user"]["first_name"].is_null());
     assert_eq!(me(&app, &client).await["user"]["name"], "Ada Lovelace");
 }
+
+#[tokio::test]
+async fn social_buttons_come_back_to_the_sign_in_page_and_its_second_step() {
+    let app = TestApp::spawn_with(|c| {
+        c.oauth.insert(
+            "google".into(),
+            tessera::config::OAuthProviderConfig {
+                client_id: Some("cid".into()),
+                ..Default::default()
+            },
+        );
+        c.oauth.insert(
+            "github".into(),
+            tessera::config::OAuthProviderConfig {
+                client_id: Some("gid".into()),
+                ..Default::default()
+            },
+        );
+    })
+    .await;
+    let (_, html) = page(&app, &new_client(), "/ui/sign-in?redirect_to=/ui/account").await;
+    assert!(
+        html.contains(">Continue with Google</a>") && html.contains(">Continue with GitHub</a>")
+    );
+    // The provider sends the browser back to the sign-in page, which then
+    // goes on to the same place a password sign-in would.
+    let back = format!("{}/ui/sign-in?redirect_to=%2Fui%2Faccount", app.base);
+    let mut expected = url::Url::parse(&app.url("/api/v1/auth/oauth/google")).unwrap();
+    expected.query_pairs_mut().append_pair("redirect_to", &back);
+    let href = expected
+        .as_str()
+        .trim_start_matches(&app.base)
+        .replace('&', "&amp;");
+    assert!(html.contains(&format!("href=\"{href}\"")), "{href}\n{html}");
+    // With two-step verification on, the provider's return asks for it.
+    let (status, html) = page(
+        &app,
+        &new_client(),
+        "/ui/sign-in?redirect_to=%2Fui%2Faccount&two_factor_required=true&challenge=abc123",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("<h1>Two-step verification</h1>"));
+    assert_eq!(input_value(&html, "challenge"), "abc123");
+    // Signed in already, the sign-in page goes straight on.
+    let client = new_client();
+    sign_up(&app, &client, &unique_email("social")).await;
+    let res = client
+        .get(app.url("/ui/sign-in?redirect_to=%2Fui%2Faccount%3Fdone%3Dlinked"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        location(&res),
+        format!("{}/ui/account?done=linked", app.base)
+    );
+    // Linking from the account page: off to the provider, with the state
+    // cookie that binds the flow to this browser.
+    let (html, csrf) = account(&app, &client).await;
+    assert!(html.contains(">Link GitHub</button>") && html.contains(">Link Google</button>"));
+    let res = submit(
+        &app,
+        &client,
+        "/ui/account/linked/link",
+        &[("csrf_token", &csrf), ("provider", "github")],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert!(
+        location(&res).starts_with("https://github.com/login/oauth/authorize?"),
+        "{}",
+        location(&res)
+    );
+    assert!(set_cookie(&res, "tessera_oauth").is_some());
+    // Unlinking what is not linked: said next to the form.
+    let res = submit(
+        &app,
+        &client,
+        "/ui/account/linked/unlink",
+        &[("csrf_token", &csrf), ("provider", "github")],
+    )
+    .await;
+    assert!(res.status().is_client_error());
+    assert!(res.text().await.unwrap().contains("role=\"alert\""));
+}
