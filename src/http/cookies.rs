@@ -1,6 +1,6 @@
-//! Session cookies: `HttpOnly; SameSite=Lax; Path=/`, `Secure` on https.
+//! Tessera's cookies: all `HttpOnly; SameSite=Lax`, `Secure` on https.
 
-use axum::http::HeaderValue;
+use axum::http::{header, HeaderMap, HeaderValue};
 use chrono::{DateTime, Utc};
 use cookie::time::{Duration, OffsetDateTime};
 use cookie::{Cookie, SameSite};
@@ -14,13 +14,37 @@ pub fn set_session(
     expires_at: DateTime<Utc>,
 ) -> HeaderValue {
     let max_age = (expires_at - core.clock.now()).num_seconds().max(0);
-    let cookie = Cookie::build((name, secret))
+    set(core, name, secret, "/", Some(Duration::seconds(max_age)))
+}
+
+/// A cookie for `path`; without `max_age` it lasts as long as the browser.
+pub fn set(
+    core: &Tessera,
+    name: &'static str,
+    value: &str,
+    path: &'static str,
+    max_age: Option<Duration>,
+) -> HeaderValue {
+    let mut cookie = Cookie::build((name, value))
         .http_only(true)
         .same_site(SameSite::Lax)
-        .path("/")
-        .secure(core.config.cookie_secure())
-        .max_age(Duration::seconds(max_age));
+        .path(path)
+        .secure(core.config.cookie_secure());
+    if let Some(max_age) = max_age {
+        cookie = cookie.max_age(max_age);
+    }
     header_value(cookie.build())
+}
+
+/// The value of the cookie `name` the request carries, if any.
+pub fn value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| Cookie::split_parse(v).flatten())
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_owned())
 }
 
 pub fn clear_session(core: &Tessera, name: &'static str) -> HeaderValue {

@@ -5,7 +5,6 @@
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use cookie::time::Duration;
-use cookie::{Cookie, SameSite};
 use url::Url;
 
 use crate::error::AppResult;
@@ -20,24 +19,7 @@ use crate::store::User;
 const STATE_COOKIE: &str = "tessera_oauth";
 
 fn state_cookie(core: &Tessera, value: &str, max_age: Duration) -> HeaderValue {
-    let cookie = Cookie::build((STATE_COOKIE, value))
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .path("/")
-        .secure(core.config.cookie_secure())
-        .max_age(max_age)
-        .build();
-    HeaderValue::from_str(&cookie.to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))
-}
-
-fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| Cookie::split_parse(v).flatten())
-        .find(|c| c.name() == name)
-        .map(|c| c.value().to_owned())
+    cookies::set(core, STATE_COOKIE, value, "/", Some(max_age))
 }
 
 /// Starts a sign-in: the provider's URL and the cookie to set.
@@ -69,7 +51,7 @@ async fn finish(
     headers: &HeaderMap,
     client: &ClientInfo,
 ) -> (AppResult<OAuthResult>, HeaderValue) {
-    let cookie = cookie_value(headers, STATE_COOKIE);
+    let cookie = cookies::value(headers, STATE_COOKIE);
     let result = core
         .oauth_callback(provider, params, cookie.as_deref(), client)
         .await;

@@ -6,6 +6,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use chrono::Duration;
 use secrecy::ExposeSecret;
+use totp_rs::TOTP;
 use uuid::Uuid;
 
 use super::audit::Audit;
@@ -17,7 +18,7 @@ use crate::crypto::token::{self, hash_secret};
 use crate::crypto::totp::{self, SecretBox};
 use crate::domain::Email;
 use crate::error::{AppError, AppResult};
-use crate::store::{Store, User};
+use crate::store::{Store, TotpFactor, User};
 
 /// How long the second step may take after the password.
 pub const CHALLENGE_TTL: Duration = Duration::minutes(5);
@@ -146,27 +147,20 @@ impl Tessera {
     /// The setup waiting for its first code, if any (a page shows the QR
     /// code again after a wrong code).
     pub async fn pending_totp(&self, user: &User) -> AppResult<Option<TotpSetup>> {
-        let Some(factor) = self.store.totp(user.id).await? else {
+        let Some((factor, generator)) = self.stored_totp(user).await? else {
             return Ok(None);
         };
         if factor.enabled_at.is_some() {
             return Ok(None);
         }
-        let secret = self
-            .totp_box
-            .open(&factor.secret_enc)
-            .context("a TOTP secret does not open with the configured key")
-            .map_err(AppError::internal)?;
-        let generator =
-            totp::totp(secret, &self.config.mfa.issuer, &user.email).map_err(AppError::internal)?;
         Ok(Some(TotpSetup {
             secret: generator.get_secret_base32(),
             otpauth_uri: generator.get_url(),
         }))
     }
 
-    /// The step a code matches for the user's (pending or enabled) secret.
-    async fn totp_step(&self, user: &User, code: &str) -> AppResult<Option<i64>> {
+    /// The user's stored TOTP factor (pending or enabled) and its generator.
+    async fn stored_totp(&self, user: &User) -> AppResult<Option<(TotpFactor, TOTP)>> {
         let Some(factor) = self.store.totp(user.id).await? else {
             return Ok(None);
         };
@@ -177,6 +171,14 @@ impl Tessera {
             .map_err(AppError::internal)?;
         let generator =
             totp::totp(secret, &self.config.mfa.issuer, &user.email).map_err(AppError::internal)?;
+        Ok(Some((factor, generator)))
+    }
+
+    /// The step a code matches for the user's (pending or enabled) secret.
+    async fn totp_step(&self, user: &User, code: &str) -> AppResult<Option<i64>> {
+        let Some((_, generator)) = self.stored_totp(user).await? else {
+            return Ok(None);
+        };
         Ok(totp::matching_step(
             &generator,
             code,

@@ -288,6 +288,21 @@ async fn failed(core: &Tessera, viewer: &Viewer, form: &'static str, err: AppErr
     show(core, viewer, extras, status).await
 }
 
+/// The answer to an action that shows nothing new: back to the page with
+/// its notice, or the page with the form's errors.
+async fn after(
+    core: &Tessera,
+    viewer: &Viewer,
+    form: &'static str,
+    done: &str,
+    result: AppResult<()>,
+) -> Response {
+    match result {
+        Ok(()) => see_other(&format!("/ui/account?done={done}")),
+        Err(err) => failed(core, viewer, form, err).await,
+    }
+}
+
 /// The sentence for `?done=…` after an action (a fixed set: nothing from
 /// the query is echoed).
 fn done_notice(done: &str) -> Option<&'static str> {
@@ -349,13 +364,11 @@ pub async fn profile(
 ) -> Response {
     checked!(viewer, f);
     let user = &viewer.principal.user;
-    match core
+    let result = core
         .update_profile(user, Some(&f.name), None, None, &client)
         .await
-    {
-        Ok(_) => see_other("/ui/account?done=profile"),
-        Err(err) => failed(&core, &viewer, "profile", err).await,
-    }
+        .map(drop);
+    after(&core, &viewer, "profile", "profile", result).await
 }
 
 #[derive(Deserialize, Default)]
@@ -375,7 +388,7 @@ pub async fn change_password(
     checked!(viewer, f);
     let p = &viewer.principal;
     let session = p.session.as_ref().map(|s| s.id);
-    match core
+    let result = core
         .change_password(
             &p.user,
             session,
@@ -383,11 +396,8 @@ pub async fn change_password(
             &f.new_password,
             &client,
         )
-        .await
-    {
-        Ok(()) => see_other("/ui/account?done=password"),
-        Err(err) => failed(&core, &viewer, "password", err).await,
-    }
+        .await;
+    after(&core, &viewer, "password", "password", result).await
 }
 
 pub async fn set_password(
@@ -399,13 +409,10 @@ pub async fn set_password(
     checked!(viewer, f);
     let p = &viewer.principal;
     let session = p.session.as_ref().map(|s| s.id);
-    match core
+    let result = core
         .set_password(&p.user, session, &f.new_password, &client)
-        .await
-    {
-        Ok(()) => see_other("/ui/account?done=password-set"),
-        Err(err) => failed(&core, &viewer, "set-password", err).await,
-    }
+        .await;
+    after(&core, &viewer, "set-password", "password-set", result).await
 }
 
 #[derive(Deserialize, Default)]
@@ -431,13 +438,10 @@ pub async fn revoke_session(
         )
         .await;
     };
-    match core
+    let result = core
         .revoke_own_session(&viewer.principal, id, &client)
-        .await
-    {
-        Ok(()) => see_other("/ui/account?done=session"),
-        Err(err) => failed(&core, &viewer, "sessions", err).await,
-    }
+        .await;
+    after(&core, &viewer, "sessions", "session", result).await
 }
 
 #[derive(Deserialize, Default)]
@@ -453,10 +457,8 @@ pub async fn revoke_other_sessions(
     UiForm(f): UiForm<CsrfOnly>,
 ) -> Response {
     checked!(viewer, f);
-    match core.revoke_other_sessions(&viewer.principal, &client).await {
-        Ok(()) => see_other("/ui/account?done=sessions"),
-        Err(err) => failed(&core, &viewer, "sessions", err).await,
-    }
+    let result = core.revoke_other_sessions(&viewer.principal, &client).await;
+    after(&core, &viewer, "sessions", "sessions", result).await
 }
 
 #[derive(Deserialize, Default)]
@@ -536,10 +538,8 @@ pub async fn revoke_token(
         )
         .await;
     };
-    match core.revoke_pat(&viewer.principal, id, &client).await {
-        Ok(()) => see_other("/ui/account?done=token-revoked"),
-        Err(err) => failed(&core, &viewer, "tokens", err).await,
-    }
+    let result = core.revoke_pat(&viewer.principal, id, &client).await;
+    after(&core, &viewer, "tokens", "token-revoked", result).await
 }
 
 #[derive(Deserialize, Default)]
@@ -630,13 +630,10 @@ pub async fn totp_disable(
 ) -> Response {
     checked!(viewer, f);
     let factor = SecondFactor::codes(Some(f.code.as_str()).filter(|c| !c.is_empty()), None);
-    match core
+    let result = core
         .two_factor_disable(&viewer.principal.user, &f.password, factor, &client)
-        .await
-    {
-        Ok(()) => see_other("/ui/account?done=2fa-off"),
-        Err(err) => failed(&core, &viewer, "2fa-off", err).await,
-    }
+        .await;
+    after(&core, &viewer, "2fa-off", "2fa-off", result).await
 }
 
 pub async fn backup_codes(
@@ -675,13 +672,10 @@ pub async fn unlink(
     UiForm(f): UiForm<ProviderForm>,
 ) -> Response {
     checked!(viewer, f);
-    match core
+    let result = core
         .unlink_provider(&viewer.principal.user, &f.provider, &client)
-        .await
-    {
-        Ok(()) => see_other("/ui/account?done=unlinked"),
-        Err(err) => failed(&core, &viewer, "linked", err).await,
-    }
+        .await;
+    after(&core, &viewer, "linked", "unlinked", result).await
 }
 
 /// Starts linking a provider: off to the provider, back to this page.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use askama::Template;
-use axum::extract::{FromRequest, RawQuery, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
@@ -42,6 +42,46 @@ impl<T: DeserializeOwned> FromRequest<Arc<Tessera>> for UiForm<T> {
                 ))
             }
         }
+    }
+}
+
+/// An anonymous form that passed its checks: a present `Origin` is the
+/// public URL's, its token matches the form cookie, and the client's per-IP
+/// credential budget allowed it (every anonymous form here signs in, signs
+/// up or mails a link, so each spends one).
+pub struct AnonymousForm<T>(pub T);
+
+/// A form that carries the anonymous-form token.
+pub trait FormToken {
+    fn form_token(&self) -> &str;
+}
+
+macro_rules! form_token {
+    ($($form:ty),*) => {
+        $(impl FormToken for $form {
+            fn form_token(&self) -> &str {
+                &self.form_token
+            }
+        })*
+    };
+}
+
+form_token!(SignInForm, TwoFactorForm, SignUpForm, EmailForm, ResetForm);
+
+impl<T: DeserializeOwned + FormToken> FromRequest<Arc<Tessera>> for AnonymousForm<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, core: &Arc<Tessera>) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        // Spent first, whatever comes next: a flood of bad forms pays too.
+        let limit = CredentialLimit::from_request_parts(&mut parts, core).await;
+        let headers = parts.headers.clone();
+        let UiForm(form) =
+            UiForm::<T>::from_request(Request::from_parts(parts, body), core).await?;
+        check_anonymous_form(core, &headers, form.form_token())
+            .map_err(IntoResponse::into_response)?;
+        limit.map_err(|err| error_page(core, err))?;
+        Ok(AnonymousForm(form))
     }
 }
 
@@ -201,17 +241,10 @@ pub struct SignInForm {
 
 pub async fn sign_in(
     State(core): State<Arc<Tessera>>,
-    limit: Result<CredentialLimit, AppError>,
     client: ClientInfo,
     headers: HeaderMap,
-    UiForm(f): UiForm<SignInForm>,
+    AnonymousForm(f): AnonymousForm<SignInForm>,
 ) -> Response {
-    if let Err(refused) = check_anonymous_form(&core, &headers, &f.form_token) {
-        return refused.into_response();
-    }
-    if let Err(err) = limit {
-        return error_page(&core, err);
-    }
     let retry = |err: AppError| {
         if !is_form_error(&err) {
             return error_page(&core, err);
@@ -262,17 +295,10 @@ pub struct TwoFactorForm {
 
 pub async fn two_factor(
     State(core): State<Arc<Tessera>>,
-    limit: Result<CredentialLimit, AppError>,
     client: ClientInfo,
     headers: HeaderMap,
-    UiForm(f): UiForm<TwoFactorForm>,
+    AnonymousForm(f): AnonymousForm<TwoFactorForm>,
 ) -> Response {
-    if let Err(refused) = check_anonymous_form(&core, &headers, &f.form_token) {
-        return refused.into_response();
-    }
-    if let Err(err) = limit {
-        return error_page(&core, err);
-    }
     let factor = SecondFactor::codes(none_if_empty(&f.code), none_if_empty(&f.backup_code));
     match core.verify_two_factor(&f.challenge, factor, &client).await {
         Ok(LoginOutcome::LoggedIn {
@@ -409,17 +435,10 @@ pub struct SignUpForm {
 
 pub async fn sign_up(
     State(core): State<Arc<Tessera>>,
-    limit: Result<CredentialLimit, AppError>,
     client: ClientInfo,
     headers: HeaderMap,
-    UiForm(f): UiForm<SignUpForm>,
+    AnonymousForm(f): AnonymousForm<SignUpForm>,
 ) -> Response {
-    if let Err(refused) = check_anonymous_form(&core, &headers, &f.form_token) {
-        return refused.into_response();
-    }
-    if let Err(err) = limit {
-        return error_page(&core, err);
-    }
     let checked = bot::verify(
         &core,
         none_if_empty(&f.turnstile),
@@ -557,17 +576,10 @@ pub struct EmailForm {
 
 pub async fn forgot(
     State(core): State<Arc<Tessera>>,
-    limit: Result<CredentialLimit, AppError>,
     client: ClientInfo,
     headers: HeaderMap,
-    UiForm(f): UiForm<EmailForm>,
+    AnonymousForm(f): AnonymousForm<EmailForm>,
 ) -> Response {
-    if let Err(refused) = check_anonymous_form(&core, &headers, &f.form_token) {
-        return refused.into_response();
-    }
-    if let Err(err) = limit {
-        return error_page(&core, err);
-    }
     let sent = match bot::verify(
         &core,
         none_if_empty(&f.turnstile),
@@ -669,17 +681,10 @@ pub struct ResetForm {
 
 pub async fn reset(
     State(core): State<Arc<Tessera>>,
-    limit: Result<CredentialLimit, AppError>,
     client: ClientInfo,
     headers: HeaderMap,
-    UiForm(f): UiForm<ResetForm>,
+    AnonymousForm(f): AnonymousForm<ResetForm>,
 ) -> Response {
-    if let Err(refused) = check_anonymous_form(&core, &headers, &f.form_token) {
-        return refused.into_response();
-    }
-    if let Err(err) = limit {
-        return error_page(&core, err);
-    }
     match core.reset_password(&f.token, &f.password, &client).await {
         Ok(_) => {
             let page = MessagePage::new(
@@ -766,16 +771,9 @@ pub async fn verify(
 
 pub async fn resend(
     State(core): State<Arc<Tessera>>,
-    limit: Result<CredentialLimit, AppError>,
     headers: HeaderMap,
-    UiForm(f): UiForm<EmailForm>,
+    AnonymousForm(f): AnonymousForm<EmailForm>,
 ) -> Response {
-    if let Err(refused) = check_anonymous_form(&core, &headers, &f.form_token) {
-        return refused.into_response();
-    }
-    if let Err(err) = limit {
-        return error_page(&core, err);
-    }
     match core.resend_verification(&f.email) {
         Ok(()) => {
             let form = FormState {

@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::http::cookies;
 use askama::Template;
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::http::request::Parts;
@@ -17,7 +18,6 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use cookie::{Cookie, SameSite};
 
 use crate::crypto::token::{constant_time_eq, csrf_token_for, random_secret};
 use crate::error::AppError;
@@ -224,7 +224,7 @@ impl OptionalFromRequestParts<Arc<Tessera>> for Viewer {
         parts: &mut Parts,
         core: &Arc<Tessera>,
     ) -> Result<Option<Self>, Self::Rejection> {
-        let Some(secret) = cookie_value(&parts.headers, SESSION_COOKIE) else {
+        let Some(secret) = cookies::value(&parts.headers, SESSION_COOKIE) else {
             return Ok(None);
         };
         let principal = match core.authenticate(Credential::Cookie(&secret)).await {
@@ -288,31 +288,15 @@ pub fn with_query(path: &str, pairs: &[(&str, &str)]) -> String {
     format!("{path}?{}", query.finish())
 }
 
-pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| Cookie::split_parse(v).flatten())
-        .find(|c| c.name() == name)
-        .map(|c| c.value().to_owned())
-}
-
 /// The anonymous-form token of this browser: the cookie's, or a new one
 /// (with the cookie to set).
 pub fn form_token(core: &Tessera, headers: &HeaderMap) -> (String, Option<HeaderValue>) {
-    if let Some(token) = cookie_value(headers, FORM_COOKIE).filter(|t| t.len() == 43) {
+    if let Some(token) = cookies::value(headers, FORM_COOKIE).filter(|t| t.len() == 43) {
         return (token, None);
     }
     let token = random_secret();
-    let cookie = Cookie::build((FORM_COOKIE, token.clone()))
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .path("/ui")
-        .secure(core.config.cookie_secure())
-        .build();
-    let header = HeaderValue::from_str(&cookie.to_string()).ok();
-    (token, header)
+    let header = cookies::set(core, FORM_COOKIE, &token, "/ui", None);
+    (token, Some(header))
 }
 
 /// Checks an anonymous form: its token must match the cookie, and a present
@@ -323,7 +307,7 @@ pub fn check_anonymous_form(
     sent: &str,
 ) -> Result<(), FormRefused> {
     check_origin(core, headers)?;
-    match cookie_value(headers, FORM_COOKIE) {
+    match cookies::value(headers, FORM_COOKIE) {
         Some(cookie) if !sent.is_empty() && constant_time_eq(&cookie, sent) => Ok(()),
         _ => Err(FormRefused),
     }
