@@ -223,6 +223,17 @@ impl Cluster {
         client.get(self.url(i, path)).send().await.unwrap()
     }
 
+    /// A JWT for the signed-in `client`, minted by node `i`.
+    async fn jwt(&self, i: usize, client: &Client) -> String {
+        let res = self
+            .write(i, client, reqwest::Method::POST, "/api/v1/auth/token", None)
+            .await;
+        crate::helpers::body(res, StatusCode::OK).await["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
     /// A cookie-authenticated write on node `i`, with the session's CSRF
     /// token fetched from node `i` too.
     async fn write(
@@ -367,22 +378,7 @@ async fn credentials_work_on_every_node_and_revocation_reaches_all_within_a_seco
     )
     .await;
     let pat_secret = pat["token"].as_str().unwrap().to_owned();
-    let jwt = body(
-        cluster
-            .write(
-                2,
-                &browser,
-                reqwest::Method::POST,
-                "/api/v1/auth/token",
-                None,
-            )
-            .await,
-        StatusCode::OK,
-    )
-    .await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let jwt = cluster.jwt(2, &browser).await;
     for i in 0..3 {
         for token in [&pat_secret, &jwt] {
             let res = Client::new()
@@ -712,28 +708,6 @@ async fn signing_keys_rotate_without_logging_anyone_out() {
     let Some(_) = postgres() else { return };
     let cluster = Cluster::start(3, &[]).await;
     let browser = signup(&cluster, 0, &unique_email("keys")).await;
-    let token = |i: usize| {
-        let browser = browser.clone();
-        let cluster = &cluster;
-        async move {
-            body(
-                cluster
-                    .write(
-                        i,
-                        &browser,
-                        reqwest::Method::POST,
-                        "/api/v1/auth/token",
-                        None,
-                    )
-                    .await,
-                StatusCode::OK,
-            )
-            .await["access_token"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        }
-    };
     let kid = |jwt: &str| {
         let header = jwt.split('.').next().unwrap();
         let bytes =
@@ -744,7 +718,7 @@ async fn signing_keys_rotate_without_logging_anyone_out() {
             .unwrap()
             .to_owned()
     };
-    let old = token(0).await;
+    let old = cluster.jwt(0, &browser).await;
     let out = cluster.command().args(["keys", "rotate"]).output().unwrap();
     assert!(
         out.status.success(),
@@ -762,7 +736,7 @@ async fn signing_keys_rotate_without_logging_anyone_out() {
         // Every node hears of the new key at once and signs with it...
         let start = Instant::now();
         loop {
-            let fresh = token(i).await;
+            let fresh = cluster.jwt(i, &browser).await;
             if kid(&fresh) == new_kid {
                 break;
             }

@@ -59,6 +59,14 @@ fn location(res: &Response) -> String {
     res.headers()[header::LOCATION].to_str().unwrap().to_owned()
 }
 
+/// Asserts a 422 page whose error sits next to the field `id`.
+async fn assert_field_error(res: Response, id: &str) -> String {
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = res.text().await.unwrap();
+    assert!(html.contains(&format!("id=\"{id}-error\"")), "{html}");
+    html
+}
+
 async fn page(app: &TestApp, client: &Client, path: &str) -> (StatusCode, String) {
     let res = client.get(app.url(path)).send().await.unwrap();
     let status = res.status();
@@ -262,9 +270,7 @@ async fn field_errors_are_sentences_next_to_their_fields() {
     }
     // Missing fields read as empty and are named the same way.
     let res = submit(&app, &client, "/ui/sign-up", &[("form_token", &token)]).await;
-    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let html = res.text().await.unwrap();
-    assert!(html.contains("id=\"email-error\""), "{html}");
+    assert_field_error(res, "email").await;
 }
 
 #[tokio::test]
@@ -402,12 +408,7 @@ async fn bad_form_bodies_get_pages_not_crashes() {
         ],
     )
     .await;
-    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(res
-        .text()
-        .await
-        .unwrap()
-        .contains("id=\"token-days-error\""));
+    assert_field_error(res, "token-days").await;
     // Ids that are not ids.
     let res = submit(
         &app,
@@ -515,12 +516,7 @@ async fn two_step_verification_set_up_and_used_through_the_pages() {
         &[("csrf_token", &csrf), ("password", "wrong-password-here")],
     )
     .await;
-    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(res
-        .text()
-        .await
-        .unwrap()
-        .contains("id=\"totp-password-error\""));
+    assert_field_error(res, "totp-password").await;
     let res = submit(
         &app,
         &client,
@@ -581,9 +577,7 @@ async fn two_step_verification_set_up_and_used_through_the_pages() {
         ],
     )
     .await;
-    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let html = res.text().await.unwrap();
-    assert!(html.contains("id=\"code-error\""), "{html}");
+    let html = assert_field_error(res, "code").await;
     assert_eq!(
         input_value(&html, "challenge"),
         challenge,
