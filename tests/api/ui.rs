@@ -663,6 +663,45 @@ async fn sessions_are_listed_and_revoked_from_the_page() {
 }
 
 #[tokio::test]
+async fn the_account_page_sends_the_verification_link_again() {
+    let app = TestApp::spawn().await;
+    let email = unique_email("resend");
+    let client = new_client();
+    sign_up(&app, &client, &email).await;
+    app.mail.wait_for(&email, 1).await;
+    let (html, csrf) = account(&app, &client).await;
+    assert!(html.contains("not verified yet"));
+    assert!(html.contains("action=\"/ui/account/verify-email/resend\""));
+
+    // Without the session's CSRF token nothing is sent.
+    let res = submit(&app, &client, "/ui/account/verify-email/resend", &[]).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+
+    let res = submit(
+        &app,
+        &client,
+        "/ui/account/verify-email/resend",
+        &[("csrf_token", &csrf)],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&res), "/ui/account?done=verify-sent");
+    let (_, html) = page(&app, &client, &location(&res)).await;
+    assert!(
+        html.contains("A new verification link is on its way"),
+        "{html}"
+    );
+    let mail = app.mail.wait_for(&email, 2).await;
+    let path = format!("/ui/verify-email?token={}", mail.token());
+    let (status, html) = page(&app, &new_client(), &path).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+
+    let (html, _) = account(&app, &client).await;
+    assert!(html.contains(">verified<"));
+    assert!(!html.contains("/ui/account/verify-email/resend"));
+}
+
+#[tokio::test]
 async fn invitations_are_accepted_on_the_way_in() {
     let app = TestApp::spawn().await;
     let owner = app.user(&unique_email("owner")).await;

@@ -316,6 +316,7 @@ fn done_notice(done: &str) -> Option<&'static str> {
         "2fa-off" => "Two-step verification is off.",
         "unlinked" => "The account is unlinked.",
         "linked" => "The account is linked.",
+        "verify-sent" => "A new verification link is on its way; it works for 24 hours.",
         _ => return None,
     })
 }
@@ -459,6 +460,18 @@ pub async fn revoke_other_sessions(
     checked!(viewer, f);
     let result = core.revoke_other_sessions(&viewer.principal, &client).await;
     after(&core, &viewer, "sessions", "sessions", result).await
+}
+
+/// Mails the signed-in user a new verification link (the per-address mail
+/// cap applies, as for the anonymous form).
+pub async fn resend_verification(
+    State(core): State<Arc<Tessera>>,
+    SignedIn(viewer): SignedIn,
+    UiForm(f): UiForm<CsrfOnly>,
+) -> Response {
+    checked!(viewer, f);
+    let result = core.resend_verification(&viewer.principal.user.email);
+    after(&core, &viewer, "profile", "verify-sent", result).await
 }
 
 #[derive(Deserialize, Default)]

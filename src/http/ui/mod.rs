@@ -52,6 +52,10 @@ pub fn router() -> Router<Arc<Tessera>> {
         )
         .route("/account", get(account::page))
         .route("/account/profile", post(account::profile))
+        .route(
+            "/account/verify-email/resend",
+            post(account::resend_verification),
+        )
         .route("/account/password", post(account::change_password))
         .route("/account/set-password", post(account::set_password))
         .route("/account/sessions/revoke", post(account::revoke_session))
