@@ -12,12 +12,12 @@
 //! fixed dummy hash so they cost the same time.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::Context;
 use argon2::password_hash::{Output, ParamsString, PasswordHash, Salt, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
+use crossbeam_channel::{Receiver, Sender};
 use rand::rngs::OsRng;
 use sha2::{Digest, Sha256};
 
@@ -197,8 +197,7 @@ impl PasswordHasher {
         }
         .hash(b"tessera-dummy-password")
         .map_err(|e| anyhow::anyhow!("hashing the dummy password: {e}"))?;
-        let (jobs, queue) = mpsc::channel::<Job>();
-        let queue = Arc::new(Mutex::new(queue));
+        let (jobs, queue) = crossbeam_channel::unbounded::<Job>();
         let load = Arc::new(Load::default());
         for n in 0..workers.max(1) {
             let (queue, load, params) = (queue.clone(), load.clone(), params.clone());
@@ -290,17 +289,12 @@ impl PasswordHasher {
 /// A hashing thread: takes the next job as soon as it is free, and keeps
 /// one argon2 memory buffer for its whole life (no 19 MiB allocation and
 /// page faults per login). Ends when the hasher is dropped.
-fn work(queue: &Mutex<Receiver<Job>>, load: &Load, params: Params) {
+fn work(queue: &Receiver<Job>, load: &Load, params: Params) {
     let mut kernel = Kernel {
         params,
         blocks: Vec::new(),
     };
-    loop {
-        let job = {
-            let queue = queue.lock().unwrap_or_else(|e| e.into_inner());
-            queue.recv()
-        };
-        let Ok(job) = job else { return };
+    while let Ok(job) = queue.recv() {
         load.running.fetch_add(1, Ordering::SeqCst);
         // A panicking job must not take the thread (and its queue) with it.
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut kernel)));

@@ -64,9 +64,10 @@ impl Audit {
 pub const MAX_PAGE: i64 = 200;
 
 impl Tessera {
-    /// The stored form of an event, stamped now.
-    pub(super) fn audit_event(&self, audit: Audit) -> AuditEvent {
-        AuditEvent {
+    /// Appends an event. A failure to record is logged and does not undo or
+    /// fail the action it describes.
+    pub async fn record(&self, audit: Audit) {
+        let event = AuditEvent {
             id: Uuid::new_v4(),
             at: self.clock.now(),
             action: audit.action.to_owned(),
@@ -75,15 +76,9 @@ impl Tessera {
             tenant_id: audit.tenant,
             ip: audit.ip,
             detail: audit.detail.map(|d| d.to_string()),
-        }
-    }
-
-    /// Appends an event. A failure to record is logged and does not undo or
-    /// fail the action it describes.
-    pub async fn record(&self, audit: Audit) {
-        let event = self.audit_event(audit);
+        };
         if let Err(err) = self.store.append_audit(&event).await {
-            tracing::error!(action = %event.action, error = %err, "recording an audit event failed");
+            tracing::error!(action = audit.action, error = %err, "recording an audit event failed");
         }
     }
 

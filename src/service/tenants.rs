@@ -384,15 +384,29 @@ impl Tessera {
     /// The pending invitation a token stands for, without using it (a page
     /// shows it before it is accepted).
     pub async fn invite_preview(&self, token: &str) -> AppResult<Invite> {
+        Ok(self.pending_invite(token).await?.0)
+    }
+
+    /// The pending invitation a token stands for, and the token's hash.
+    async fn pending_invite(&self, token: &str) -> AppResult<(Invite, Vec<u8>)> {
         let token = token.trim();
-        let invalid = || AppError::field("invite_token", "is invalid, expired or already used");
-        if token.is_empty() || token.len() > 128 {
-            return Err(invalid());
+        if token.is_empty() {
+            return Err(AppError::field("invite_token", "is required"));
         }
-        self.store
-            .find_invite(&hash_secret(token), self.clock.now())
+        if token.len() > 128 {
+            return Err(Self::invalid_invite());
+        }
+        let hash = hash_secret(token);
+        let invite = self
+            .store
+            .find_invite(&hash, self.clock.now())
             .await?
-            .ok_or_else(invalid)
+            .ok_or_else(Self::invalid_invite)?;
+        Ok((invite, hash))
+    }
+
+    fn invalid_invite() -> AppError {
+        AppError::field("invite_token", "is invalid, expired or already used")
     }
 
     /// Joins the inviting tenant; only the invited address may accept.
@@ -402,20 +416,7 @@ impl Tessera {
         token: &str,
         client: &ClientInfo,
     ) -> AppResult<Membership> {
-        let token = token.trim();
-        if token.is_empty() {
-            return Err(AppError::field("invite_token", "is required"));
-        }
-        let invalid = || AppError::field("invite_token", "is invalid, expired or already used");
-        if token.len() > 128 {
-            return Err(invalid());
-        }
-        let hash = hash_secret(token);
-        let invite = self
-            .store
-            .find_invite(&hash, self.clock.now())
-            .await?
-            .ok_or_else(invalid)?;
+        let (invite, hash) = self.pending_invite(token).await?;
         if invite.email != principal.user.email {
             return Err(AppError::forbidden(
                 "This invitation was sent to another address.",
@@ -430,7 +431,7 @@ impl Tessera {
                 self.clock.now(),
             )
             .await?
-            .ok_or_else(invalid)?;
+            .ok_or_else(Self::invalid_invite)?;
         self.record(
             Audit::new("invite.accept")
                 .actor(principal.user.id)

@@ -132,10 +132,9 @@ impl Store for Backend {
 
     async fn login_state(&self, email: &str, now: DateTime<Utc>) -> StoreResult<LoginState> {
         let row: Option<UserLoginRow> = sqlx::query_as(
-            "SELECT u.*, \
-             (SELECT locked_until FROM login_failures WHERE email = $1) AS lf_locked_until, \
-             EXISTS (SELECT 1 FROM login_failures WHERE email = $1) AS lf_present \
-             FROM users u WHERE u.email = $1",
+            "SELECT u.*, lf.locked_until AS lf_locked_until, lf.email IS NOT NULL AS lf_present \
+             FROM users u LEFT JOIN login_failures lf ON lf.email = u.email \
+             WHERE u.email = $1",
         )
         .bind(email)
         .fetch_optional(&self.reader)
@@ -1118,7 +1117,22 @@ impl Store for Backend {
     }
 
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()> {
-        insert_audit(&self.writer, event).await
+        sqlx::query(
+            "INSERT INTO audit_events (id, at, action, actor_id, target_id, tenant_id, ip, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(event.id)
+        .bind(event.at)
+        .bind(&event.action)
+        .bind(event.actor_id)
+        .bind(event.target_id)
+        .bind(event.tenant_id)
+        .bind(&event.ip)
+        .bind(&event.detail)
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(())
     }
 
     async fn list_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>> {
@@ -1704,28 +1718,6 @@ where
     .fetch_one(executor)
     .await
     .map_err(map_err)
-}
-
-async fn insert_audit<'e, E>(executor: E, event: &AuditEvent) -> StoreResult<()>
-where
-    E: sqlx::Executor<'e, Database = Db>,
-{
-    sqlx::query(
-        "INSERT INTO audit_events (id, at, action, actor_id, target_id, tenant_id, ip, detail) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(event.id)
-    .bind(event.at)
-    .bind(&event.action)
-    .bind(event.actor_id)
-    .bind(event.target_id)
-    .bind(event.tenant_id)
-    .bind(&event.ip)
-    .bind(&event.detail)
-    .execute(executor)
-    .await
-    .map_err(map_err)?;
-    Ok(())
 }
 
 async fn insert_mail<'e, E>(executor: E, mail: &NewMail) -> StoreResult<()>

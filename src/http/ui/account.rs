@@ -10,15 +10,15 @@ use std::sync::Arc;
 use askama::Template;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::auth::UiForm;
+use super::forms::{form_tokens, SignedInForm};
 use super::{
-    error_page, is_form_error, provider_label, providers, render, see_other, split_error, Layout,
-    SignedIn, Viewer,
+    error_page, is_form_error, provider_label, providers, query, render, see_other, split_error,
+    Layout, SignedIn, Viewer,
 };
 use crate::error::{AppError, AppResult};
 use crate::http::oauth;
@@ -274,6 +274,17 @@ async fn show(core: &Tessera, viewer: &Viewer, extras: Extras, status: StatusCod
 
 /// An action that failed: its form's errors on the page, or a page of its own.
 async fn failed(core: &Tessera, viewer: &Viewer, form: &'static str, err: AppError) -> Response {
+    failed_showing(core, viewer, form, err, None).await
+}
+
+/// [`failed`], drawing a TOTP setup still waiting for its code.
+async fn failed_showing(
+    core: &Tessera,
+    viewer: &Viewer,
+    form: &'static str,
+    err: AppError,
+    show_setup: Option<TotpSetup>,
+) -> Response {
     if !is_form_error(&err) {
         return error_page(core, err);
     }
@@ -283,6 +294,7 @@ async fn failed(core: &Tessera, viewer: &Viewer, form: &'static str, err: AppErr
         form,
         alert,
         errors,
+        show_setup,
         ..Extras::default()
     };
     show(core, viewer, extras, status).await
@@ -332,8 +344,7 @@ pub async fn page(
     SignedIn(viewer): SignedIn,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let q: PageQuery =
-        serde_urlencoded::from_str(raw.as_deref().unwrap_or_default()).unwrap_or_default();
+    let q: PageQuery = query(raw);
     let extras = Extras {
         notice: done_notice(&q.done).map(str::to_owned),
         ..Extras::default()
@@ -341,14 +352,10 @@ pub async fn page(
     show(&core, &viewer, extras, StatusCode::OK).await
 }
 
-/// Checks the CSRF token, or answers the refusal.
-macro_rules! checked {
-    ($viewer:expr, $form:expr) => {
-        if let Err(refused) = $viewer.check(&$form.csrf_token) {
-            return refused.into_response();
-        }
-    };
-}
+form_tokens!(CsrfToken::csrf_token for
+    ProfileForm, PasswordForm, SessionForm, CsrfOnly, TokenForm, RevokeTokenForm,
+    PasswordOnlyForm, CodeForm, ProviderForm,
+);
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
@@ -359,11 +366,9 @@ pub struct ProfileForm {
 
 pub async fn profile(
     State(core): State<Arc<Tessera>>,
-    SignedIn(viewer): SignedIn,
     client: ClientInfo,
-    UiForm(f): UiForm<ProfileForm>,
+    SignedInForm(viewer, f): SignedInForm<ProfileForm>,
 ) -> Response {
-    checked!(viewer, f);
     let user = &viewer.principal.user;
     let result = core
         .update_profile(user, Some(&f.name), None, None, &client)
@@ -382,11 +387,9 @@ pub struct PasswordForm {
 
 pub async fn change_password(
     State(core): State<Arc<Tessera>>,
-    SignedIn(viewer): SignedIn,
     client: ClientInfo,
-    UiForm(f): UiForm<PasswordForm>,
+    SignedInForm(viewer, f): SignedInForm<PasswordForm>,
 ) -> Response {
-    checked!(viewer, f);
     let p = &viewer.principal;
     let session = p.session.as_ref().map(|s| s.id);
     let result = core
@@ -403,11 +406,9 @@ pub async fn change_password(
 
 pub async fn set_password(
     State(core): State<Arc<Tessera>>,
-    SignedIn(viewer): SignedIn,
     client: ClientInfo,
-    UiForm(f): UiForm<PasswordForm>,
+    SignedInForm(viewer, f): SignedInForm<PasswordForm>,
 ) -> Response {
-    checked!(viewer, f);
     let p = &viewer.principal;
     let session = p.session.as_ref().map(|s| s.id);
     let result = core
@@ -425,11 +426,9 @@ pub struct SessionForm {
 
 pub async fn revoke_session(
     State(core): State<Arc<Tessera>>,
-    SignedIn(viewer): SignedIn,
     client: ClientInfo,
-    UiForm(f): UiForm<SessionForm>,
+    SignedInForm(viewer, f): SignedInForm<SessionForm>,
 ) -> Response {
-    checked!(viewer, f);
     let Ok(id) = f.session_id.parse::<Uuid>() else {
         return failed(
             &core,
@@ -453,11 +452,9 @@ pub struct CsrfOnly {
 
 pub async fn revoke_other_sessions(
     State(core): State<Arc<Tessera>>,
-    SignedIn(viewer): SignedIn,
     client: ClientInfo,
-    UiForm(f): UiForm<CsrfOnly>,
+    SignedInForm(viewer, _): SignedInForm<CsrfOnly>,
 ) -> Response {
-    checked!(viewer, f);
     let result = core.revoke_other_sessions(&viewer.principal, &client).await;
     after(&core, &viewer, "sessions", "sessions", result).await
 }
@@ -466,10 +463,8 @@ pub async fn revoke_other_sessions(
 /// cap applies, as for the anonymous form).
 pub async fn resend_verification(
     State(core): State<Arc<Tessera>>,
-    SignedIn(viewer): SignedIn,
-    UiForm(f): UiForm<CsrfOnly>,
+    SignedInForm(viewer, _): SignedInForm<CsrfOnly>,
 ) -> Response {
-    checked!(viewer, f);
     let result = core.resend_verification(&viewer.principal.user.email);
     after(&core, &viewer, "profile", "verify-sent", result).await
 }
@@ -486,11 +481,9 @@ pub struct TokenForm {
 
 pub async fn create_token(
     State(core): State<Arc<Tessera>>,
-    SignedIn(viewer): SignedIn,
     client: ClientInfo,
-    UiForm(f): UiForm<TokenForm>,
+    SignedInForm(viewer, f): SignedInForm<TokenForm>,
 ) -> Response {
-    checked!(viewer, f);
     let mut scopes = Vec::new();
     if !f.read.is_empty() {
         scopes.push("read".to_owned());
@@ -537,11 +530,9 @@ pub struct RevokeTokenForm {
 
 pub async fn revoke_token(
     State(core): State<Arc<Tessera>>,
-    SignedIn(viewer): SignedIn,
     client: ClientInfo,
-    UiForm(f): UiForm<RevokeTokenForm>,
+    SignedInForm(viewer, f): SignedInForm<RevokeTokenForm>,
 ) -> Response {
-    checked!(viewer, f);
     let Ok(id) = f.token_id.parse::<Uuid>() else {
         return failed(
             &core,
@@ -564,10 +555,8 @@ pub struct PasswordOnlyForm {
 
 pub async fn totp_setup(
     State(core): State<Arc<Tessera>>,
-    SignedIn(viewer): SignedIn,
-    UiForm(f): UiForm<PasswordOnlyForm>,
+    SignedInForm(viewer, f): SignedInForm<PasswordOnlyForm>,
 ) -> Response {
-    checked!(viewer, f);
     match core.totp_setup(&viewer.principal.user, &f.password).await {
         Ok(setup) => {
             let extras = Extras {
@@ -590,11 +579,9 @@ pub struct CodeForm {
 
 pub async fn totp_enable(
     State(core): State<Arc<Tessera>>,
-    SignedIn(viewer): SignedIn,
     client: ClientInfo,
-    UiForm(f): UiForm<CodeForm>,
+    SignedInForm(viewer, f): SignedInForm<CodeForm>,
 ) -> Response {
-    checked!(viewer, f);
     let p = &viewer.principal;
     let session = p.session.as_ref().map(|s| s.id);
     match core.totp_enable(&p.user, session, &f.code, &client).await {
@@ -617,31 +604,23 @@ pub async fn totp_enable(
             };
             show(&core, &viewer, extras, StatusCode::OK).await
         }
-        Err(err) if is_form_error(&err) => {
+        Err(err) => {
             // The key is still waiting for a right code: show it again.
-            let pending = core.pending_totp(&p.user).await.ok().flatten();
-            let status = err.code.status();
-            let (alert, errors) = split_error(err);
-            let extras = Extras {
-                form: "2fa-enable",
-                alert,
-                errors,
-                show_setup: pending,
-                ..Extras::default()
+            let pending = if is_form_error(&err) {
+                core.pending_totp(&p.user).await.ok().flatten()
+            } else {
+                None
             };
-            show(&core, &viewer, extras, status).await
+            failed_showing(&core, &viewer, "2fa-enable", err, pending).await
         }
-        Err(err) => error_page(&core, err),
     }
 }
 
 pub async fn totp_disable(
     State(core): State<Arc<Tessera>>,
-    SignedIn(viewer): SignedIn,
     client: ClientInfo,
-    UiForm(f): UiForm<CodeForm>,
+    SignedInForm(viewer, f): SignedInForm<CodeForm>,
 ) -> Response {
-    checked!(viewer, f);
     let factor = SecondFactor::codes(Some(f.code.as_str()).filter(|c| !c.is_empty()), None);
     let result = core
         .two_factor_disable(&viewer.principal.user, &f.password, factor, &client)
@@ -651,11 +630,9 @@ pub async fn totp_disable(
 
 pub async fn backup_codes(
     State(core): State<Arc<Tessera>>,
-    SignedIn(viewer): SignedIn,
     client: ClientInfo,
-    UiForm(f): UiForm<PasswordOnlyForm>,
+    SignedInForm(viewer, f): SignedInForm<PasswordOnlyForm>,
 ) -> Response {
-    checked!(viewer, f);
     match core
         .regenerate_backup_codes(&viewer.principal.user, &f.password, &client)
         .await
@@ -680,11 +657,9 @@ pub struct ProviderForm {
 
 pub async fn unlink(
     State(core): State<Arc<Tessera>>,
-    SignedIn(viewer): SignedIn,
     client: ClientInfo,
-    UiForm(f): UiForm<ProviderForm>,
+    SignedInForm(viewer, f): SignedInForm<ProviderForm>,
 ) -> Response {
-    checked!(viewer, f);
     let result = core
         .unlink_provider(&viewer.principal.user, &f.provider, &client)
         .await;
@@ -694,10 +669,8 @@ pub async fn unlink(
 /// Starts linking a provider: off to the provider, back to this page.
 pub async fn link(
     State(core): State<Arc<Tessera>>,
-    SignedIn(viewer): SignedIn,
-    UiForm(f): UiForm<ProviderForm>,
+    SignedInForm(viewer, f): SignedInForm<ProviderForm>,
 ) -> Response {
-    checked!(viewer, f);
     let back = format!("{}/ui/account?done=linked", core.config.public_base());
     match oauth::start(
         &core,

@@ -4,94 +4,36 @@
 use std::sync::Arc;
 
 use askama::Template;
-use axum::extract::{FromRequest, FromRequestParts, RawQuery, Request, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
+use super::forms::{form_tokens, AnonymousForm, SignedInForm, UiForm};
 use super::{
-    check_anonymous_form, error_page, form_token, is_form_error, landing, provider_label,
-    providers, render, see_other, sign_in_href, with_query, FormState, Layout, MessagePage,
-    SignedIn, Viewer, SESSION_COOKIE,
+    error_page, form_token, is_form_error, landing, provider_label, providers, query, redraw,
+    render, see_other, sign_in_href, with_query, FormState, Layout, MessagePage, Viewer,
+    SESSION_COOKIE,
 };
-use crate::error::{AppError, ErrorCode};
-use crate::http::extract::CredentialLimit;
+use crate::error::AppResult;
 use crate::http::{bot, cookies};
 use crate::service::{ClientInfo, LoginOutcome, SecondFactor, SignupInput, Tessera};
 
-/// A posted form. A body that is not a form, or too large, gets a page
-/// saying so; missing fields read as empty, so the service names them.
-pub struct UiForm<T>(pub T);
-
-impl<T: DeserializeOwned> FromRequest<Arc<Tessera>> for UiForm<T> {
-    type Rejection = Response;
-
-    async fn from_request(req: Request, core: &Arc<Tessera>) -> Result<Self, Self::Rejection> {
-        match axum::Form::<T>::from_request(req, core).await {
-            Ok(axum::Form(form)) => Ok(UiForm(form)),
-            Err(rejection) => {
-                let code = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ErrorCode::PayloadTooLarge
-                } else {
-                    ErrorCode::BadRequest
-                };
-                Err(error_page(
-                    core,
-                    AppError::new(code, "The form could not be read; go back and try again."),
-                ))
-            }
-        }
-    }
-}
-
-/// An anonymous form that passed its checks: a present `Origin` is the
-/// public URL's, its token matches the form cookie, and the client's per-IP
-/// credential budget allowed it (every anonymous form here signs in, signs
-/// up or mails a link, so each spends one).
-pub struct AnonymousForm<T>(pub T);
-
-/// A form that carries the anonymous-form token.
-pub trait FormToken {
-    fn form_token(&self) -> &str;
-}
-
-macro_rules! form_token {
-    ($($form:ty),*) => {
-        $(impl FormToken for $form {
-            fn form_token(&self) -> &str {
-                &self.form_token
-            }
-        })*
-    };
-}
-
-form_token!(SignInForm, TwoFactorForm, SignUpForm, EmailForm, ResetForm);
-
-impl<T: DeserializeOwned + FormToken> FromRequest<Arc<Tessera>> for AnonymousForm<T> {
-    type Rejection = Response;
-
-    async fn from_request(req: Request, core: &Arc<Tessera>) -> Result<Self, Self::Rejection> {
-        let (mut parts, body) = req.into_parts();
-        // Spent first, whatever comes next: a flood of bad forms pays too.
-        let limit = CredentialLimit::from_request_parts(&mut parts, core).await;
-        let headers = parts.headers.clone();
-        let UiForm(form) =
-            UiForm::<T>::from_request(Request::from_parts(parts, body), core).await?;
-        check_anonymous_form(core, &headers, form.form_token())
-            .map_err(IntoResponse::into_response)?;
-        limit.map_err(|err| error_page(core, err))?;
-        Ok(AnonymousForm(form))
-    }
-}
-
-/// The query of a page; anything unreadable reads as absent.
-fn query<T: DeserializeOwned + Default>(raw: Option<String>) -> T {
-    serde_urlencoded::from_str(raw.as_deref().unwrap_or_default()).unwrap_or_default()
-}
+form_tokens!(FormToken::form_token for SignInForm, TwoFactorForm, SignUpForm, EmailForm, ResetForm);
+form_tokens!(CsrfToken::csrf_token for AcceptForm);
 
 fn none_if_empty(value: &str) -> Option<&str> {
     Some(value.trim()).filter(|v| !v.is_empty())
+}
+
+/// The bot check of a form's widget token (a pass when the check is off).
+async fn human(core: &Tessera, client: &ClientInfo, token: &str) -> AppResult<()> {
+    bot::verify(
+        core,
+        none_if_empty(token),
+        client.ip.as_deref().unwrap_or_default(),
+    )
+    .await
 }
 
 /// A signed-in answer: the session cookie, then on to `to`.
@@ -245,24 +187,12 @@ pub async fn sign_in(
     headers: HeaderMap,
     AnonymousForm(f): AnonymousForm<SignInForm>,
 ) -> Response {
-    let retry = |err: AppError| {
-        if !is_form_error(&err) {
-            return error_page(&core, err);
-        }
-        let status = err.code.status();
-        let form = FormState::default().with("email", &f.email).error(err);
-        sign_in_page_for(&core, &headers, &f.redirect_to, form, status)
-    };
-    if let Err(err) = bot::verify(
-        &core,
-        none_if_empty(&f.turnstile),
-        client.ip.as_deref().unwrap_or_default(),
-    )
-    .await
-    {
-        return retry(err);
+    let outcome = async {
+        human(&core, &client, &f.turnstile).await?;
+        core.login(&f.email, &f.password, &client).await
     }
-    match core.login(&f.email, &f.password, &client).await {
+    .await;
+    match outcome {
         Ok(LoginOutcome::LoggedIn {
             secret, session, ..
         }) => signed_in(
@@ -279,7 +209,12 @@ pub async fn sign_in(
             FormState::default(),
             StatusCode::OK,
         ),
-        Err(err) => retry(err),
+        Err(err) => redraw(
+            &core,
+            err,
+            FormState::default().with("email", &f.email),
+            |form, status| sign_in_page_for(&core, &headers, &f.redirect_to, form, status),
+        ),
     }
 }
 
@@ -325,18 +260,9 @@ pub async fn two_factor(
             .link(sign_in_href(&f.redirect_to), "Sign in");
             render(StatusCode::UNPROCESSABLE_ENTITY, &page, None)
         }
-        Err(err) if is_form_error(&err) => {
-            let status = err.code.status();
-            two_factor_page(
-                &core,
-                &headers,
-                &f.challenge,
-                &f.redirect_to,
-                FormState::default().error(err),
-                status,
-            )
-        }
-        Err(err) => error_page(&core, err),
+        Err(err) => redraw(&core, err, FormState::default(), |form, status| {
+            two_factor_page(&core, &headers, &f.challenge, &f.redirect_to, form, status)
+        }),
     }
 }
 
@@ -439,28 +365,21 @@ pub async fn sign_up(
     headers: HeaderMap,
     AnonymousForm(f): AnonymousForm<SignUpForm>,
 ) -> Response {
-    let checked = bot::verify(
-        &core,
-        none_if_empty(&f.turnstile),
-        client.ip.as_deref().unwrap_or_default(),
-    )
+    let outcome = async {
+        human(&core, &client, &f.turnstile).await?;
+        let input = SignupInput {
+            email: f.email.clone(),
+            password: f.password.clone(),
+            name: none_if_empty(&f.name).map(str::to_owned),
+            first_name: None,
+            last_name: None,
+            tenant_name: None,
+            invite_token: none_if_empty(&f.invite_token).map(str::to_owned),
+            without_session: false,
+        };
+        core.signup(input, &client).await
+    }
     .await;
-    let outcome = match checked {
-        Ok(()) => {
-            let input = SignupInput {
-                email: f.email.clone(),
-                password: f.password.clone(),
-                name: none_if_empty(&f.name).map(str::to_owned),
-                first_name: None,
-                last_name: None,
-                tenant_name: None,
-                invite_token: none_if_empty(&f.invite_token).map(str::to_owned),
-                without_session: false,
-            };
-            core.signup(input, &client).await
-        }
-        Err(err) => Err(err),
-    };
     match outcome {
         Ok(outcome) => match outcome.session {
             Some((secret, session)) => signed_in(
@@ -580,16 +499,11 @@ pub async fn forgot(
     headers: HeaderMap,
     AnonymousForm(f): AnonymousForm<EmailForm>,
 ) -> Response {
-    let sent = match bot::verify(
-        &core,
-        none_if_empty(&f.turnstile),
-        client.ip.as_deref().unwrap_or_default(),
-    )
-    .await
-    {
-        Ok(()) => core.forgot_password(&f.email),
-        Err(err) => Err(err),
-    };
+    let sent = async {
+        human(&core, &client, &f.turnstile).await?;
+        core.forgot_password(&f.email)
+    }
+    .await;
     match sent {
         Ok(()) => {
             let form = FormState {
@@ -601,12 +515,12 @@ pub async fn forgot(
             };
             forgot_page_for(&core, &headers, form, StatusCode::OK)
         }
-        Err(err) if is_form_error(&err) => {
-            let status = err.code.status();
-            let form = FormState::default().with("email", &f.email).error(err);
-            forgot_page_for(&core, &headers, form, status)
-        }
-        Err(err) => error_page(&core, err),
+        Err(err) => redraw(
+            &core,
+            err,
+            FormState::default().with("email", &f.email),
+            |form, status| forgot_page_for(&core, &headers, form, status),
+        ),
     }
 }
 
@@ -703,17 +617,9 @@ pub async fn reset(
         Err(err) if err.fields.as_ref().is_some_and(|f| f.contains_key("token")) => {
             dead_reset_link(&core)
         }
-        Err(err) if is_form_error(&err) => {
-            let status = err.code.status();
-            reset_page_for(
-                &core,
-                &headers,
-                &f.token,
-                FormState::default().error(err),
-                status,
-            )
-        }
-        Err(err) => error_page(&core, err),
+        Err(err) => redraw(&core, err, FormState::default(), |form, status| {
+            reset_page_for(&core, &headers, &f.token, form, status)
+        }),
     }
 }
 
@@ -785,12 +691,12 @@ pub async fn resend(
             };
             verify_failed(&core, &headers, form, StatusCode::OK)
         }
-        Err(err) if is_form_error(&err) => {
-            let status = err.code.status();
-            let form = FormState::default().with("email", &f.email).error(err);
-            verify_failed(&core, &headers, form, status)
-        }
-        Err(err) => error_page(&core, err),
+        Err(err) => redraw(
+            &core,
+            err,
+            FormState::default().with("email", &f.email),
+            |form, status| verify_failed(&core, &headers, form, status),
+        ),
     }
 }
 
@@ -873,13 +779,9 @@ pub struct AcceptForm {
 
 pub async fn accept_invite(
     State(core): State<Arc<Tessera>>,
-    SignedIn(viewer): SignedIn,
     client: ClientInfo,
-    UiForm(f): UiForm<AcceptForm>,
+    SignedInForm(viewer, f): SignedInForm<AcceptForm>,
 ) -> Response {
-    if let Err(refused) = viewer.check(&f.csrf_token) {
-        return refused.into_response();
-    }
     match core
         .accept_invite(&viewer.principal, &f.token, &client)
         .await

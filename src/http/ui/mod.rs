@@ -10,7 +10,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::http::cookies;
 use askama::Template;
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::http::request::Parts;
@@ -18,18 +17,21 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use serde::de::DeserializeOwned;
 
 use crate::crypto::token::{constant_time_eq, csrf_token_for, random_secret};
 use crate::error::AppError;
+use crate::http::cookies;
+// The session cookie: the canonical surface's.
+use crate::http::v1::auth::COOKIE as SESSION_COOKIE;
 use crate::service::{Credential, Principal, Tessera};
 
 mod account;
 mod auth;
+mod forms;
 
 /// The cookie anonymous forms are checked against.
 const FORM_COOKIE: &str = "tessera_form";
-/// The session cookie: the canonical surface's.
-const SESSION_COOKIE: &str = "ces_session";
 
 pub fn router() -> Router<Arc<Tessera>> {
     Router::new()
@@ -275,6 +277,11 @@ impl FromRequestParts<Arc<Tessera>> for SignedIn {
     }
 }
 
+/// The query of a page; anything unreadable reads as absent.
+pub fn query<T: DeserializeOwned + Default>(raw: Option<String>) -> T {
+    serde_urlencoded::from_str(raw.as_deref().unwrap_or_default()).unwrap_or_default()
+}
+
 /// `/ui/sign-in?redirect_to=…`
 pub fn sign_in_href(redirect_to: &str) -> String {
     with_query("/ui/sign-in", &[("redirect_to", redirect_to)])
@@ -454,11 +461,27 @@ pub fn error_page(core: &Tessera, err: AppError) -> Response {
     page = page.link("/ui/sign-in", "Back to sign in");
     let mut response = render(status, &page, None);
     if let Some(seconds) = retry_after {
-        if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
-        }
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
     response
+}
+
+/// The answer to a form the service refused: the form drawn again (by
+/// `draw`) with each error next to its field, or a page of its own for
+/// errors that are not the form's (limits, outages).
+pub fn redraw(
+    core: &Tessera,
+    err: AppError,
+    form: FormState,
+    draw: impl FnOnce(FormState, StatusCode) -> Response,
+) -> Response {
+    if !is_form_error(&err) {
+        return error_page(core, err);
+    }
+    let status = err.code.status();
+    draw(form.error(err), status)
 }
 
 /// Whether an error belongs next to a form (its fields, a wrong password,
