@@ -218,6 +218,12 @@ pub struct SecurityConfig {
     /// unset; when set but unreachable, passwords are accepted and a warning
     /// is logged.
     pub breached_password_url: Option<String>,
+    /// The failure budget of one device cookie (OWASP device cookies): a
+    /// client that signed in to the account before keeps its own, smaller
+    /// budget while the account is locked for everyone else.
+    pub device_lockout_max_attempts: u32,
+    /// How long a device cookie is honoured after the sign-in that set it.
+    pub device_cookie_days: u32,
 }
 
 impl Default for SecurityConfig {
@@ -228,6 +234,8 @@ impl Default for SecurityConfig {
             rate_limit_per_minute: 30,
             mail_per_address_per_hour: 5,
             breached_password_url: None,
+            device_lockout_max_attempts: 3,
+            device_cookie_days: 365,
         }
     }
 }

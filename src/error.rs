@@ -19,6 +19,9 @@ pub enum ErrorCode {
     Forbidden,
     CsrfFailed,
     CaptchaFailed,
+    /// The account's address is not verified yet, and the action needs a
+    /// proven address (durable credentials: PATs, passkeys, TOTP, links).
+    EmailNotVerified,
     NotFound,
     MethodNotAllowed,
     UserExists,
@@ -36,9 +39,10 @@ impl ErrorCode {
             ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
             ErrorCode::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
-            ErrorCode::Forbidden | ErrorCode::CsrfFailed | ErrorCode::CaptchaFailed => {
-                StatusCode::FORBIDDEN
-            }
+            ErrorCode::Forbidden
+            | ErrorCode::CsrfFailed
+            | ErrorCode::CaptchaFailed
+            | ErrorCode::EmailNotVerified => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::UserExists | ErrorCode::Conflict => StatusCode::CONFLICT,
@@ -93,6 +97,15 @@ impl AppError {
 
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Forbidden, message)
+    }
+
+    /// An action that needs a verified address, asked by an account whose
+    /// address is not verified yet.
+    pub fn email_not_verified() -> Self {
+        Self::new(
+            ErrorCode::EmailNotVerified,
+            "Verify your email address first: follow the link we sent you.",
+        )
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {

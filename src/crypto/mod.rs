@@ -1,5 +1,6 @@
 //! Password hashing, random secrets and JWT signing keys.
 
+pub mod device;
 pub mod jwt;
 pub mod password;
 pub mod token;

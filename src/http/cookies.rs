@@ -7,6 +7,15 @@ use cookie::{Cookie, SameSite};
 
 use crate::service::Tessera;
 
+/// The device cookie (see `crypto::device`): set after every sign-in.
+pub const DEVICE: &str = "tessera_device";
+
+/// The device cookie for a new sign-in, lasting `security.device_cookie_days`.
+pub fn set_device(core: &Tessera, value: &str) -> HeaderValue {
+    let days = i64::from(core.config.security.device_cookie_days);
+    set(core, DEVICE, value, "/", Some(Duration::days(days)))
+}
+
 pub fn set_session(
     core: &Tessera,
     name: &'static str,

@@ -220,19 +220,26 @@ async fn sign_in(
 
 /// `{user, session}` and the cookie, or the 2FA challenge.
 fn sign_in_answer(core: &Tessera, outcome: LoginOutcome) -> AppResult<Response> {
-    let (user, secret, session) = match outcome {
+    let (user, secret, session, device) = match outcome {
         LoginOutcome::LoggedIn {
             user,
             secret,
             session,
-        } => (user, secret, session),
+            device,
+        } => (user, secret, session, device),
         LoginOutcome::TwoFactorRequired { challenge } => {
             return Ok(crate::http::two_factor_required(challenge))
         }
     };
     let cookie = cookies::set_session(core, COOKIE, &secret, session.expires_at);
+    let device = cookies::set_device(core, &device);
     let body = json!({"user": DashUser::from(&user), "session": DashSession::from(&session)});
-    Ok(([(header::SET_COOKIE, cookie)], Json(body)).into_response())
+    // Two cookies: appended (an array of header pairs would keep only one).
+    Ok((
+        axum::response::AppendHeaders([(header::SET_COOKIE, cookie), (header::SET_COOKIE, device)]),
+        Json(body),
+    )
+        .into_response())
 }
 
 async fn forget_password(

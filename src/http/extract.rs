@@ -84,6 +84,36 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AppJson<T> {
     }
 }
 
+/// A JSON body that may be left out: no body at all is `T::default()`;
+/// anything sent is read as [`AppJson`] reads it.
+pub struct OptionalJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJson<T> {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if req.headers().contains_key(header::CONTENT_TYPE) {
+            return AppJson::from_request(req, state)
+                .await
+                .map(|AppJson(v)| OptionalJson(v));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                AppError::new(ErrorCode::PayloadTooLarge, "The request body is too large.")
+            } else {
+                AppError::bad_request("The request body could not be read.")
+            }
+        })?;
+        if bytes.is_empty() {
+            Ok(OptionalJson(T::default()))
+        } else {
+            Err(AppError::bad_request(
+                "Expected a JSON body with Content-Type: application/json.",
+            ))
+        }
+    }
+}
+
 /// A reason for a wrong-typed field that names the expected type but never
 /// repeats the value sent (it may be a password).
 fn type_reason(serde_message: &str) -> String {
@@ -121,6 +151,7 @@ impl FromRequestParts<Arc<Tessera>> for ClientInfo {
             ip: addr.map(|a| a.to_string()),
             user_agent,
             direct_loopback: peer.is_some_and(|p| p.is_loopback()) && !forwarded,
+            device: crate::http::cookies::value(&parts.headers, crate::http::cookies::DEVICE),
         })
     }
 }

@@ -172,12 +172,13 @@ pub async fn login(
 
 /// The union answer and the `auth_token` cookie, or the 2FA challenge.
 async fn login_answer(core: &Tessera, outcome: LoginOutcome) -> AppResult<Response> {
-    let (user, secret, session) = match outcome {
+    let (user, secret, session, device) = match outcome {
         LoginOutcome::LoggedIn {
             user,
             secret,
             session,
-        } => (user, secret, session),
+            device,
+        } => (user, secret, session, device),
         LoginOutcome::TwoFactorRequired { challenge } => {
             return Ok(crate::http::two_factor_required(challenge))
         }
@@ -192,7 +193,13 @@ async fn login_answer(core: &Tessera, outcome: LoginOutcome) -> AppResult<Respon
         access_token: jwt.access_token,
         token_type: "bearer".into(),
     };
-    Ok(([(header::SET_COOKIE, cookie)], Json(body)).into_response())
+    let device = cookies::set_device(core, &device);
+    // Two cookies: appended (an array of header pairs would keep only one).
+    Ok((
+        axum::response::AppendHeaders([(header::SET_COOKIE, cookie), (header::SET_COOKIE, device)]),
+        Json(body),
+    )
+        .into_response())
 }
 
 /// Ends the session; `{"success": true}` and a cleared cookie.

@@ -190,19 +190,43 @@ impl Tessera {
             is_admin: false,
             now,
         };
-        let user = match &invite {
-            Some((hash, _)) => match self.store.create_user_with_invite(new_user, hash).await {
-                Ok(Some(user)) => user,
-                Ok(None) => {
-                    return Err(AppError::field(
-                        "invite_token",
-                        "is invalid, expired or already used",
-                    ))
+        // An address whose account was never verified is not owned yet: a
+        // new sign-up takes it over (the old account and what it made are
+        // discarded) and answers exactly as a fresh one. Twice at most, in
+        // case another sign-up for the address lands in between.
+        let mut tries = 0;
+        let user = loop {
+            tries += 1;
+            let created = match &invite {
+                Some((hash, _)) => {
+                    match self
+                        .store
+                        .create_user_with_invite(new_user.clone(), hash)
+                        .await
+                    {
+                        Ok(Some(user)) => Ok(user),
+                        Ok(None) => {
+                            return Err(AppError::field(
+                                "invite_token",
+                                "is invalid, expired or already used",
+                            ))
+                        }
+                        Err(StoreError::Conflict("email")) => Err(Self::user_exists()),
+                        Err(other) => return Err(other.into()),
+                    }
                 }
-                Err(StoreError::Conflict("email")) => return Err(Self::user_exists()),
-                Err(other) => return Err(other.into()),
-            },
-            None => self.create_account(new_user, tenant_name, true).await?,
+                None => {
+                    self.create_account(new_user.clone(), tenant_name.clone(), true)
+                        .await
+                }
+            };
+            match created {
+                Err(err)
+                    if err.code == crate::error::ErrorCode::UserExists
+                        && tries <= 2
+                        && self.take_over_unverified(email.as_str(), client).await? => {}
+                other => break other?,
+            }
         };
         self.record(
             Audit::new("signup")
@@ -215,40 +239,66 @@ impl Tessera {
         let session = if self.config.auth.require_verified_email || input.without_session {
             None
         } else {
-            Some(self.start_session(&user, None, client).await?)
+            match self.start_session(&user, None, client).await {
+                Ok(session) => Some(session),
+                // A sign-up for the same unverified address took it over
+                // between our insert and this session: it is theirs now.
+                Err(err) if err.code == crate::error::ErrorCode::NotFound => {
+                    return Err(Self::user_exists())
+                }
+                Err(err) => return Err(err),
+            }
         };
         Ok(SignupOutcome { user, session })
     }
 
     /// Dashboard sign-up (seed 002): creates an unverified account without a
-    /// session. Signing up again with an unverified email resends the
-    /// verification mail and answers as a new sign-up; a verified one is
+    /// session. Signing up again with an unverified email takes the address
+    /// over as any sign-up does (a new verification mail, the old links
+    /// dead) and answers as a new sign-up; a verified one is
     /// `409 USER_EXISTS`.
     pub async fn signup_unverified(
         self: &Arc<Self>,
         input: SignupInput,
         client: &ClientInfo,
     ) -> AppResult<User> {
-        let email = input.email.clone();
         let input = SignupInput {
             without_session: true,
             ..input
         };
-        match self.signup(input, client).await {
-            Ok(outcome) => Ok(outcome.user),
-            Err(err) if err.code == crate::error::ErrorCode::UserExists => {
-                let parsed =
-                    Email::parse(&email).map_err(|reason| AppError::field("email", reason))?;
-                match self.store.find_user_by_email(parsed.as_str()).await? {
-                    Some(user) if user.email_verified_at.is_none() => {
-                        self.resend_verification(parsed.as_str())?;
-                        Ok(user)
-                    }
-                    _ => Err(err),
-                }
-            }
-            Err(err) => Err(err),
+        Ok(self.signup(input, client).await?.user)
+    }
+
+    /// Discards the account of `email` when its address was never
+    /// verified, with everything it made (see
+    /// `Store::discard_unverified_user`): whoever held the address without
+    /// proving it keeps no session, token, tenant or invitation once
+    /// someone else claims it. `false` when there is no such account.
+    pub(super) async fn take_over_unverified(
+        &self,
+        email: &str,
+        client: &ClientInfo,
+    ) -> AppResult<bool> {
+        let Some(old) = self.store.find_user_by_email(email).await? else {
+            // Gone since the conflict: the address is free again.
+            return Ok(true);
+        };
+        if old.email_verified_at.is_some()
+            || !self
+                .store
+                .discard_unverified_user(old.id, self.clock.now())
+                .await?
+        {
+            return Ok(false);
         }
+        self.record(
+            Audit::new("account.discarded")
+                .target(old.id)
+                .client(client)
+                .detail(json!({"reason": "unverified address claimed again"})),
+        )
+        .await;
+        Ok(true)
     }
 
     /// Verifies the email and finishes the account: pending invitations to
@@ -347,6 +397,41 @@ impl Tessera {
         let password = NewPassword::parse(password, &email)
             .map_err(|e| AppError::field("password", e.reason()))?;
         let password_hash = self.hash_new_password(&password, "password").await?;
+        if user.email_verified_at.is_none() {
+            // The link proves the address of an account that never proved
+            // it: whoever made that account may not be its owner, so the
+            // owner starts afresh rather than inherit its tenants and
+            // invitations. Discarding also spends the token.
+            if !self
+                .store
+                .discard_unverified_user(user.id, self.clock.now())
+                .await?
+            {
+                return Err(Self::invalid_token());
+            }
+            let fresh = NewUser {
+                id: Uuid::new_v4(),
+                email: user.email.clone(),
+                password_hash: Some(password_hash),
+                name: None,
+                first_name: None,
+                last_name: None,
+                email_verified: true,
+                is_admin: false,
+                now: self.clock.now(),
+            };
+            let tenant_name = format!("{}'s workspace", email.local_part());
+            let fresh = self.create_account(fresh, tenant_name, false).await?;
+            self.store.clear_login_failures(&fresh.email).await?;
+            self.record(
+                Audit::new("password.reset")
+                    .target(fresh.id)
+                    .client(client)
+                    .detail(json!({"unverified_account_replaced": user.id})),
+            )
+            .await;
+            return Ok(fresh);
+        }
         self.store
             .redeem_reset_token(&hash, &password_hash, self.clock.now())
             .await?
@@ -361,16 +446,23 @@ impl Tessera {
     /// Whether a reset token can still be used (a page asks before showing
     /// its form); nothing is spent.
     pub async fn reset_token_usable(&self, token: &str) -> AppResult<bool> {
+        self.token_usable(TokenPurpose::PasswordReset, token).await
+    }
+
+    /// Whether a verification token can still be used (the mailed link's
+    /// page asks before showing its button); nothing is spent.
+    pub async fn verification_token_usable(&self, token: &str) -> AppResult<bool> {
+        self.token_usable(TokenPurpose::EmailVerification, token)
+            .await
+    }
+
+    async fn token_usable(&self, purpose: TokenPurpose, token: &str) -> AppResult<bool> {
         let Ok(token) = Self::parse_token(token) else {
             return Ok(false);
         };
         Ok(self
             .store
-            .peek_token(
-                TokenPurpose::PasswordReset,
-                &hash_secret(token),
-                self.clock.now(),
-            )
+            .peek_token(purpose, &hash_secret(token), self.clock.now())
             .await?
             .is_some())
     }
@@ -438,7 +530,7 @@ impl Tessera {
     ) -> AppResult<()> {
         Self::current_password_shape(current_password, "current_password")?;
         let new_password = Self::new_password_for(user, new_password)?;
-        self.check_current_password(user, current_password, "current_password")
+        self.check_current_password(user, current_password, "current_password", client)
             .await?;
         self.store_password(
             user,
@@ -462,14 +554,21 @@ impl Tessera {
     }
 
     /// Re-checks the password of a signed-in user before a sensitive
-    /// change; a wrong one is `VALIDATION_FAILED` on `field`.
+    /// change; a wrong one is `VALIDATION_FAILED` on `field`. Each check
+    /// spends the client's per-IP credential budget and, counted before it
+    /// is checked, the account's lockout budget: a stolen session is no way
+    /// around the lockout.
     pub(super) async fn check_current_password(
         &self,
         user: &User,
         password: &str,
         field: &str,
+        client: &ClientInfo,
     ) -> AppResult<()> {
         Self::current_password_shape(password, field)?;
+        self.limit_credentials(client.addr).await?;
+        let budget = self.email_budget(&user.email);
+        let attempt = self.spend_attempt(&budget).await?;
         let verdict = self
             .hasher
             .verify(
@@ -479,9 +578,13 @@ impl Tessera {
             .await
             .map_err(AppError::internal)?;
         if !verdict.matched() {
+            if let Ok(email) = Email::parse(&user.email) {
+                self.login_failed(&email, Some(user.id), &budget, attempt, client)
+                    .await;
+            }
             return Err(AppError::field(field, "is incorrect"));
         }
-        Ok(())
+        self.refund_attempt(&budget).await
     }
 
     /// A new password for `user`, checked against the policy.

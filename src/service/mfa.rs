@@ -46,6 +46,13 @@ pub struct SecondFactor<'a> {
 }
 
 impl<'a> SecondFactor<'a> {
+    /// Whether anything was sent at all (nothing is not an attempt).
+    fn is_present(&self) -> bool {
+        self.passkey.is_some()
+            || self.code.is_some_and(|c| !c.trim().is_empty())
+            || self.backup_code.is_some_and(|c| !c.trim().is_empty())
+    }
+
     /// A TOTP code or a backup code, as the request bodies carry them.
     pub fn codes(code: Option<&'a str>, backup_code: Option<&'a str>) -> Self {
         SecondFactor {
@@ -106,25 +113,58 @@ impl Tessera {
         })
     }
 
-    async fn check_password(&self, user: &User, password: &str) -> AppResult<()> {
+    async fn check_password(
+        &self,
+        user: &User,
+        password: &str,
+        client: &ClientInfo,
+    ) -> AppResult<()> {
         if user.password_hash.is_none() {
             return Err(AppError::field(
                 "password",
                 "this account has no password yet; set one first",
             ));
         }
-        self.check_current_password(user, password, "password")
+        self.check_current_password(user, password, "password", client)
             .await
     }
 
+    /// A signed-in re-check of the second factor (before turning 2FA off,
+    /// new backup codes, a new passkey): counted on the lockout budget
+    /// before it is checked, like the second step of a login.
+    pub(super) async fn recheck_second_factor(
+        &self,
+        user: &User,
+        factor: SecondFactor<'_>,
+        client: &ClientInfo,
+    ) -> AppResult<()> {
+        if !factor.is_present() {
+            return Err(AppError::field("code", "is required (or backup_code)"));
+        }
+        let budget = self.email_budget(&user.email);
+        let attempt = self.spend_attempt(&budget).await?;
+        if !self.spend_second_factor(user, factor, client).await? {
+            self.second_factor_failed(user, &budget, attempt, client)
+                .await;
+            return Err(wrong_code());
+        }
+        self.refund_attempt(&budget).await
+    }
+
     /// Starts TOTP setup: a new secret, not active until confirmed.
-    pub async fn totp_setup(&self, user: &User, password: &str) -> AppResult<TotpSetup> {
+    pub async fn totp_setup(
+        &self,
+        user: &User,
+        password: &str,
+        client: &ClientInfo,
+    ) -> AppResult<TotpSetup> {
+        Self::require_verified(user)?;
         if user.two_factor_enabled {
             return Err(AppError::conflict(
                 "Two-factor authentication is already on; disable it first.",
             ));
         }
-        self.check_password(user, password).await?;
+        self.check_password(user, password, client).await?;
         let secret = totp::new_secret();
         let generator = totp::totp(secret.clone(), &self.config.mfa.issuer, &user.email)
             .map_err(AppError::internal)?;
@@ -196,6 +236,7 @@ impl Tessera {
         code: &str,
         client: &ClientInfo,
     ) -> AppResult<Vec<String>> {
+        Self::require_verified(user)?;
         if user.two_factor_enabled {
             return Err(AppError::conflict(
                 "Two-factor authentication is already on.",
@@ -281,11 +322,8 @@ impl Tessera {
         if !user.two_factor_enabled {
             return Err(AppError::conflict("Two-factor authentication is off."));
         }
-        self.check_password(user, password).await?;
-        if !self.spend_second_factor(user, factor, client).await? {
-            self.second_factor_failed(user, client).await?;
-            return Err(wrong_code());
-        }
+        self.check_password(user, password, client).await?;
+        self.recheck_second_factor(user, factor, client).await?;
         self.store.disable_totp(user.id, self.clock.now()).await?;
         self.record(
             Audit::new("2fa.disable")
@@ -297,17 +335,20 @@ impl Tessera {
         Ok(())
     }
 
-    /// A new set of backup codes; the old set stops working.
+    /// A new set of backup codes (the password and a second factor); the
+    /// old set stops working.
     pub async fn regenerate_backup_codes(
         &self,
         user: &User,
         password: &str,
+        factor: SecondFactor<'_>,
         client: &ClientInfo,
     ) -> AppResult<Vec<String>> {
         if !user.two_factor_enabled {
             return Err(AppError::conflict("Two-factor authentication is off."));
         }
-        self.check_password(user, password).await?;
+        self.check_password(user, password, client).await?;
+        self.recheck_second_factor(user, factor, client).await?;
         let codes = totp::new_backup_codes();
         self.store
             .replace_backup_codes(user.id, &Self::backup_hashes(&codes), self.clock.now())
@@ -333,15 +374,21 @@ impl Tessera {
         Ok(LoginOutcome::TwoFactorRequired { challenge })
     }
 
-    /// A wrong second factor counts toward the account lockout, as a wrong
-    /// password does.
-    async fn second_factor_failed(&self, user: &User, client: &ClientInfo) -> AppResult<()> {
+    /// A wrong second factor (already counted on the lockout budget, as a
+    /// wrong password is).
+    async fn second_factor_failed(
+        &self,
+        user: &User,
+        budget: &super::sessions::Budget,
+        attempt: i32,
+        client: &ClientInfo,
+    ) {
         self.record(Audit::new("2fa.failure").target(user.id).client(client))
             .await;
         if let Ok(email) = Email::parse(&user.email) {
-            self.login_failed(&email, Some(user.id), client).await?;
+            self.login_failed(&email, Some(user.id), budget, attempt, client)
+                .await;
         }
-        Ok(())
     }
 
     /// The user a live login challenge belongs to.
@@ -369,19 +416,22 @@ impl Tessera {
     ) -> AppResult<LoginOutcome> {
         let user = self.challenge_user(challenge).await?;
         let hash = hash_secret(challenge);
-        let now = self.clock.now();
-        if let Some(until) = self.store.locked_until(&user.email, now).await? {
-            return Err(Self::locked(until, now));
+        if !factor.is_present() {
+            return Err(AppError::field("code", "is required (or backup_code)"));
         }
+        // Counted before it is checked, on the budget the password spent.
+        let budget = self.budget_for(&user.email, Some(user.id), client);
+        let attempt = self.spend_attempt(&budget).await?;
         if !self.spend_second_factor(&user, factor, client).await? {
-            self.second_factor_failed(&user, client).await?;
+            self.second_factor_failed(&user, &budget, attempt, client)
+                .await;
             return Err(wrong_code());
         }
         // Single use, even when two right codes race.
         if !self.store.take_mfa_challenge(&hash).await? {
             return Err(invalid_challenge());
         }
-        self.store.clear_login_failures(&user.email).await?;
+        self.store.clear_login_failures(&budget.key).await?;
         self.start_login_session(user, "password+2fa", client).await
     }
 }

@@ -57,6 +57,8 @@ pub struct ClientInfo {
     pub user_agent: Option<String>,
     /// The peer is this machine and no proxy header says it relays someone.
     pub direct_loopback: bool,
+    /// The device cookie the client sent, unchecked (see `crypto::device`).
+    pub device: Option<String>,
 }
 
 /// The application core: configuration, store, clock, hashing pool and keys.
@@ -95,6 +97,8 @@ pub struct Tessera {
     pub webauthn: Option<webauthn_rs::Webauthn>,
     /// Makes stable decoy credential ids for emails without passkeys.
     passkey_decoy_key: Vec<u8>,
+    /// Signs device cookies (the same key on every node).
+    pub device_key: crate::crypto::device::DeviceKey,
 }
 
 impl Tessera {
@@ -141,6 +145,15 @@ impl Tessera {
                 clock.now(),
             )
             .await?;
+        let device_key = crate::crypto::device::DeviceKey::new(
+            &store
+                .app_secret(
+                    "device_cookie_key",
+                    &crate::crypto::totp::new_secret_key(),
+                    clock.now(),
+                )
+                .await?,
+        );
         let hasher = PasswordHasher::new(&config.argon2)?;
         let totp_box = Self::totp_box(&config, store.as_ref(), clock.as_ref()).await?;
         let webauthn = match passkeys::build_webauthn(&config) {
@@ -190,6 +203,7 @@ impl Tessera {
             totp_box,
             webauthn,
             passkey_decoy_key,
+            device_key,
             oauth_http: oauth::provider_http_client().context("building the OAuth HTTP client")?,
         })
     }

@@ -237,6 +237,9 @@ impl Tessera {
         redirect_to: Option<&str>,
         link_user: Option<&User>,
     ) -> AppResult<StartedOAuth> {
+        if let Some(user) = link_user {
+            Self::require_verified(user)?;
+        }
         let provider = self.provider(provider)?;
         let redirect_uri = self.callback_url(&provider.name, callback)?;
         let state = token::random_secret();
@@ -562,7 +565,19 @@ impl Tessera {
             email: Some(email.as_str().to_owned()),
             now,
         };
-        match self.store.find_user_by_email(email.as_str()).await? {
+        let existing = match self.store.find_user_by_email(email.as_str()).await? {
+            // The provider proved the address; whoever signed up with it
+            // without proving it loses the account (a password squatter
+            // must not inherit the owner's social sign-in).
+            Some(user)
+                if user.email_verified_at.is_none()
+                    && self.take_over_unverified(email.as_str(), client).await? =>
+            {
+                None
+            }
+            other => other,
+        };
+        match existing {
             Some(user) if user.email_verified_at.is_some() => {
                 self.store
                     .link_identity(&new_identity(user.id))
@@ -571,11 +586,10 @@ impl Tessera {
                 self.record_link(&user, &provider.name, client).await;
                 Ok(user)
             }
-            Some(_) => Err(AppError::conflict(format!(
-                "An account with this email exists but its address is not verified. \
-                 Sign in with your password, then link {} from your account.",
-                provider.name
-            ))),
+            // Verified or created again a moment ago, between the two looks.
+            Some(_) => Err(AppError::conflict(
+                "This account changed a moment ago; sign in again.",
+            )),
             None => {
                 let user_id = Uuid::new_v4();
                 let name = identity
@@ -637,6 +651,7 @@ impl Tessera {
             .active_user(user_id)
             .await?
             .ok_or_else(AppError::unauthorized)?;
+        Self::require_verified(&user)?;
         if let Some(known) = self
             .store
             .find_identity(&identity.issuer, &identity.subject)

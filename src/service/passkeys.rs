@@ -146,7 +146,18 @@ impl Tessera {
     }
 
     /// Starts registering a passkey for a signed-in user.
-    pub async fn passkey_register_start(&self, user: &User) -> AppResult<PasskeyCeremony> {
+    /// With two-factor on, a second factor is checked first (the password
+    /// alone, or a stolen session, must not add a way in).
+    pub async fn passkey_register_start(
+        &self,
+        user: &User,
+        factor: super::SecondFactor<'_>,
+        client: &ClientInfo,
+    ) -> AppResult<PasskeyCeremony> {
+        Self::require_verified(user)?;
+        if user.two_factor_enabled {
+            self.recheck_second_factor(user, factor, client).await?;
+        }
         let existing = self.store.passkeys(user.id).await?;
         let exclude = Self::user_passkeys(&existing)
             .into_iter()
@@ -171,6 +182,7 @@ impl Tessera {
         name: Option<&str>,
         client: &ClientInfo,
     ) -> AppResult<StoredPasskey> {
+        Self::require_verified(user)?;
         let name = domain::clean_text(name, NAME_MAX)
             .map_err(|reason| AppError::field("name", reason))?
             .unwrap_or_else(|| "Passkey".to_owned());

@@ -108,10 +108,20 @@ pub enum LoginOutcome {
         user: User,
         secret: String,
         session: Session,
+        /// A new device cookie for the client (see `crypto::device`).
+        device: String,
     },
     /// The password was right; the second factor is still to come, with
     /// this single-use challenge.
     TwoFactorRequired { challenge: String },
+}
+
+/// A lockout budget: the store key its attempts are counted under, and
+/// how many a run may have.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    pub key: String,
+    pub max: u32,
 }
 
 /// Longest session token or PAT looked up (they are 43 and 51 characters).
@@ -382,13 +392,11 @@ impl Tessera {
         if chars > crate::domain::PASSWORD_MAX_CHARS {
             return Err(AppError::field("password", "is too long"));
         }
-        let now = self.clock.now();
-        let state = self.store.login_state(email.as_str(), now).await?;
-        if let Some(until) = state.locked_until {
-            self.metrics.login(LoginCount::Locked);
-            return Err(Self::locked(until, now));
-        }
-        let user = state.user;
+        let user = self.store.find_user_by_email(email.as_str()).await?;
+        // Counted before it is checked: parallel guesses cannot outrun the
+        // budget.
+        let budget = self.budget_for(email.as_str(), user.as_ref().map(|u| u.id), client);
+        let attempt = self.spend_attempt(&budget).await?;
         let stored = user.as_ref().and_then(|u| u.password_hash.as_deref());
         let verdict = self
             .hasher
@@ -398,8 +406,8 @@ impl Tessera {
         let user = match user {
             Some(user) if verdict.matched() => user,
             other => {
-                self.login_failed(&email, other.map(|u| u.id), client)
-                    .await?;
+                self.login_failed(&email, other.map(|u| u.id), &budget, attempt, client)
+                    .await;
                 return Err(AppError::invalid_credentials());
             }
         };
@@ -407,10 +415,13 @@ impl Tessera {
             self.metrics.login(LoginCount::Refused);
             return Err(refused);
         }
-        // With 2FA on, the count is cleared only once the second step passes:
-        // a right password must not wipe the count of wrong codes.
-        if !user.two_factor_enabled && state.has_failures {
-            self.store.clear_login_failures(email.as_str()).await?;
+        // With 2FA on, the run ends only once the second step passes: a
+        // right password must not wipe the count of wrong codes, but it
+        // gives back its own attempt, so the second step has one.
+        if user.two_factor_enabled {
+            self.refund_attempt(&budget).await?;
+        } else {
+            self.store.clear_login_failures(&budget.key).await?;
         }
         if verdict == crate::crypto::password::Verdict::MatchNeedsRehash {
             let normalized = crate::domain::normalize_password(password);
@@ -470,10 +481,12 @@ impl Tessera {
                 .detail(json!({"method": method})),
         )
         .await;
+        let device = self.device_key.issue(user.id, self.clock.now());
         Ok(LoginOutcome::LoggedIn {
             user,
             secret,
             session,
+            device,
         })
     }
 
@@ -487,38 +500,92 @@ impl Tessera {
         .with_retry_after(seconds)
     }
 
+    /// The budget an attempt on an account spends: its device cookie's own
+    /// when the client carries a valid one for this account, else the
+    /// email's (unknown emails included).
+    pub(super) fn budget_for(
+        &self,
+        email: &str,
+        user_id: Option<Uuid>,
+        client: &ClientInfo,
+    ) -> Budget {
+        let security = &self.config.security;
+        let device = match (user_id, client.device.as_deref()) {
+            (Some(user_id), Some(value)) => self.device_key.verify(
+                value,
+                user_id,
+                self.clock.now(),
+                Duration::days(i64::from(security.device_cookie_days)),
+            ),
+            _ => None,
+        };
+        match device {
+            Some(device) => Budget {
+                key: format!("device:{device}"),
+                max: security.device_lockout_max_attempts.max(1),
+            },
+            None => self.email_budget(email),
+        }
+    }
+
+    /// The account's own budget (every client without a device cookie, and
+    /// the signed-in re-checks: a stolen session is no way around it).
+    pub(super) fn email_budget(&self, email: &str) -> Budget {
+        Budget {
+            key: email.to_owned(),
+            max: self.config.security.lockout_max_attempts.max(1),
+        }
+    }
+
+    /// Counts one attempt on `budget` before it is checked; past the budget
+    /// the attempt is refused with `429 ACCOUNT_LOCKED` unchecked.
+    pub(super) async fn spend_attempt(&self, budget: &Budget) -> AppResult<i32> {
+        let now = self.clock.now();
+        let window = Duration::minutes(i64::from(self.config.security.lockout_minutes.max(1)));
+        let max = i32::try_from(budget.max).unwrap_or(i32::MAX);
+        let attempt = self
+            .store
+            .spend_login_attempt(&budget.key, now, now - window, max, now + window)
+            .await?;
+        if attempt.count > max {
+            self.metrics.login(LoginCount::Locked);
+            return Err(Self::locked(
+                attempt.locked_until.unwrap_or(now + window),
+                now,
+            ));
+        }
+        Ok(attempt.count)
+    }
+
+    /// Gives back an attempt that was right but does not end the run.
+    pub(super) async fn refund_attempt(&self, budget: &Budget) -> AppResult<()> {
+        let max = i32::try_from(budget.max).unwrap_or(i32::MAX);
+        Ok(self.store.refund_login_attempt(&budget.key, max).await?)
+    }
+
+    /// Records a failed attempt (already counted by `spend_attempt`).
     pub(super) async fn login_failed(
         &self,
         email: &Email,
         user_id: Option<Uuid>,
+        budget: &Budget,
+        attempt: i32,
         client: &ClientInfo,
-    ) -> AppResult<()> {
-        let now = self.clock.now();
-        let security = &self.config.security;
-        let window = Duration::minutes(i64::from(security.lockout_minutes.max(1)));
-        let locked = self
-            .store
-            .record_login_failure(
-                email.as_str(),
-                now,
-                now - window,
-                i32::try_from(security.lockout_max_attempts.max(1)).unwrap_or(i32::MAX),
-                now + window,
-            )
-            .await?;
+    ) {
+        let locked = i64::from(attempt) >= i64::from(budget.max);
         self.metrics.login(LoginCount::Failure);
-        if locked.is_some() {
+        if locked {
             self.metrics.lockout();
         }
         let mut event = Audit::new("login.failure").client(client).detail(json!({
             "email": email.as_str(),
-            "locked": locked.is_some(),
+            "locked": locked,
+            "device": budget.key.starts_with("device:"),
         }));
         if let Some(id) = user_id {
             event = event.target(id);
         }
         self.record(event).await;
-        Ok(())
     }
 
     /// Clears failed logins and any lockout of an email.
@@ -546,6 +613,7 @@ impl Tessera {
             ip: client.ip.clone().or_else(|| old.ip.clone()),
             user_agent: client.user_agent.clone().or_else(|| old.user_agent.clone()),
             direct_loopback: client.direct_loopback,
+            device: client.device.clone(),
         };
         let (secret, mut new) = self.new_session(principal.user.id, old.tenant_id, &client);
         // The absolute expiry is fixed at sign-in: refreshing never extends it.
@@ -582,6 +650,17 @@ impl Tessera {
                 "This needs a signed-in session, not a token.",
             )),
         }
+    }
+
+    /// Refuses an account whose address is not verified yet: until then it
+    /// may use its sessions but mint nothing durable (PATs, passkeys, TOTP,
+    /// linked identities), so a squatter on someone else's address keeps no
+    /// way in once the owner appears.
+    pub fn require_verified(user: &User) -> AppResult<()> {
+        if user.email_verified_at.is_none() {
+            return Err(AppError::email_not_verified());
+        }
+        Ok(())
     }
 
     /// The caller's active sessions.

@@ -41,6 +41,7 @@ impl Tessera {
                 "Creating a token needs a signed-in session.",
             ));
         }
+        Self::require_verified(&principal.user)?;
         let mut errors = FieldErrors::new();
         let name = match domain::clean_text(Some(&input.name), 100) {
             Ok(Some(name)) => Some(name),

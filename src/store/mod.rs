@@ -403,14 +403,14 @@ pub struct Profile {
     pub last_name: Option<String>,
 }
 
-/// See [`Store::login_state`].
-#[derive(Debug, Clone, Default)]
-pub struct LoginState {
-    pub user: Option<User>,
-    /// When the email is locked, until when (only a lock still in force).
+/// One attempt counted against a lockout budget (see
+/// [`Store::spend_login_attempt`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginAttempt {
+    /// Attempts in the current run, this one included.
+    pub count: i32,
+    /// The lock in force or about to be (set once the run reaches the limit).
     pub locked_until: Option<DateTime<Utc>>,
-    /// Failed logins are on record (a success has something to clear).
-    pub has_failures: bool,
 }
 
 /// Mail in the outbox, for the metrics.
@@ -471,7 +471,6 @@ pub trait Store: Send + Sync + 'static {
     async fn find_user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
     /// What a password login needs to know about an email, in one read:
     /// the user, the lock in force, and whether failures are on record.
-    async fn login_state(&self, email: &str, now: DateTime<Utc>) -> StoreResult<LoginState>;
     async fn find_user(&self, id: Uuid) -> StoreResult<Option<User>>;
     /// Replaces the password hash without touching sessions (re-hash on login).
     async fn set_password_hash(
@@ -701,28 +700,36 @@ pub trait Store: Send + Sync + 'static {
     /// user alone belongs to go too; `Conflict("sole_owner")` when the user is
     /// the only owner of a tenant that has other members.
     async fn delete_user(&self, user_id: Uuid) -> StoreResult<bool>;
+    /// Removes an account whose address was never verified, with what it
+    /// made while it held the address: every session, token and factor,
+    /// tenants where no other verified member would remain, and its pending
+    /// invitations; tenants that stay get an owner among their verified
+    /// members. `false` (nothing changed) when the account is verified by
+    /// now or gone.
+    async fn discard_unverified_user(&self, user_id: Uuid, now: DateTime<Utc>)
+        -> StoreResult<bool>;
     /// Puts every user whose plan has expired back on `default_plan` and
     /// revokes their sessions; returns their ids.
     async fn expire_plans(&self, default_plan: &str, now: DateTime<Utc>) -> StoreResult<Vec<Uuid>>;
 
     // Lockout.
-    /// When the email is locked, until when.
-    async fn locked_until(
+    /// Counts one attempt against the budget `key` (an email, or a device
+    /// cookie's id) before the attempt is checked, in one atomic statement,
+    /// so parallel attempts each see their own count. A run older than
+    /// `window_start` (and not locked), or whose lock has run out, starts
+    /// over; reaching `max` sets the lock until `lock_until`. The caller
+    /// refuses the attempt when the returned count is above `max`.
+    async fn spend_login_attempt(
         &self,
-        email: &str,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Option<DateTime<Utc>>>;
-    /// Counts a failed password login, atomically. A run of failures older
-    /// than `window_start` starts over; reaching `max` locks the email until
-    /// `lock_until`. Returns the lock when one is now in force.
-    async fn record_login_failure(
-        &self,
-        email: &str,
+        key: &str,
         now: DateTime<Utc>,
         window_start: DateTime<Utc>,
         max: i32,
         lock_until: DateTime<Utc>,
-    ) -> StoreResult<Option<DateTime<Utc>>>;
+    ) -> StoreResult<LoginAttempt>;
+    /// Gives back one attempt that turned out right but does not end the
+    /// run (a right password before the second factor, a re-check).
+    async fn refund_login_attempt(&self, key: &str, max: i32) -> StoreResult<()>;
     /// Forgets failures and any lock (successful login, reset, admin unlock).
     async fn clear_login_failures(&self, email: &str) -> StoreResult<()>;
 

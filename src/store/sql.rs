@@ -130,31 +130,6 @@ impl Store for Backend {
             .map_err(map_err)
     }
 
-    async fn login_state(&self, email: &str, now: DateTime<Utc>) -> StoreResult<LoginState> {
-        let row: Option<UserLoginRow> = sqlx::query_as(
-            "SELECT u.*, lf.locked_until AS lf_locked_until, lf.email IS NOT NULL AS lf_present \
-             FROM users u LEFT JOIN login_failures lf ON lf.email = u.email \
-             WHERE u.email = $1",
-        )
-        .bind(email)
-        .fetch_optional(&self.reader)
-        .await
-        .map_err(map_err)?;
-        Ok(match row {
-            Some(row) => LoginState {
-                user: Some(row.user),
-                locked_until: row.lf_locked_until.filter(|t| *t > now),
-                has_failures: row.lf_present,
-            },
-            // An unknown email: its lock is all there is to know.
-            None => LoginState {
-                user: None,
-                locked_until: self.locked_until(email, now).await?,
-                has_failures: true,
-            },
-        })
-    }
-
     async fn find_user(&self, id: Uuid) -> StoreResult<Option<User>> {
         sqlx::query_as("SELECT * FROM users WHERE id = $1")
             .bind(id)
@@ -378,6 +353,16 @@ impl Store for Backend {
             .await
             .map_err(map_err)?;
         revoke_sessions_except(&mut tx, user_id, None, now).await?;
+        // Recovery is total: whoever had the password may have made tokens.
+        sqlx::query(
+            "UPDATE personal_access_tokens SET revoked_at = $2 \
+             WHERE user_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(user_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
         self.changes.emit(Change::User(user_id));
         Ok(Some(user_id))
@@ -1097,6 +1082,74 @@ impl Store for Backend {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn discard_unverified_user(&self, user_id: Uuid, now: DateTime<Utc>) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        // Under the user's lock, so a verification racing this either
+        // lands first (and nothing is discarded) or after (and finds no one).
+        lock_user(&mut tx, user_id).await?;
+        let unverified: Option<bool> =
+            sqlx::query_scalar("SELECT email_verified_at IS NULL FROM users WHERE id = $1")
+                .bind(user_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        if unverified != Some(true) {
+            return Ok(false);
+        }
+        // Its tenants where no verified member would remain go with it.
+        sqlx::query(
+            "DELETE FROM tenants WHERE id IN (SELECT tenant_id FROM memberships WHERE user_id = $1) \
+             AND NOT EXISTS (SELECT 1 FROM memberships o JOIN users u ON u.id = o.user_id \
+                WHERE o.tenant_id = tenants.id AND o.user_id <> $1 AND u.email_verified_at IS NOT NULL)",
+        )
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        // The others keep an owner: their longest-standing verified member.
+        let orphaned: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT m.tenant_id FROM memberships m WHERE m.user_id = $1 AND m.role = 'owner' \
+             AND NOT EXISTS (SELECT 1 FROM memberships o WHERE o.tenant_id = m.tenant_id \
+                AND o.role = 'owner' AND o.user_id <> $1)",
+        )
+        .bind(user_id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        for tenant_id in orphaned {
+            sqlx::query(
+                "UPDATE memberships SET role = 'owner' WHERE tenant_id = $1 AND user_id = \
+                 (SELECT o.user_id FROM memberships o JOIN users u ON u.id = o.user_id \
+                  WHERE o.tenant_id = $1 AND o.user_id <> $2 AND u.email_verified_at IS NOT NULL \
+                  ORDER BY o.created_at LIMIT 1)",
+            )
+            .bind(tenant_id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        // Invitations it sent stop working.
+        sqlx::query(
+            "UPDATE invites SET revoked_at = $2 \
+             WHERE invited_by = $1 AND accepted_at IS NULL AND revoked_at IS NULL",
+        )
+        .bind(user_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        // Sessions, tokens, factors, links and mailed links go by cascade.
+        sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        self.changes.emit(Change::User(user_id));
+        Ok(true)
+    }
+
     async fn expire_plans(&self, default_plan: &str, now: DateTime<Utc>) -> StoreResult<Vec<Uuid>> {
         let mut tx = self.writer.begin().await.map_err(map_err)?;
         let ids: Vec<Uuid> = sqlx::query_scalar(
@@ -1156,59 +1209,62 @@ impl Store for Backend {
         .map_err(map_err)
     }
 
-    async fn locked_until(&self, email: &str, now: DateTime<Utc>) -> StoreResult<Option<DateTime<Utc>>> {
-        sqlx::query_scalar("SELECT locked_until FROM login_failures WHERE email = $1 AND locked_until > $2")
-            .bind(email)
-            .bind(now)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(map_err)
-            .map(Option::flatten)
-    }
-
-    async fn record_login_failure(
+    async fn spend_login_attempt(
         &self,
-        email: &str,
+        key: &str,
         now: DateTime<Utc>,
         window_start: DateTime<Utc>,
         max: i32,
         lock_until: DateTime<Utc>,
-    ) -> StoreResult<Option<DateTime<Utc>>> {
-        // One statement, so concurrent failures each count.
-        sqlx::query_scalar(
+    ) -> StoreResult<LoginAttempt> {
+        // One statement: the increment and the count it returns are one
+        // step, so twenty parallel guesses get twenty different counts.
+        // A run starts over when it is older than the window and not
+        // locked, or when its lock has run out.
+        const FRESH: &str = "((login_failures.locked_until IS NULL AND login_failures.window_start <= $3) \
+             OR login_failures.locked_until <= $2)";
+        let (count, locked_until): (i32, Option<DateTime<Utc>>) = sqlx::query_as(&format!(
             "INSERT INTO login_failures (email, failures, window_start, locked_until) \
              VALUES ($1, 1, $2, CASE WHEN $4 <= 1 THEN $5 END) \
              ON CONFLICT (email) DO UPDATE SET \
-               failures = CASE WHEN login_failures.window_start <= $3 THEN 1 ELSE login_failures.failures + 1 END, \
-               window_start = CASE WHEN login_failures.window_start <= $3 THEN $2 ELSE login_failures.window_start END, \
+               failures = CASE WHEN {FRESH} THEN 1 ELSE login_failures.failures + 1 END, \
+               window_start = CASE WHEN {FRESH} THEN $2 ELSE login_failures.window_start END, \
                locked_until = CASE \
-                 WHEN login_failures.window_start <= $3 THEN CASE WHEN $4 <= 1 THEN $5 END \
+                 WHEN {FRESH} THEN CASE WHEN $4 <= 1 THEN $5 END \
+                 WHEN login_failures.locked_until IS NOT NULL THEN login_failures.locked_until \
                  WHEN login_failures.failures + 1 >= $4 THEN $5 \
-                 ELSE login_failures.locked_until END \
-             RETURNING locked_until",
-        )
-        .bind(email)
+                 ELSE NULL END \
+             RETURNING failures, locked_until"
+        ))
+        .bind(key)
         .bind(now)
         .bind(window_start)
         .bind(max)
         .bind(lock_until)
         .fetch_one(&self.writer)
         .await
-        .map_err(map_err)
-        .map(|locked: Option<DateTime<Utc>>| locked.filter(|t| *t > now))
+        .map_err(map_err)?;
+        Ok(LoginAttempt {
+            count,
+            locked_until: locked_until.filter(|t| *t > now),
+        })
+    }
+
+    async fn refund_login_attempt(&self, key: &str, max: i32) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE login_failures SET failures = failures - 1, \
+             locked_until = CASE WHEN failures - 1 >= $2 THEN locked_until END \
+             WHERE email = $1 AND failures > 0",
+        )
+        .bind(key)
+        .bind(max)
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(())
     }
 
     async fn clear_login_failures(&self, email: &str) -> StoreResult<()> {
-        // Most logins have nothing to clear: look first, so they take no
-        // write (on SQLite, a turn of the single writer).
-        let any: Option<i32> = sqlx::query_scalar("SELECT 1 FROM login_failures WHERE email = $1")
-            .bind(email)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(map_err)?;
-        if any.is_none() {
-            return Ok(());
-        }
         sqlx::query("DELETE FROM login_failures WHERE email = $1")
             .bind(email)
             .execute(&self.writer)
@@ -1610,15 +1666,6 @@ struct PatUserRow {
     p_created_at: DateTime<Utc>,
     p_expires_at: Option<DateTime<Utc>>,
     p_last_used_at: Option<DateTime<Utc>>,
-}
-
-/// A user with what the lockout knows of their email.
-#[derive(sqlx::FromRow)]
-struct UserLoginRow {
-    #[sqlx(flatten)]
-    user: User,
-    lf_locked_until: Option<DateTime<Utc>>,
-    lf_present: bool,
 }
 
 /// A session joined with its user; the session's columns carry `s_`.

@@ -348,8 +348,17 @@ impl TestApp {
         .await
     }
 
-    /// A client signed up (and so signed in) as `email`.
+    /// A client signed up (and so signed in) as `email`, with the address
+    /// verified through the mailed link, as an owner of the address would.
     pub async fn user(&self, email: &str) -> Client {
+        let client = self.unverified_user(email).await;
+        self.verify_address(email).await;
+        client
+    }
+
+    /// A client signed up (and so signed in) as `email`, the address not
+    /// verified yet: what a squatter on someone else's address holds.
+    pub async fn unverified_user(&self, email: &str) -> Client {
         let client = new_client();
         let res = self.signup(&client, email).await;
         assert_eq!(
@@ -359,6 +368,31 @@ impl TestApp {
             res.text().await.unwrap()
         );
         client
+    }
+
+    /// Follows the newest verification link mailed to `email`.
+    pub async fn verify_address(&self, email: &str) {
+        self.mail.wait_for(email, 1).await;
+        let mail = self
+            .mail
+            .to(email)
+            .into_iter()
+            .rev()
+            .find(|m| m.subject().contains("Confirm your email"))
+            .expect("a verification mail");
+        let res = self
+            .post(
+                &new_client(),
+                "/api/v1/auth/verify-email",
+                json!({"token": mail.token()}),
+            )
+            .await;
+        assert_eq!(
+            res.status(),
+            StatusCode::OK,
+            "{}",
+            res.text().await.unwrap()
+        );
     }
 
     pub async fn csrf(&self, client: &Client) -> String {

@@ -157,6 +157,16 @@ async fn seed_003_walkthrough() {
     assert_eq!(body["email"], email);
     assert_eq!(body["first_name"], "John");
     assert_eq!(body["last_name"], "Doe");
+    // Signing up again before the address is verified starts it afresh
+    // (answered as a fresh sign-up); once verified, it is taken.
+    let res = app
+        .post(&new_client(), "/api/auth/signup", json!({
+            "email": email, "first_name": "John", "last_name": "Doe", "password": "SecurePassword123!"
+        }))
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    app.mail.wait_for(&email, 2).await;
+    app.verify_address(&email).await;
     let res = app
         .post(&new_client(), "/api/auth/signup", json!({
             "email": email, "first_name": "John", "last_name": "Doe", "password": "SecurePassword123!"

@@ -268,7 +268,7 @@ async fn mail_waits_in_the_outbox_while_the_mail_server_is_down() {
     drop(probe);
     let mut app = TestApp::spawn_bare(port, |_| {}).await;
     let email = unique_email("outage");
-    app.user(&email).await;
+    app.unverified_user(&email).await;
     // Let the worker fail at least once.
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
 

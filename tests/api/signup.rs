@@ -109,30 +109,42 @@ async fn sixteen_parallel_signups_of_one_email_make_one_user() {
     for t in tasks {
         statuses.push(t.await.unwrap());
     }
-    assert_eq!(
+    // The address is never verified in between, so a later sign-up may
+    // take it over from an earlier one (each answered as a fresh sign-up);
+    // any that loses the race is 409. Never anything else.
+    assert!(
         statuses
             .iter()
-            .filter(|s| **s == StatusCode::CREATED)
-            .count(),
-        1,
+            .all(|s| *s == StatusCode::CREATED || *s == StatusCode::CONFLICT),
         "{statuses:?}"
     );
-    assert_eq!(
-        statuses
-            .iter()
-            .filter(|s| **s == StatusCode::CONFLICT)
-            .count(),
-        15,
-        "{statuses:?}"
-    );
-    // Exactly one account, with exactly one tenant, and one verification mail.
+    assert!(statuses.contains(&StatusCode::CREATED), "{statuses:?}");
+    // Exactly one account stands, with exactly one tenant, and exactly one
+    // working verification link.
     let res = app.login(&new_client(), &email, PASSWORD).await;
     assert_eq!(res.status(), StatusCode::OK);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["tenants"].as_array().unwrap().len(), 1);
-    app.mail.wait_for(&email, 1).await;
+    let created = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CREATED)
+        .count();
+    app.mail.wait_for(&email, created).await;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    assert_eq!(app.mail.to(&email).len(), 1);
+    let mut working = 0;
+    for mail in app.mail.to(&email) {
+        let res = app
+            .post(
+                &new_client(),
+                "/api/v1/auth/verify-email",
+                json!({"token": mail.token()}),
+            )
+            .await;
+        if res.status() == StatusCode::OK {
+            working += 1;
+        }
+    }
+    assert_eq!(working, 1);
 }
 
 #[tokio::test]
@@ -312,7 +324,7 @@ async fn required_verification_holds_back_the_session_until_verified() {
 async fn resend_verification_mails_only_unverified_accounts_and_answers_alike() {
     let app = TestApp::spawn().await;
     let email = unique_email("resend");
-    app.user(&email).await;
+    app.unverified_user(&email).await;
     let first = app.mail.wait_for(&email, 1).await;
 
     let res = app

@@ -223,17 +223,22 @@ async fn a_pre_registered_unverified_account_is_never_taken_over() {
     let app = app_with(&provider).await;
     let victim = unique_email("victim");
     // The attacker signs up first with the victim's address (never verified).
-    let attacker = app.user(&victim).await;
+    let attacker = app.unverified_user(&victim).await;
     provider.user("victim-at-provider", &victim, true).await;
+    // The provider proves the address: the owner gets a fresh account, and
+    // the attacker's is gone with its session and password.
     let client = new_client();
     let res = sign_in(&app, &client, None).await;
-    assert!(set_cookie(&res, "ces_session").is_none());
-    let body = expect_error(res, StatusCode::CONFLICT, "CONFLICT").await;
-    assert!(body["message"].as_str().unwrap().contains("link"), "{body}");
-    assert_eq!(app.me_status(&client).await, StatusCode::UNAUTHORIZED);
-    // Nothing was linked to the attacker's account.
-    let linked = body_of(&app, &attacker, "/api/v1/auth/linked-accounts").await;
-    assert_eq!(linked, json!([]));
+    assert_eq!(res.status(), StatusCode::FOUND);
+    assert!(set_cookie(&res, "ces_session").is_some());
+    let me_now = me(&app, &client).await;
+    assert_eq!(me_now["user"]["email"], victim.as_str());
+    assert_eq!(me_now["user"]["has_password"], false, "{me_now}");
+    assert_eq!(app.me_status(&attacker).await, StatusCode::UNAUTHORIZED);
+    let res = app.login(&new_client(), &victim, PASSWORD).await;
+    expect_error(res, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
+    let linked = body_of(&app, &client, "/api/v1/auth/linked-accounts").await;
+    assert_eq!(linked.as_array().unwrap().len(), 1, "{linked}");
 }
 
 async fn body_of(app: &TestApp, client: &Client, path: &str) -> Value {

@@ -35,18 +35,18 @@ pub(crate) fn totp_at(secret: &str, at: i64) -> String {
     format!("{:06}", number % 1_000_000)
 }
 
-fn code_now(app: &TestApp, secret: &str) -> String {
+pub(crate) fn code_now(app: &TestApp, secret: &str) -> String {
     totp_at(secret, app.core.clock.now().timestamp())
 }
 
 /// Moves to the next 30 s step, so a new code exists.
-fn next_step(app: &TestApp) {
+pub(crate) fn next_step(app: &TestApp) {
     app.clock.advance(chrono::Duration::seconds(30));
 }
 
 /// Signs up `email`, turns TOTP on; returns the signed-in client, the
 /// secret and the backup codes.
-async fn user_with_totp(app: &TestApp, email: &str) -> (Client, String, Vec<String>) {
+pub(crate) async fn user_with_totp(app: &TestApp, email: &str) -> (Client, String, Vec<String>) {
     let client = app.user(email).await;
     let res = app
         .write(
@@ -79,7 +79,7 @@ async fn user_with_totp(app: &TestApp, email: &str) -> (Client, String, Vec<Stri
 }
 
 /// The password step; returns the challenge (and checks no cookie came).
-async fn password_step(app: &TestApp, client: &Client, email: &str) -> String {
+pub(crate) async fn password_step(app: &TestApp, client: &Client, email: &str) -> String {
     let res = app.login(client, email, PASSWORD).await;
     assert!(set_cookie(&res, "ces_session").is_none());
     let answer = body(res, StatusCode::OK).await;
@@ -419,13 +419,14 @@ async fn backup_codes_work_once_and_recover_a_lost_device() {
     .await;
     expect_error(res, StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED").await;
 
-    // Regenerating kills the old set.
+    // Regenerating (the password and a second factor: here a backup code
+    // of the old set) kills the old set.
     let res = app
         .write(
             &client,
             Method::POST,
             "/api/v1/auth/2fa/backup-codes",
-            Some(json!({"password": PASSWORD})),
+            Some(json!({"password": PASSWORD, "backup_code": codes[2]})),
         )
         .await;
     let fresh = body(res, StatusCode::OK).await["backup_codes"].clone();

@@ -555,9 +555,13 @@ pub struct PasswordOnlyForm {
 
 pub async fn totp_setup(
     State(core): State<Arc<Tessera>>,
+    client: ClientInfo,
     SignedInForm(viewer, f): SignedInForm<PasswordOnlyForm>,
 ) -> Response {
-    match core.totp_setup(&viewer.principal.user, &f.password).await {
+    match core
+        .totp_setup(&viewer.principal.user, &f.password, &client)
+        .await
+    {
         Ok(setup) => {
             let extras = Extras {
                 show_setup: Some(setup),
@@ -566,6 +570,17 @@ pub async fn totp_setup(
             show(&core, &viewer, extras, StatusCode::OK).await
         }
         Err(err) => failed(&core, &viewer, "2fa-setup", err).await,
+    }
+}
+
+/// What the one code field of a form holds: six digits are a TOTP code,
+/// anything else a backup code.
+fn code_or_backup(code: &str) -> SecondFactor<'_> {
+    let code = code.trim();
+    if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
+        SecondFactor::codes(Some(code), None)
+    } else {
+        SecondFactor::codes(None, Some(code).filter(|c| !c.is_empty()))
     }
 }
 
@@ -621,7 +636,7 @@ pub async fn totp_disable(
     client: ClientInfo,
     SignedInForm(viewer, f): SignedInForm<CodeForm>,
 ) -> Response {
-    let factor = SecondFactor::codes(Some(f.code.as_str()).filter(|c| !c.is_empty()), None);
+    let factor = code_or_backup(&f.code);
     let result = core
         .two_factor_disable(&viewer.principal.user, &f.password, factor, &client)
         .await;
@@ -631,10 +646,15 @@ pub async fn totp_disable(
 pub async fn backup_codes(
     State(core): State<Arc<Tessera>>,
     client: ClientInfo,
-    SignedInForm(viewer, f): SignedInForm<PasswordOnlyForm>,
+    SignedInForm(viewer, f): SignedInForm<CodeForm>,
 ) -> Response {
     match core
-        .regenerate_backup_codes(&viewer.principal.user, &f.password, &client)
+        .regenerate_backup_codes(
+            &viewer.principal.user,
+            &f.password,
+            code_or_backup(&f.code),
+            &client,
+        )
         .await
     {
         Ok(codes) => {

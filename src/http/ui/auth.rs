@@ -19,7 +19,7 @@ use crate::error::AppResult;
 use crate::http::{bot, cookies};
 use crate::service::{ClientInfo, LoginOutcome, SecondFactor, SignupInput, Tessera};
 
-form_tokens!(FormToken::form_token for SignInForm, TwoFactorForm, SignUpForm, EmailForm, ResetForm);
+form_tokens!(FormToken::form_token for SignInForm, TwoFactorForm, SignUpForm, EmailForm, ResetForm, VerifyForm);
 form_tokens!(CsrfToken::csrf_token for AcceptForm);
 
 fn none_if_empty(value: &str) -> Option<&str> {
@@ -40,14 +40,19 @@ async fn human(core: &Tessera, client: &ClientInfo, token: &str) -> AppResult<()
 fn signed_in(
     core: &Tessera,
     secret: &str,
+    device: Option<&str>,
     expires_at: chrono::DateTime<chrono::Utc>,
     to: &str,
 ) -> Response {
     let mut response = see_other(to);
-    response.headers_mut().append(
+    let headers = response.headers_mut();
+    headers.append(
         header::SET_COOKIE,
         cookies::set_session(core, SESSION_COOKIE, secret, expires_at),
     );
+    if let Some(device) = device {
+        headers.append(header::SET_COOKIE, cookies::set_device(core, device));
+    }
     response
 }
 
@@ -194,10 +199,14 @@ pub async fn sign_in(
     .await;
     match outcome {
         Ok(LoginOutcome::LoggedIn {
-            secret, session, ..
+            secret,
+            session,
+            device,
+            ..
         }) => signed_in(
             &core,
             &secret,
+            Some(&device),
             session.expires_at,
             &landing(&core, &f.redirect_to),
         ),
@@ -237,10 +246,14 @@ pub async fn two_factor(
     let factor = SecondFactor::codes(none_if_empty(&f.code), none_if_empty(&f.backup_code));
     match core.verify_two_factor(&f.challenge, factor, &client).await {
         Ok(LoginOutcome::LoggedIn {
-            secret, session, ..
+            secret,
+            session,
+            device,
+            ..
         }) => signed_in(
             &core,
             &secret,
+            Some(&device),
             session.expires_at,
             &landing(&core, &f.redirect_to),
         ),
@@ -385,6 +398,7 @@ pub async fn sign_up(
             Some((secret, session)) => signed_in(
                 &core,
                 &secret,
+                None,
                 session.expires_at,
                 &landing(&core, &f.redirect_to),
             ),
@@ -646,16 +660,58 @@ fn verify_failed(
     render(status, &page, cookie)
 }
 
-/// The mailed verification link: opening it verifies the address (a mail
-/// scanner that opens it first only proves the mail arrived) and joins the
-/// organizations that invited it.
-pub async fn verify(
+#[derive(Template)]
+#[template(path = "ui/verify_confirm.html")]
+struct VerifyConfirmPage {
+    layout: Layout,
+    form_token: String,
+    token: String,
+}
+
+/// The mailed verification link: opening it verifies nothing (a mail
+/// scanner that fetches links must not finish an account that someone else
+/// created with this address); it shows a button whose POST does.
+pub async fn verify_page(
     State(core): State<Arc<Tessera>>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
     let q: TokenQuery = query(raw);
-    match core.verify_email_and_join(&q.token).await {
+    match core.verification_token_usable(&q.token).await {
+        Ok(true) => {
+            let (form_token, cookie) = form_token(&core, &headers);
+            let page = VerifyConfirmPage {
+                layout: Layout::new(&core, "Confirm your email address"),
+                form_token,
+                token: q.token,
+            };
+            render(StatusCode::OK, &page, cookie)
+        }
+        Ok(false) => verify_failed(
+            &core,
+            &headers,
+            FormState::default(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        Err(err) => error_page(&core, err),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct VerifyForm {
+    form_token: String,
+    token: String,
+}
+
+/// The button of the verification page: verifies the address and joins the
+/// organizations that invited it.
+pub async fn verify(
+    State(core): State<Arc<Tessera>>,
+    headers: HeaderMap,
+    AnonymousForm(f): AnonymousForm<VerifyForm>,
+) -> Response {
+    match core.verify_email_and_join(&f.token).await {
         Ok(user) => {
             let page = MessagePage::new(
                 Layout::new(&core, "Email verified"),

@@ -46,7 +46,7 @@ pub fn router() -> Router<Arc<Tessera>> {
             get(auth::forgot_page).post(auth::forgot),
         )
         .route("/reset-password", get(auth::reset_page).post(auth::reset))
-        .route("/verify-email", get(auth::verify))
+        .route("/verify-email", get(auth::verify_page).post(auth::verify))
         .route("/verify-email/resend", post(auth::resend))
         .route(
             "/accept-invite",

@@ -184,12 +184,13 @@ pub async fn login(
 
 /// A login's answer: the session cookie and the user, or the 2FA challenge.
 pub(crate) async fn login_answer(core: &Tessera, outcome: LoginOutcome) -> AppResult<Response> {
-    let (user, secret, session) = match outcome {
+    let (user, secret, session, device) = match outcome {
         LoginOutcome::LoggedIn {
             user,
             secret,
             session,
-        } => (user, secret, session),
+            device,
+        } => (user, secret, session, device),
         LoginOutcome::TwoFactorRequired { challenge } => {
             return Ok(crate::http::two_factor_required(challenge))
         }
@@ -201,11 +202,15 @@ pub(crate) async fn login_answer(core: &Tessera, outcome: LoginOutcome) -> AppRe
         tenants: views::tenants(&tenants),
         invites: views::invites(&invites, core.clock.now()),
     };
-    Ok(with_cookie(
+    let mut response = with_cookie(
         StatusCode::OK,
         cookies::set_session(core, COOKIE, &secret, session.expires_at),
         body,
-    ))
+    );
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, cookies::set_device(core, &device));
+    Ok(response)
 }
 
 /// End the current session and clear the cookie.

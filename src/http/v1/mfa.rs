@@ -57,11 +57,12 @@ pub struct TotpSetupView {
         (status = 422, description = "Wrong password", body = ErrorBody)))]
 pub async fn totp_setup(
     State(core): State<Arc<Tessera>>,
+    client: ClientInfo,
     Auth(p): Auth,
     AppJson(body): AppJson<PasswordBody>,
 ) -> AppResult<Json<TotpSetupView>> {
     core.require_session(&p)?;
-    let setup = core.totp_setup(&p.user, &body.password).await?;
+    let setup = core.totp_setup(&p.user, &body.password, &client).await?;
     Ok(Json(TotpSetupView {
         secret: setup.secret,
         otpauth_uri: setup.otpauth_uri,
@@ -124,18 +125,22 @@ pub async fn disable(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// A new set of backup codes (needs the password); the old set stops working.
-#[utoipa::path(post, path = "/api/v1/auth/2fa/backup-codes", tag = "2fa", request_body = PasswordBody,
-    responses((status = 200, body = BackupCodesView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+/// A new set of backup codes (needs the password and a current code or a
+/// backup code); the old set stops working. Wrong passwords and codes count
+/// toward the account lockout.
+#[utoipa::path(post, path = "/api/v1/auth/2fa/backup-codes", tag = "2fa", request_body = DisableBody,
+    responses((status = 200, body = BackupCodesView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, description = "ACCOUNT_LOCKED or RATE_LIMITED", body = ErrorBody)))]
 pub async fn backup_codes(
     State(core): State<Arc<Tessera>>,
     client: ClientInfo,
     Auth(p): Auth,
-    AppJson(body): AppJson<PasswordBody>,
+    AppJson(body): AppJson<DisableBody>,
 ) -> AppResult<Json<BackupCodesView>> {
     core.require_session(&p)?;
+    let factor = SecondFactor::codes(body.code.as_deref(), body.backup_code.as_deref());
     let codes = core
-        .regenerate_backup_codes(&p.user, &body.password, &client)
+        .regenerate_backup_codes(&p.user, &body.password, factor, &client)
         .await?;
     Ok(Json(BackupCodesView {
         backup_codes: codes,

@@ -14,8 +14,8 @@ use uuid::Uuid;
 
 use super::auth::login_answer;
 use crate::error::{AppError, AppResult, ErrorBody};
-use crate::http::extract::{AppJson, Auth, CredentialLimit};
-use crate::service::{ClientInfo, PasskeyCeremony, Tessera};
+use crate::http::extract::{AppJson, Auth, CredentialLimit, OptionalJson};
+use crate::service::{ClientInfo, PasskeyCeremony, SecondFactor, Tessera};
 use crate::store::StoredPasskey;
 
 #[derive(Serialize, ToSchema)]
@@ -60,15 +60,36 @@ fn passkey_id(raw: &str) -> AppResult<Uuid> {
     Uuid::parse_str(raw).map_err(|_| AppError::not_found("No such passkey."))
 }
 
-/// Start registering a passkey (needs a session).
+/// With two-factor on, what proves the second factor before a passkey is
+/// added (the body may be left out when two-factor is off).
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(default)]
+pub struct RegisterStartBody {
+    pub code: Option<String>,
+    pub backup_code: Option<String>,
+}
+
+/// Start registering a passkey (needs a session and a verified address;
+/// with two-factor on, a current code or a backup code too).
 #[utoipa::path(post, path = "/api/v1/auth/passkeys/register/start", tag = "passkeys",
-    responses((status = 200, body = CeremonyView), (status = 401, body = ErrorBody)))]
+    request_body(content = Option<RegisterStartBody>, description = "Needed when two-factor is on"),
+    responses((status = 200, body = CeremonyView), (status = 401, body = ErrorBody),
+        (status = 403, description = "EMAIL_NOT_VERIFIED, or not a session", body = ErrorBody),
+        (status = 422, description = "With two-factor on: the code is missing or wrong", body = ErrorBody),
+        (status = 429, description = "ACCOUNT_LOCKED", body = ErrorBody)))]
 pub async fn register_start(
     State(core): State<Arc<Tessera>>,
+    client: ClientInfo,
     Auth(p): Auth,
+    OptionalJson(body): OptionalJson<RegisterStartBody>,
 ) -> AppResult<Json<CeremonyView>> {
     core.require_session(&p)?;
-    Ok(Json(core.passkey_register_start(&p.user).await?.into()))
+    let factor = SecondFactor::codes(body.code.as_deref(), body.backup_code.as_deref());
+    Ok(Json(
+        core.passkey_register_start(&p.user, factor, &client)
+            .await?
+            .into(),
+    ))
 }
 
 #[derive(Deserialize, ToSchema)]
