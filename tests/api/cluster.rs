@@ -347,12 +347,29 @@ async fn signup(cluster: &Cluster, node: usize, email: &str) -> Client {
     client
 }
 
+/// Signs up on `node` and follows the mailed verification link (through
+/// the next node), so the account may make tokens.
+async fn verified_signup(cluster: &Cluster, node: usize, email: &str) -> Client {
+    let client = signup(cluster, node, email).await;
+    let mail = cluster.mail.wait_for(email, 1).await;
+    let res = cluster
+        .post(
+            (node + 1) % cluster.nodes.len(),
+            &new_client(),
+            "/api/v1/auth/verify-email",
+            json!({"token": mail.token()}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    client
+}
+
 #[tokio::test]
 async fn credentials_work_on_every_node_and_revocation_reaches_all_within_a_second() {
     let Some(_) = postgres() else { return };
     let cluster = Cluster::start(3, &[]).await;
     let email = unique_email("roam");
-    let browser = signup(&cluster, 0, &email).await;
+    let browser = verified_signup(&cluster, 0, &email).await;
 
     // The session cookie made on A works on B and C (and fills their caches).
     for i in 0..3 {
@@ -807,7 +824,7 @@ async fn a_random_node_per_request_while_one_is_killed_and_restarted() {
     let Some(_) = postgres() else { return };
     let mut cluster = Cluster::start(3, &[]).await;
     let email = unique_email("random");
-    let browser = signup(&cluster, 0, &email).await;
+    let browser = verified_signup(&cluster, 0, &email).await;
     let mut rng = rand::thread_rng();
     let mut answered = 0;
     let mut refused_connections = 0;
