@@ -80,6 +80,25 @@ async fn an_unverified_account_mints_no_durable_credential_on_any_surface() {
         assert!(err["message"].as_str().unwrap().contains("Verify"), "{err}");
     }
 
+    // Nor can it link a social identity, on either surface that links.
+    let res = app
+        .write(
+            &squatter,
+            Method::POST,
+            "/api/v1/auth/linked-accounts/google",
+            Some(json!({})),
+        )
+        .await;
+    expect_error(res, StatusCode::FORBIDDEN, "EMAIL_NOT_VERIFIED").await;
+    let res = app
+        .post(
+            &squatter,
+            "/auth/link-social",
+            json!({"provider": "google"}),
+        )
+        .await;
+    expect_error(res, StatusCode::FORBIDDEN, "EMAIL_NOT_VERIFIED").await;
+
     // The hosted account page refuses too.
     let page = squatter
         .get(app.url("/ui/account"))

@@ -53,8 +53,11 @@ pub struct TotpSetupView {
 /// Start TOTP setup (needs the password): a new secret, active once a code
 /// from it is confirmed at `/totp/enable`.
 #[utoipa::path(post, path = "/api/v1/auth/2fa/totp/setup", tag = "2fa", request_body = PasswordBody,
-    responses((status = 200, body = TotpSetupView), (status = 409, description = "Already on", body = ErrorBody),
-        (status = 422, description = "Wrong password", body = ErrorBody)))]
+    responses((status = 200, body = TotpSetupView),
+        (status = 403, description = "EMAIL_NOT_VERIFIED: the address is not verified yet", body = ErrorBody),
+        (status = 409, description = "Already on", body = ErrorBody),
+        (status = 422, description = "Wrong password", body = ErrorBody),
+        (status = 429, description = "ACCOUNT_LOCKED or RATE_LIMITED: wrong passwords count toward the lockout", body = ErrorBody)))]
 pub async fn totp_setup(
     State(core): State<Arc<Tessera>>,
     client: ClientInfo,

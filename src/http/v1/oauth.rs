@@ -131,7 +131,9 @@ pub struct LinkStarted {
     params(("provider" = String, Path)), request_body = LinkBody,
     responses(
         (status = 200, description = "Sets the `tessera_oauth` state cookie", body = LinkStarted),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "EMAIL_NOT_VERIFIED: the address is not verified yet", body = ErrorBody),
+        (status = 404, body = ErrorBody),
     ))]
 pub async fn link(
     State(core): State<Arc<Tessera>>,

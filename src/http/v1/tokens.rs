@@ -32,7 +32,7 @@ pub struct CreateTokenBody {
     responses(
         (status = 201, description = "Created; `token` holds the secret, shown only here", body = TokenView),
         (status = 401, body = ErrorBody),
-        (status = 403, description = "Called with a token rather than a session", body = ErrorBody),
+        (status = 403, description = "Called with a token rather than a session, or EMAIL_NOT_VERIFIED: the address is not verified yet", body = ErrorBody),
         (status = 422, body = ErrorBody),
     ))]
 pub async fn create(
