@@ -34,18 +34,27 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
-    pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PostgresStore> {
+    /// `timeout` bounds the wait for a connection, and so how long a
+    /// request waits while the server is down or restarting (sqlx retries a
+    /// refused connection until then) before it answers `503`.
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        timeout: Duration,
+    ) -> anyhow::Result<PostgresStore> {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(timeout)
             // A connection in steady use is known to work; one that sat idle
-            // (the server may have restarted or a proxy dropped it) is
-            // pinged before use. Pinging every use cost a round trip per
-            // query.
+            // (the server may have restarted or a proxy dropped it), or was
+            // put back before another connection broke, is pinged before
+            // use. Pinging every use cost a round trip per query. A
+            // connection that fails a query is closed when put back (sqlx
+            // pings it then), so the pool reconnects by itself.
             .test_before_acquire(false)
             .before_acquire(|conn, meta| {
                 Box::pin(async move {
-                    if meta.idle_for < IDLE_BEFORE_PING {
+                    if meta.idle_for < IDLE_BEFORE_PING && !broken::since_idle(meta.idle_for) {
                         return Ok(true);
                     }
                     Ok(sqlx::Connection::ping(conn).await.is_ok())
