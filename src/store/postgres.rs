@@ -31,6 +31,8 @@ pub struct PostgresStore {
     changes: ChangeFeed,
     /// For the LISTEN connection, which is the store's own, outside the pool.
     url: String,
+    /// How long connecting waits (the pool's, and the LISTEN connection's).
+    timeout: Duration,
 }
 
 impl PostgresStore {
@@ -67,6 +69,7 @@ impl PostgresStore {
             reader: pool,
             changes: ChangeFeed::default(),
             url: url.to_owned(),
+            timeout,
         })
     }
 
@@ -86,11 +89,31 @@ impl PostgresStore {
                 return;
             }
             let listening = async {
-                let mut listener = PgListener::connect(&self.url).await?;
+                // A pool of one, as `PgListener::connect` makes, but giving
+                // up on a server that is down as soon as queries do.
+                let pool = PgPoolOptions::new()
+                    .max_connections(1)
+                    .max_lifetime(None)
+                    .idle_timeout(None)
+                    .acquire_timeout(self.timeout)
+                    .connect(&self.url)
+                    .await?;
+                let mut listener = PgListener::connect_with(&pool).await?;
+                // Report a lost connection at once, so caches stand aside
+                // now, instead of first reconnecting inside `try_recv`
+                // (which, with the server down, waits out the timeout
+                // while caches go on as if nothing were missed).
+                listener.eager_reconnect(false);
                 listener.listen(CHANGES_CHANNEL).await?;
                 Ok::<_, sqlx::Error>(listener)
             };
-            let mut listener = match listening.await {
+            // Connecting waits out a server that is down; shutting down
+            // must not.
+            let listening = tokio::select! {
+                listening = listening => listening,
+                _ = stop.changed() => return,
+            };
+            let mut listener = match listening {
                 Ok(listener) => listener,
                 Err(err) => {
                     tracing::warn!(error = %err, "cannot LISTEN for other nodes' changes; caches stay off");
