@@ -27,3 +27,4 @@ mod tenants;
 mod tokens;
 mod two_factor;
 mod ui;
+mod unavailable;
