@@ -19,6 +19,12 @@ pub struct Config {
     pub database_url: String,
     /// Connections in the pool (SQLite: readers, at most 8; one writer).
     pub database_max_connections: u32,
+    /// How long a query waits for the database before its request answers
+    /// `503 UNAVAILABLE`: for a pooled connection on PostgreSQL (also while
+    /// the server is down or restarting), for another process's write lock
+    /// on SQLite (its busy timeout). Below `http.request_timeout_seconds`,
+    /// so an outage answers as one rather than as a slow request.
+    pub database_timeout_ms: u64,
     pub public_url: Url,
     /// Where browsers go after a redirect flow; the public URL when unset.
     pub app_url: Option<Url>,
@@ -401,6 +407,7 @@ impl Default for Config {
             listen: "127.0.0.1:8080".parse().expect("valid default address"),
             database_url: "sqlite://tessera.db?mode=rwc".into(),
             database_max_connections: 16,
+            database_timeout_ms: 5_000,
             public_url: Url::parse("http://localhost:8080").expect("valid default URL"),
             app_url: None,
             smtp_url: None,
@@ -495,6 +502,12 @@ impl Config {
                 self.http.request_timeout_seconds,
                 1,
                 3600,
+            ),
+            (
+                "database_timeout_ms",
+                self.database_timeout_ms,
+                100,
+                600_000,
             ),
             ("mail.poll_seconds", self.mail.poll_seconds, 1, 3600),
             ("mail.claim_seconds", self.mail.claim_seconds, 5, 24 * 3600),

@@ -54,6 +54,10 @@ impl ErrorCode {
     }
 }
 
+/// `Retry-After` when a dependency is down: about what a database restart
+/// takes.
+pub const RETRY_AFTER_DEPENDENCY: u64 = 5;
+
 /// Field name → reason, for `VALIDATION_FAILED`.
 pub type FieldErrors = BTreeMap<String, String>;
 
@@ -164,6 +168,16 @@ impl AppError {
             return AppError::unavailable("The server is busy; try again in a moment.")
                 .with_retry_after(1);
         }
+        // A store error that reached here through `anyhow` (a job, key
+        // loading) is still the database being down, not a bug of ours.
+        if source.chain().any(|e| {
+            matches!(
+                e.downcast_ref::<crate::store::StoreError>(),
+                Some(crate::store::StoreError::Unavailable(_))
+            )
+        }) {
+            return AppError::dependency_down(source);
+        }
         AppError {
             source: Some(source),
             ..Self::new(ErrorCode::Internal, "An internal error occurred.")
@@ -172,6 +186,19 @@ impl AppError {
 
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Unavailable, message)
+    }
+
+    /// A dependency (the database) is down or not taking work: `503` with
+    /// `Retry-After` and a generic message; the source is logged, never
+    /// sent.
+    pub fn dependency_down(source: impl Into<anyhow::Error>) -> Self {
+        AppError {
+            source: Some(source.into()),
+            ..AppError::unavailable(
+                "The service is temporarily unavailable; try again in a moment.",
+            )
+            .with_retry_after(RETRY_AFTER_DEPENDENCY)
+        }
     }
 
     pub fn with_retry_after(mut self, seconds: u64) -> Self {
@@ -192,6 +219,7 @@ impl From<crate::store::StoreError> for AppError {
         match err {
             StoreError::NotFound => AppError::not_found("Not found."),
             StoreError::Conflict(what) => AppError::conflict(format!("Conflict on {what}.")),
+            StoreError::Unavailable(source) => AppError::dependency_down(source),
             StoreError::Other(source) => AppError::internal(source),
         }
     }
@@ -211,24 +239,38 @@ pub struct ErrorBody {
     pub fields: Option<FieldErrors>,
 }
 
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
-        let status = self.code.status();
-        if status.is_server_error() {
-            match &self.source {
-                Some(source) => {
-                    tracing::error!(code = ?self.code, error = %format!("{source:#}"), "request failed")
-                }
-                // Shedding load (a full hash queue) is expected under a
-                // flood: one line per refusal would flood the log too.
-                None if self.retry_after.is_some() => {
-                    tracing::debug!(code = ?self.code, message = %self.message, "request refused")
-                }
-                None => {
-                    tracing::warn!(code = ?self.code, message = %self.message, "request failed")
-                }
+impl AppError {
+    /// Logs a 5xx (with its source, which is never sent); anything else is
+    /// the client's business.
+    pub fn log(&self) {
+        if !self.code.status().is_server_error() {
+            return;
+        }
+        match &self.source {
+            // A dependency down (a database restart) is an outage to see,
+            // not a bug of ours.
+            Some(source) if self.code == ErrorCode::Unavailable => {
+                tracing::warn!(code = ?self.code, error = %format!("{source:#}"), "dependency unavailable")
+            }
+            Some(source) => {
+                tracing::error!(code = ?self.code, error = %format!("{source:#}"), "request failed")
+            }
+            // Shedding load (a full hash queue) is expected under a
+            // flood: one line per refusal would flood the log too.
+            None if self.retry_after.is_some() => {
+                tracing::debug!(code = ?self.code, message = %self.message, "request refused")
+            }
+            None => {
+                tracing::warn!(code = ?self.code, message = %self.message, "request failed")
             }
         }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        self.log();
+        let status = self.code.status();
         let body = ErrorBody {
             code: self.code,
             message: self.message,
@@ -256,6 +298,29 @@ mod tests {
         assert_eq!(
             AppError::internal(anyhow::anyhow!("boom")).code,
             ErrorCode::Internal
+        );
+    }
+
+    #[test]
+    fn a_database_down_is_a_503_with_retry_after_and_no_internals() {
+        use crate::store::StoreError;
+        let down = || StoreError::Unavailable(anyhow::anyhow!("pool timed out at 10.0.0.5"));
+        let err = AppError::from(down());
+        assert_eq!(err.code, ErrorCode::Unavailable);
+        assert_eq!(err.retry_after, Some(RETRY_AFTER_DEPENDENCY));
+        assert!(!err.message.contains("10.0.0.5"));
+        assert!(err.source.is_some(), "the cause is kept for the log");
+        // Also when it travelled through `anyhow` with context on top.
+        let wrapped = anyhow::Error::from(down()).context("loading JWT signing keys");
+        assert_eq!(AppError::internal(wrapped).code, ErrorCode::Unavailable);
+        // Anything else from the store is still ours.
+        let other = AppError::from(StoreError::Other(anyhow::anyhow!("bad column")));
+        assert_eq!(other.code, ErrorCode::Internal);
+        let response = AppError::from(down()).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response.headers()[header::RETRY_AFTER],
+            RETRY_AFTER_DEPENDENCY.to_string().as_str()
         );
     }
 

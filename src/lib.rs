@@ -35,7 +35,12 @@ pub async fn open(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<T
     config
         .validate()
         .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
-    let store = store::connect(&config.database_url, config.database_max_connections).await?;
+    let store = store::connect_with(
+        &config.database_url,
+        config.database_max_connections,
+        Duration::from_millis(config.database_timeout_ms),
+    )
+    .await?;
     store.migrate().await?;
     Ok(Arc::new(Tessera::new(config, store, clock).await?))
 }

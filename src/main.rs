@@ -112,7 +112,12 @@ async fn main() -> anyhow::Result<()> {
             tessera::serve(listener, core, mailer, shutdown_signal()).await
         }
         Command::Migrate => {
-            let store = tessera::store::connect(&config.database_url, 1).await?;
+            let store = tessera::store::connect_with(
+                &config.database_url,
+                1,
+                std::time::Duration::from_millis(config.database_timeout_ms),
+            )
+            .await?;
             store.migrate().await?;
             println!("migrations applied");
             Ok(())

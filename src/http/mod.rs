@@ -159,7 +159,11 @@ pub fn router(core: Arc<Tessera>) -> Router {
                     AppError::internal(anyhow::anyhow!("a handler panicked")).into_response()
                 }))
                 .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+                    // Logged here: with `Retry-After` it would otherwise
+                    // pass for shed load, which is not logged.
+                    tracing::warn!("request timed out");
                     AppError::unavailable("The request took too long.")
+                        .with_retry_after(crate::error::RETRY_AFTER_DEPENDENCY)
                 }))
                 .layer(tower::timeout::TimeoutLayer::new(timeout)),
         )

@@ -19,7 +19,8 @@ use crate::error::{ErrorBody, ErrorCode};
             `{code, message, fields?}`: BAD_REQUEST 400 (malformed JSON, wrong content type), \
             VALIDATION_FAILED 422 (`fields` names each bad field), UNAUTHORIZED 401, FORBIDDEN 403, \
             CSRF_FAILED 403, NOT_FOUND 404, METHOD_NOT_ALLOWED 405, USER_EXISTS 409, CONFLICT 409, \
-            PAYLOAD_TOO_LARGE 413, RATE_LIMITED and ACCOUNT_LOCKED 429, INTERNAL 500, UNAVAILABLE 503."
+            PAYLOAD_TOO_LARGE 413, RATE_LIMITED and ACCOUNT_LOCKED 429, INTERNAL 500, UNAVAILABLE 503 \
+            (with Retry-After: the database or another dependency is down, or the server is busy)."
     ),
     paths(
         health::health, health::live, health::ready,
@@ -104,7 +105,7 @@ const COMMON_ANSWERS: [(&str, &str); 7] = [
     ("429", "RATE_LIMITED or ACCOUNT_LOCKED, with Retry-After"),
     (
         "503",
-        "UNAVAILABLE: overloaded, timed out, or a dependency is down",
+        "UNAVAILABLE, with Retry-After: overloaded, timed out, or a dependency (the database) is down; never a 500",
     ),
 ];
 

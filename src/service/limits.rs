@@ -5,8 +5,10 @@
 //! Where the count lives decides whether nodes share it: in Redis when
 //! `redis_url` is set, else in the database on PostgreSQL (so an attacker
 //! spreading requests over nodes gains nothing), else (SQLite: one node)
-//! in this process. When Redis or the database cannot count, the process's
-//! own count stands in, with a warning, rather than refusing every login.
+//! in this process. When Redis cannot count, the process's own count
+//! stands in, with a warning, rather than refusing every login; when the
+//! database is down, so is everything the request goes on to do, and it is
+//! answered `503` at once.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -18,6 +20,7 @@ use tokio::sync::OnceCell;
 
 use super::Tessera;
 use crate::error::{AppError, AppResult, ErrorCode};
+use crate::store::StoreError;
 
 /// Windows kept before old ones are swept.
 const MAX_TRACKED: usize = 100_000;
@@ -128,7 +131,7 @@ impl Tessera {
         let Some(ip) = ip else { return Ok(()) };
         let limit = i64::from(self.config.security.rate_limit_per_minute);
         let now = self.clock.now();
-        let hits = self.count_credential_hit(ip, now).await;
+        let hits = self.count_credential_hit(ip, now).await?;
         if hits <= limit {
             return Ok(());
         }
@@ -141,17 +144,19 @@ impl Tessera {
         .with_retry_after(wait))
     }
 
-    async fn count_credential_hit(&self, ip: IpAddr, now: DateTime<Utc>) -> i64 {
+    async fn count_credential_hit(&self, ip: IpAddr, now: DateTime<Utc>) -> AppResult<i64> {
         let limiter = &self.limiter;
         let minute = now.timestamp().div_euclid(60);
         let bucket = format!("credentials:{ip}");
         let shared = match &limiter.shared {
-            Shared::None => return limiter.local.hit(ip, minute),
-            Shared::Database => self
-                .store
-                .count_hit(&bucket, minute)
-                .await
-                .map_err(|e| e.to_string()),
+            Shared::None => return Ok(limiter.local.hit(ip, minute)),
+            Shared::Database => match self.store.count_hit(&bucket, minute).await {
+                Ok(hits) => Ok(hits),
+                // Counting elsewhere would only add a second wait for the
+                // database before the same answer.
+                Err(err @ StoreError::Unavailable(_)) => return Err(err.into()),
+                Err(err) => Err(err.to_string()),
+            },
             Shared::Redis {
                 client,
                 connection,
@@ -165,11 +170,11 @@ impl Tessera {
             .map_err(|e| e.to_string()),
         };
         match shared {
-            Ok(hits) => hits,
+            Ok(hits) => Ok(hits),
             Err(err) => {
                 tracing::warn!(store = limiter.kind(), error = %err,
                     "cannot count a rate-limited request in the shared store; counting in this process");
-                limiter.local.hit(ip, minute)
+                Ok(limiter.local.hit(ip, minute))
             }
         }
     }

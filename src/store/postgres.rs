@@ -31,21 +31,32 @@ pub struct PostgresStore {
     changes: ChangeFeed,
     /// For the LISTEN connection, which is the store's own, outside the pool.
     url: String,
+    /// How long connecting waits (the pool's, and the LISTEN connection's).
+    timeout: Duration,
 }
 
 impl PostgresStore {
-    pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PostgresStore> {
+    /// `timeout` bounds the wait for a connection, and so how long a
+    /// request waits while the server is down or restarting (sqlx retries a
+    /// refused connection until then) before it answers `503`.
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        timeout: Duration,
+    ) -> anyhow::Result<PostgresStore> {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(timeout)
             // A connection in steady use is known to work; one that sat idle
-            // (the server may have restarted or a proxy dropped it) is
-            // pinged before use. Pinging every use cost a round trip per
-            // query.
+            // (the server may have restarted or a proxy dropped it), or was
+            // put back before another connection broke, is pinged before
+            // use. Pinging every use cost a round trip per query. A
+            // connection that fails a query is closed when put back (sqlx
+            // pings it then), so the pool reconnects by itself.
             .test_before_acquire(false)
             .before_acquire(|conn, meta| {
                 Box::pin(async move {
-                    if meta.idle_for < IDLE_BEFORE_PING {
+                    if meta.idle_for < IDLE_BEFORE_PING && !broken::since_idle(meta.idle_for) {
                         return Ok(true);
                     }
                     Ok(sqlx::Connection::ping(conn).await.is_ok())
@@ -58,6 +69,7 @@ impl PostgresStore {
             reader: pool,
             changes: ChangeFeed::default(),
             url: url.to_owned(),
+            timeout,
         })
     }
 
@@ -77,11 +89,31 @@ impl PostgresStore {
                 return;
             }
             let listening = async {
-                let mut listener = PgListener::connect(&self.url).await?;
+                // A pool of one, as `PgListener::connect` makes, but giving
+                // up on a server that is down as soon as queries do.
+                let pool = PgPoolOptions::new()
+                    .max_connections(1)
+                    .max_lifetime(None)
+                    .idle_timeout(None)
+                    .acquire_timeout(self.timeout)
+                    .connect(&self.url)
+                    .await?;
+                let mut listener = PgListener::connect_with(&pool).await?;
+                // Report a lost connection at once, so caches stand aside
+                // now, instead of first reconnecting inside `try_recv`
+                // (which, with the server down, waits out the timeout
+                // while caches go on as if nothing were missed).
+                listener.eager_reconnect(false);
                 listener.listen(CHANGES_CHANNEL).await?;
                 Ok::<_, sqlx::Error>(listener)
             };
-            let mut listener = match listening.await {
+            // Connecting waits out a server that is down; shutting down
+            // must not.
+            let listening = tokio::select! {
+                listening = listening => listening,
+                _ = stop.changed() => return,
+            };
+            let mut listener = match listening {
                 Ok(listener) => listener,
                 Err(err) => {
                     tracing::warn!(error = %err, "cannot LISTEN for other nodes' changes; caches stay off");

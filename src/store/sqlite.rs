@@ -35,12 +35,20 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<SqliteStore> {
+    /// `timeout` is the busy timeout: how long a statement waits for a lock
+    /// another process holds (a `sqlite3` shell, a backup) before failing
+    /// with `SQLITE_BUSY`, which answers `503`. The pools' own waits stay
+    /// long: they queue this process's writes behind its one writer.
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        timeout: Duration,
+    ) -> anyhow::Result<SqliteStore> {
         let options = SqliteConnectOptions::from_str(url)?
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(timeout);
         // No ping before each use: a local file has no connection to lose,
         // and the ping is a round trip to the connection's thread per query.
         let writer = SqlitePoolOptions::new()

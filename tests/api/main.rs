@@ -28,3 +28,4 @@ mod tenants;
 mod tokens;
 mod two_factor;
 mod ui;
+mod unavailable;

@@ -224,7 +224,9 @@ impl Viewer {
 }
 
 impl OptionalFromRequestParts<Arc<Tessera>> for Viewer {
-    type Rejection = std::convert::Infallible;
+    /// A page saying the service could not tell (the database is down):
+    /// not "signed out", which would send someone signed in to sign in.
+    type Rejection = Response;
 
     async fn from_request_parts(
         parts: &mut Parts,
@@ -235,7 +237,8 @@ impl OptionalFromRequestParts<Arc<Tessera>> for Viewer {
         };
         let principal = match core.authenticate(Credential::Cookie(&secret)).await {
             Ok(Some(principal)) => principal,
-            _ => return Ok(None),
+            Ok(None) => return Ok(None),
+            Err(err) => return Err(error_page(core, err)),
         };
         Ok(Some(Viewer {
             csrf: csrf_token_for(&secret),
@@ -255,9 +258,8 @@ impl FromRequestParts<Arc<Tessera>> for SignedIn {
         parts: &mut Parts,
         core: &Arc<Tessera>,
     ) -> Result<Self, Self::Rejection> {
-        let viewer = <Viewer as OptionalFromRequestParts<_>>::from_request_parts(parts, core)
-            .await
-            .unwrap_or(None);
+        let viewer =
+            <Viewer as OptionalFromRequestParts<_>>::from_request_parts(parts, core).await?;
         match viewer {
             Some(viewer) => Ok(SignedIn(viewer)),
             None => {
@@ -450,13 +452,15 @@ impl MessagePage {
 /// An error that is not about a form's fields (the rate limit, the hash
 /// pool, the database), as a page with its status.
 pub fn error_page(core: &Tessera, err: AppError) -> Response {
+    err.log();
     let status = err.code.status();
     let retry_after = err.retry_after;
-    let mut page = MessagePage::new(
-        Layout::new(core, "Something went wrong"),
-        "Something went wrong",
-        err.message,
-    );
+    let heading = if err.code == crate::error::ErrorCode::Unavailable {
+        "Temporarily unavailable"
+    } else {
+        "Something went wrong"
+    };
+    let mut page = MessagePage::new(Layout::new(core, heading), heading, err.message);
     page.is_error = true;
     page = page.link("/ui/sign-in", "Back to sign in");
     let mut response = render(status, &page, None);

@@ -7,7 +7,7 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::error::{AppError, AppResult, ErrorBody};
+use crate::error::{AppError, AppResult, ErrorBody, RETRY_AFTER_DEPENDENCY};
 use crate::service::Tessera;
 
 #[derive(Serialize, ToSchema)]
@@ -37,9 +37,11 @@ pub async fn live() -> Json<HealthResponse> {
 pub async fn ready(State(core): State<Arc<Tessera>>) -> AppResult<Json<HealthResponse>> {
     match core.store.ready().await {
         Ok(()) => Ok(Json(HealthResponse { status: "ready" })),
-        Err(err) => {
-            tracing::warn!(error = %err, "readiness check failed");
-            Err(AppError::unavailable("The database is not ready."))
-        }
+        // Logged (with the cause) as the error is answered.
+        Err(err) => Err(AppError {
+            source: Some(err.into()),
+            ..AppError::unavailable("The database is not ready.")
+                .with_retry_after(RETRY_AFTER_DEPENDENCY)
+        }),
     }
 }
