@@ -230,6 +230,16 @@ pub struct SecurityConfig {
     pub device_lockout_max_attempts: u32,
     /// How long a device cookie is honoured after the sign-in that set it.
     pub device_cookie_days: u32,
+    /// Invitations one member may send per hour, on all tenants together
+    /// (invitations are mail to strangers: not a relay).
+    pub invites_per_hour: u32,
+    /// Tenants one user may own, and create per hour.
+    pub max_tenants_per_user: u32,
+    pub tenants_per_hour: u32,
+    /// Live personal access tokens per user.
+    pub max_tokens_per_user: u32,
+    /// Passkeys per user.
+    pub max_passkeys_per_user: u32,
 }
 
 impl Default for SecurityConfig {
@@ -242,6 +252,11 @@ impl Default for SecurityConfig {
             breached_password_url: None,
             device_lockout_max_attempts: 3,
             device_cookie_days: 365,
+            invites_per_hour: 20,
+            max_tenants_per_user: 100,
+            tenants_per_hour: 10,
+            max_tokens_per_user: 100,
+            max_passkeys_per_user: 20,
         }
     }
 }

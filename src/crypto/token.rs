@@ -72,3 +72,60 @@ mod tests {
         assert!(!constant_time_eq("abc", "ab"));
     }
 }
+
+/// Values only Tessera can make: a random nonce and its HMAC-SHA256 under a
+/// key kept in the database, `base64url(nonce).base64url(tag)`. A cookie
+/// holding one cannot be planted by someone who can set cookies but does
+/// not have the key (a sibling subdomain, a man in the middle on http).
+pub struct Signer {
+    key: ring::hmac::Key,
+}
+
+impl Signer {
+    pub fn new(secret: &[u8]) -> Signer {
+        Signer {
+            key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret),
+        }
+    }
+
+    /// A new signed value for `purpose`.
+    pub fn issue(&self, purpose: &str) -> String {
+        let mut nonce = [0u8; 32];
+        OsRng.fill_bytes(&mut nonce);
+        let nonce = URL_SAFE_NO_PAD.encode(nonce);
+        let tag = ring::hmac::sign(&self.key, format!("{purpose}\0{nonce}").as_bytes());
+        format!("{nonce}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
+    }
+
+    /// Whether `value` was made by `issue(purpose)` with this key.
+    pub fn verify(&self, value: &str, purpose: &str) -> bool {
+        if value.len() > 128 {
+            return false;
+        }
+        let Some((nonce, tag)) = value.split_once('.') else {
+            return false;
+        };
+        let Ok(tag) = URL_SAFE_NO_PAD.decode(tag) else {
+            return false;
+        };
+        ring::hmac::verify(&self.key, format!("{purpose}\0{nonce}").as_bytes(), &tag).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod signer_tests {
+    use super::Signer;
+
+    #[test]
+    fn signed_values_verify_only_for_their_key_and_purpose() {
+        let signer = Signer::new(b"k1k1k1k1k1k1k1k1k1k1k1k1k1k1k1k1");
+        let value = signer.issue("form");
+        assert!(signer.verify(&value, "form"));
+        assert!(!signer.verify(&value, "other"));
+        assert!(!Signer::new(b"k2k2k2k2k2k2k2k2k2k2k2k2k2k2k2k2").verify(&value, "form"));
+        let (nonce, _) = value.split_once('.').unwrap();
+        assert!(!signer.verify(nonce, "form"));
+        assert!(!signer.verify(&format!("{nonce}.AAAA"), "form"));
+        assert!(!signer.verify(&crate::crypto::token::random_secret(), "form"));
+    }
+}

@@ -157,6 +157,19 @@ async fn me_parts(core: &Tessera, user: &User) -> AppResult<(Vec<TenantView>, Ve
     ))
 }
 
+/// `me_parts` as a credential sees them: a tenant-bound one sees its
+/// tenant only, and no invitations to others.
+async fn visible_me_parts(
+    core: &Tessera,
+    p: &Principal,
+) -> AppResult<(Vec<TenantView>, Vec<InviteView>)> {
+    if p.bound_tenant.is_none() {
+        return me_parts(core, &p.user).await;
+    }
+    let (_, tenants) = core.tenant_context(p).await?;
+    Ok((views::tenants(&tenants), Vec::new()))
+}
+
 /// Seeds 001 and 003: the union answer, with the `auth_token` cookie.
 #[utoipa::path(post, path = "/api/auth/login", tag = "legacy", request_body = LoginBody,
     responses((status = 200, body = LegacyLoginResponse), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
@@ -225,7 +238,7 @@ pub async fn me(
     State(core): State<Arc<Tessera>>,
     Auth(p): Auth,
 ) -> AppResult<Json<LegacyMeResponse>> {
-    let (tenants, invites) = me_parts(&core, &p.user).await?;
+    let (tenants, invites) = visible_me_parts(&core, &p).await?;
     Ok(Json(LegacyMeResponse {
         user: LegacyUser::from(&p.user),
         tenants,

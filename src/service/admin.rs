@@ -24,7 +24,10 @@ pub struct UserPatch {
 pub const MAX_USERS_PAGE: i64 = 100;
 
 impl Tessera {
+    /// A global administrator, with a credential not bound to one tenant
+    /// (a tenant's token never reaches the whole instance).
     pub fn require_admin(&self, principal: &Principal) -> AppResult<()> {
+        principal.require_unbound()?;
         if principal.user.is_admin {
             Ok(())
         } else {

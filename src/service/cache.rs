@@ -236,6 +236,7 @@ mod tests {
                 kind: PrincipalKind::Jwt,
                 session: None,
                 tenant_id: None,
+                bound_tenant: None,
             },
             valid_until: None,
             touched: AtomicI64::new(0),

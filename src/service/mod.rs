@@ -99,6 +99,20 @@ pub struct Tessera {
     passkey_decoy_key: Vec<u8>,
     /// Signs device cookies (the same key on every node).
     pub device_key: crate::crypto::device::DeviceKey,
+    /// Signs the hosted pages' anonymous-form tokens (every node alike).
+    pub form_signer: crate::crypto::token::Signer,
+}
+
+/// `429 RATE_LIMITED` for a budget on what an account creates, naming the
+/// limit (`per_hour`: it frees up within the hour; else it is a cap).
+pub(crate) fn over_budget(what: &str, limit: u32, per_hour: bool) -> crate::error::AppError {
+    let message = if per_hour {
+        format!("You may create at most {limit} {what} per hour; try again later.")
+    } else {
+        format!("You may have at most {limit} {what}; remove one first.")
+    };
+    crate::error::AppError::new(crate::error::ErrorCode::RateLimited, message)
+        .with_retry_after(if per_hour { 3600 } else { 60 })
 }
 
 impl Tessera {
@@ -154,6 +168,15 @@ impl Tessera {
                 )
                 .await?,
         );
+        let form_signer = crate::crypto::token::Signer::new(
+            &store
+                .app_secret(
+                    "form_token_key",
+                    &crate::crypto::totp::new_secret_key(),
+                    clock.now(),
+                )
+                .await?,
+        );
         let hasher = PasswordHasher::new(&config.argon2)?;
         let totp_box = Self::totp_box(&config, store.as_ref(), clock.as_ref()).await?;
         let webauthn = match passkeys::build_webauthn(&config) {
@@ -204,6 +227,7 @@ impl Tessera {
             webauthn,
             passkey_decoy_key,
             device_key,
+            form_signer,
             oauth_http: oauth::provider_http_client().context("building the OAuth HTTP client")?,
         })
     }

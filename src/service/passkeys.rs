@@ -213,12 +213,19 @@ impl Tessera {
             created_at: self.clock.now(),
             last_used_at: None,
         };
-        self.store.add_passkey(&stored).await.map_err(|e| match e {
-            crate::store::StoreError::Conflict(_) => {
-                AppError::conflict("This passkey is registered already.")
-            }
-            other => other.into(),
-        })?;
+        let max = self.config.security.max_passkeys_per_user;
+        self.store
+            .add_passkey(&stored, max)
+            .await
+            .map_err(|e| match e {
+                crate::store::StoreError::Conflict("limit") => {
+                    super::over_budget("passkeys", max, false)
+                }
+                crate::store::StoreError::Conflict(_) => {
+                    AppError::conflict("This passkey is registered already.")
+                }
+                other => other.into(),
+            })?;
         self.record(
             Audit::new("passkey.add")
                 .actor(user.id)

@@ -69,6 +69,10 @@ pub struct Principal {
     pub session: Option<Session>,
     /// The tenant the credential acts in, when it names one.
     pub tenant_id: Option<Uuid>,
+    /// The one tenant a tenant-bound credential (a PAT made for a tenant,
+    /// or a JWT exchanged for one) may see and touch; `None` for sessions
+    /// and unbound tokens.
+    pub bound_tenant: Option<Uuid>,
 }
 
 impl Principal {
@@ -81,6 +85,7 @@ impl Principal {
                 from_cookie: false,
             },
             tenant_id: session.tenant_id,
+            bound_tenant: None,
             session: Some(session),
         }
     }
@@ -90,6 +95,18 @@ impl Principal {
             PrincipalKind::Pat { scopes, .. } => scopes.contains(&Scope::Write),
             PrincipalKind::Session { .. } | PrincipalKind::Jwt => true,
         }
+    }
+
+    /// Refuses a tenant-bound credential: user-wide actions (signing out
+    /// everywhere, the profile, the password, new tenants, invitations to
+    /// other tenants, the admin API) need a session or an unbound token.
+    pub fn require_unbound(&self) -> AppResult<()> {
+        if self.bound_tenant.is_some() {
+            return Err(AppError::forbidden(
+                "This token is bound to one tenant; this needs a session or an unbound token.",
+            ));
+        }
+        Ok(())
     }
 
     /// The session secret when the credential is a session token.
@@ -258,6 +275,7 @@ impl Tessera {
                     from_cookie: false,
                 },
                 tenant_id: session.tenant_id,
+                bound_tenant: None,
                 session: Some(session),
             },
         }))
@@ -291,6 +309,7 @@ impl Tessera {
                 },
                 session: None,
                 tenant_id: pat.tenant_id,
+                bound_tenant: pat.tenant_id,
             },
         }))
     }
@@ -304,6 +323,8 @@ impl Tessera {
             return Ok(None);
         };
         let mut valid_until = DateTime::from_timestamp(claims.exp, 0);
+        let mut tenant_id = claims.tid;
+        let mut bound_tenant = None;
         if let Some(pat_id) = claims.pat {
             match self.store.find_pat(pat_id, now).await? {
                 Some(pat) if pat.user_id == claims.sub => {
@@ -311,6 +332,12 @@ impl Tessera {
                         (Some(a), Some(b)) => Some(a.min(b)),
                         (a, b) => a.or(b),
                     };
+                    // Exchanged for a tenant-bound PAT: bound the same way,
+                    // whatever the claims say.
+                    if pat.tenant_id.is_some() {
+                        tenant_id = pat.tenant_id;
+                        bound_tenant = pat.tenant_id;
+                    }
                 }
                 _ => return Ok(None),
             }
@@ -333,7 +360,8 @@ impl Tessera {
                 user,
                 kind: PrincipalKind::Jwt,
                 session,
-                tenant_id: claims.tid,
+                tenant_id,
+                bound_tenant,
             },
         }))
     }
@@ -665,6 +693,7 @@ impl Tessera {
 
     /// The caller's active sessions.
     pub async fn list_sessions(&self, principal: &Principal) -> AppResult<Vec<Session>> {
+        principal.require_unbound()?;
         let now = self.clock.now();
         let mut sessions = self.store.list_sessions(principal.user.id, now).await?;
         sessions.retain(|s| self.session_is_live(s, now));
@@ -678,6 +707,7 @@ impl Tessera {
         id: Uuid,
         client: &ClientInfo,
     ) -> AppResult<()> {
+        principal.require_unbound()?;
         if !self
             .store
             .revoke_session(principal.user.id, id, self.clock.now())
@@ -701,6 +731,7 @@ impl Tessera {
         principal: &Principal,
         client: &ClientInfo,
     ) -> AppResult<()> {
+        principal.require_unbound()?;
         let keep = principal.session.as_ref().map(|s| s.id);
         self.store
             .revoke_other_sessions(principal.user.id, keep, self.clock.now())
@@ -720,12 +751,17 @@ impl Tessera {
         &self,
         principal: &Principal,
     ) -> AppResult<(Option<Membership>, Vec<Membership>)> {
-        let tenants = self.memberships(principal.user.id).await?;
+        let mut tenants = self.memberships(principal.user.id).await?.to_vec();
+        // A tenant-bound credential sees its tenant and no other (none
+        // once the user has left it).
+        if let Some(bound) = principal.bound_tenant {
+            tenants.retain(|m| m.id == bound);
+        }
         let current = principal
             .tenant_id
             .and_then(|id| tenants.iter().find(|m| m.id == id))
             .or(tenants.first())
             .cloned();
-        Ok((current, tenants.to_vec()))
+        Ok((current, tenants))
     }
 }

@@ -7,7 +7,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::audit::Audit;
-use super::{ClientInfo, Principal, PrincipalKind, Tessera};
+use super::{ClientInfo, Principal, Tessera};
 use crate::crypto::token::{self, hash_secret};
 use crate::domain::{self, Email, Role};
 use crate::error::{AppError, AppResult};
@@ -46,6 +46,21 @@ fn tenant_name(raw: &str) -> AppResult<String> {
 }
 
 impl Tessera {
+    /// Which tenant budget a refused creation met: the cap on tenants owned
+    /// or the hourly one (the store says only that one was met).
+    fn tenant_budget_error(&self) -> AppError {
+        let security = &self.config.security;
+        AppError::new(
+            crate::error::ErrorCode::RateLimited,
+            format!(
+                "You may own at most {} tenants and create at most {} per hour; \
+                 try again later or delete one first.",
+                security.max_tenants_per_user, security.tenants_per_hour
+            ),
+        )
+        .with_retry_after(3600)
+    }
+
     fn no_such_tenant() -> AppError {
         AppError::not_found("No such tenant.")
     }
@@ -53,10 +68,11 @@ impl Tessera {
     /// The caller's membership of a tenant; 404 for anyone else, whatever
     /// they guess. A token bound to one tenant sees no other.
     pub async fn member_of(&self, principal: &Principal, tenant_id: Uuid) -> AppResult<Membership> {
-        if let (PrincipalKind::Pat { .. }, Some(bound)) = (&principal.kind, principal.tenant_id) {
-            if bound != tenant_id {
-                return Err(Self::no_such_tenant());
-            }
+        if principal
+            .bound_tenant
+            .is_some_and(|bound| bound != tenant_id)
+        {
+            return Err(Self::no_such_tenant());
         }
         self.store
             .membership(principal.user.id, tenant_id)
@@ -66,7 +82,7 @@ impl Tessera {
 
     pub async fn list_tenants(&self, principal: &Principal) -> AppResult<Vec<Membership>> {
         let mut tenants = self.store.memberships(principal.user.id).await?;
-        if let (PrincipalKind::Pat { .. }, Some(bound)) = (&principal.kind, principal.tenant_id) {
+        if let Some(bound) = principal.bound_tenant {
             tenants.retain(|t| t.id == bound);
         }
         Ok(tenants)
@@ -78,6 +94,7 @@ impl Tessera {
         name: &str,
         client: &ClientInfo,
     ) -> AppResult<Membership> {
+        principal.require_unbound()?;
         let name = tenant_name(name)?;
         let tenant = NewTenant {
             id: Uuid::new_v4(),
@@ -86,8 +103,18 @@ impl Tessera {
         };
         let created = self
             .store
-            .create_tenant(tenant, principal.user.id, self.clock.now())
-            .await?;
+            .create_tenant(
+                tenant,
+                principal.user.id,
+                self.clock.now(),
+                self.config.security.max_tenants_per_user,
+                self.config.security.tenants_per_hour,
+            )
+            .await
+            .map_err(|e| match e {
+                crate::store::StoreError::Conflict("limit") => self.tenant_budget_error(),
+                other => other.into(),
+            })?;
         self.record(
             Audit::new("tenant.create")
                 .actor(principal.user.id)
@@ -195,7 +222,7 @@ impl Tessera {
         }
         let change = self
             .store
-            .change_member(tenant_id, target, Some(role.as_str()))
+            .change_member(tenant_id, target, Some(role.as_str()), self.clock.now())
             .await?;
         Self::member_change_result(change)?;
         self.record(
@@ -218,7 +245,10 @@ impl Tessera {
         client: &ClientInfo,
     ) -> AppResult<()> {
         self.may_manage(principal, tenant_id, target).await?;
-        let change = self.store.change_member(tenant_id, target, None).await?;
+        let change = self
+            .store
+            .change_member(tenant_id, target, None, self.clock.now())
+            .await?;
         Self::member_change_result(change)?;
         self.record(
             Audit::new("member.remove")
@@ -286,8 +316,15 @@ impl Tessera {
                     body_text: message.body,
                     now,
                 },
+                self.config.security.invites_per_hour,
             )
-            .await?;
+            .await
+            .map_err(|e| match e {
+                crate::store::StoreError::Conflict("limit") => {
+                    super::over_budget("invitations", self.config.security.invites_per_hour, true)
+                }
+                other => other.into(),
+            })?;
         self.mail_wake.notify_one();
         self.record(
             Audit::new("invite.send")
@@ -416,6 +453,7 @@ impl Tessera {
         token: &str,
         client: &ClientInfo,
     ) -> AppResult<Membership> {
+        principal.require_unbound()?;
         let (invite, hash) = self.pending_invite(token).await?;
         if invite.email != principal.user.email {
             return Err(AppError::forbidden(

@@ -106,21 +106,32 @@ impl Tessera {
         let secret = token::new_pat();
         let pat = self
             .store
-            .create_pat(NewPat {
-                id: Uuid::new_v4(),
-                user_id: principal.user.id,
-                tenant_id: input.tenant_id,
-                name,
-                scopes: scopes
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" "),
-                token_hash: hash_secret(&secret),
-                now,
-                expires_at: input.expires_in_days.map(|d| now + Duration::days(d)),
-            })
-            .await?;
+            .create_pat(
+                NewPat {
+                    id: Uuid::new_v4(),
+                    user_id: principal.user.id,
+                    tenant_id: input.tenant_id,
+                    name,
+                    scopes: scopes
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    token_hash: hash_secret(&secret),
+                    now,
+                    expires_at: input.expires_in_days.map(|d| now + Duration::days(d)),
+                },
+                self.config.security.max_tokens_per_user,
+            )
+            .await
+            .map_err(|e| match e {
+                crate::store::StoreError::Conflict("limit") => super::over_budget(
+                    "personal access tokens",
+                    self.config.security.max_tokens_per_user,
+                    false,
+                ),
+                other => other.into(),
+            })?;
         self.record(
             Audit::new("token.create")
                 .actor(principal.user.id)
@@ -136,6 +147,10 @@ impl Tessera {
         let now = self.clock.now();
         let mut pats = self.store.list_pats(principal.user.id).await?;
         pats.retain(|p| p.expires_at.is_none_or(|t| t > now));
+        // A tenant-bound credential sees the tokens of its tenant only.
+        if let Some(bound) = principal.bound_tenant {
+            pats.retain(|p| p.tenant_id == Some(bound));
+        }
         Ok(pats)
     }
 
@@ -145,6 +160,12 @@ impl Tessera {
         id: Uuid,
         client: &ClientInfo,
     ) -> AppResult<()> {
+        if let Some(bound) = principal.bound_tenant {
+            let own = self.store.find_pat(id, self.clock.now()).await?;
+            if !own.is_some_and(|p| p.user_id == principal.user.id && p.tenant_id == Some(bound)) {
+                return Err(AppError::not_found("No such token."));
+            }
+        }
         if self
             .store
             .revoke_pat(principal.user.id, id, self.clock.now())
@@ -165,6 +186,32 @@ impl Tessera {
 
     /// A short-lived JWT for the caller, tied to its session when it has one.
     /// A JWT cannot be exchanged for a fresh one.
+    /// A JWT for the caller, naming a tenant only while the user is still a
+    /// member of it: a credential bound to a tenant the user has left gets
+    /// none, and a session's stale current tenant is left out. A JWT
+    /// exchanged for a tenant-bound PAT is bound the same way (it carries
+    /// the PAT's id, checked on every use).
+    pub async fn access_token(&self, principal: &Principal) -> AppResult<IssuedJwt> {
+        let Some(tenant_id) = principal.tenant_id else {
+            return self.issue_jwt(principal);
+        };
+        let member = self
+            .memberships(principal.user.id)
+            .await?
+            .iter()
+            .any(|m| m.id == tenant_id);
+        match (member, principal.bound_tenant) {
+            (true, _) => self.issue_jwt(principal),
+            (false, Some(_)) => Err(AppError::forbidden(
+                "This token's tenant is no longer one of yours.",
+            )),
+            (false, None) => self.issue_jwt(&Principal {
+                tenant_id: None,
+                ..principal.clone()
+            }),
+        }
+    }
+
     pub fn issue_jwt(&self, principal: &Principal) -> AppResult<IssuedJwt> {
         if matches!(principal.kind, PrincipalKind::Jwt) {
             return Err(AppError::forbidden(

@@ -557,7 +557,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<User>>;
 
     // Personal access tokens.
-    async fn create_pat(&self, pat: NewPat) -> StoreResult<Pat>;
+    /// Refuses with `Conflict("limit")` once the user has `max_active` live tokens.
+    async fn create_pat(&self, pat: NewPat, max_active: u32) -> StoreResult<Pat>;
     async fn list_pats(&self, user_id: Uuid) -> StoreResult<Vec<Pat>>;
     async fn revoke_pat(&self, user_id: Uuid, id: Uuid, now: DateTime<Utc>) -> StoreResult<bool>;
     /// An active (not revoked, not expired) token by hash, with its user, in
@@ -614,11 +615,15 @@ pub trait Store: Send + Sync + 'static {
 
     // Tenants and members.
     /// Creates a tenant with `owner` as its owner.
+    /// Refuses with `Conflict("limit")` once the owner owns `max_owned`
+    /// tenants, or made `max_per_hour` in the last hour.
     async fn create_tenant(
         &self,
         tenant: NewTenant,
         owner: Uuid,
         now: DateTime<Utc>,
+        max_owned: u32,
+        max_per_hour: u32,
     ) -> StoreResult<Membership>;
     async fn membership(&self, user_id: Uuid, tenant_id: Uuid) -> StoreResult<Option<Membership>>;
     async fn rename_tenant(&self, tenant_id: Uuid, name: &str) -> StoreResult<()>;
@@ -626,17 +631,27 @@ pub trait Store: Send + Sync + 'static {
     async fn members(&self, tenant_id: Uuid) -> StoreResult<Vec<Member>>;
     /// Sets a member's role (`Some`) or removes the member (`None`), refusing
     /// to leave the tenant without an owner. Serialised per tenant.
+    /// A new role for a member, or (`None`) their removal: removed members'
+    /// sessions leave the tenant and their PATs bound to it are revoked;
+    /// members no longer owner or admin lose their pending invitations.
     async fn change_member(
         &self,
         tenant_id: Uuid,
         user_id: Uuid,
         role: Option<&str>,
+        now: DateTime<Utc>,
     ) -> StoreResult<MemberChange>;
 
     // Invitations.
     /// Stores an invite and its mail; a pending invite of the same address
-    /// to the same tenant is revoked.
-    async fn create_invite(&self, invite: NewInvite, mail: NewMail) -> StoreResult<Invite>;
+    /// to the same tenant is revoked. Refuses with `Conflict("limit")` once
+    /// the inviter sent `max_per_hour` in the last hour (on any tenant).
+    async fn create_invite(
+        &self,
+        invite: NewInvite,
+        mail: NewMail,
+        max_per_hour: u32,
+    ) -> StoreResult<Invite>;
     /// A tenant's invites that were not revoked, newest first.
     async fn tenant_invites(&self, tenant_id: Uuid) -> StoreResult<Vec<Invite>>;
     async fn revoke_invite(
@@ -836,7 +851,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<u8>>;
 
     // Passkeys.
-    async fn add_passkey(&self, passkey: &StoredPasskey) -> StoreResult<()>;
+    /// Refuses with `Conflict("limit")` once the user has `max` passkeys.
+    async fn add_passkey(&self, passkey: &StoredPasskey, max: u32) -> StoreResult<()>;
     async fn passkeys(&self, user_id: Uuid) -> StoreResult<Vec<StoredPasskey>>;
     /// `false` when the user has no such passkey.
     async fn rename_passkey(&self, user_id: Uuid, id: Uuid, name: &str) -> StoreResult<bool>;

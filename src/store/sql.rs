@@ -387,8 +387,18 @@ impl Store for Backend {
         Ok(Some(user))
     }
 
-    async fn create_pat(&self, pat: NewPat) -> StoreResult<Pat> {
-        sqlx::query_as(
+    async fn create_pat(&self, pat: NewPat, max_active: u32) -> StoreResult<Pat> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        within_budget(
+            &mut tx,
+            pat.user_id,
+            "SELECT COUNT(*) FROM personal_access_tokens WHERE user_id = $1 \
+             AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
+            pat.now,
+            max_active,
+        )
+        .await?;
+        let created: Pat = sqlx::query_as(
             &format!("INSERT INTO personal_access_tokens \
              (id, user_id, tenant_id, name, scopes, token_hash, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
@@ -402,9 +412,11 @@ impl Store for Backend {
         .bind(&pat.token_hash)
         .bind(pat.now)
         .bind(pat.expires_at)
-        .fetch_one(&self.writer)
+        .fetch_one(&mut *tx)
         .await
-        .map_err(map_err)
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(created)
     }
 
     async fn list_pats(&self, user_id: Uuid) -> StoreResult<Vec<Pat>> {
@@ -687,8 +699,20 @@ impl Store for Backend {
         }
         Ok(done.rows_affected())
     }
-    async fn create_tenant(&self, tenant: NewTenant, owner: Uuid, now: DateTime<Utc>) -> StoreResult<Membership> {
+    async fn create_tenant(
+        &self,
+        tenant: NewTenant,
+        owner: Uuid,
+        now: DateTime<Utc>,
+        max_owned: u32,
+        max_per_hour: u32,
+    ) -> StoreResult<Membership> {
         let mut tx = self.writer.begin().await.map_err(map_err)?;
+        const OWNED: &str = "SELECT COUNT(*) FROM memberships \
+             WHERE user_id = $1 AND role = 'owner' AND created_at > $2";
+        let ever = DateTime::<Utc>::UNIX_EPOCH;
+        within_budget(&mut tx, owner, OWNED, ever, max_owned).await?;
+        within_budget(&mut tx, owner, OWNED, now - chrono::Duration::hours(1), max_per_hour).await?;
         insert_tenant_with_member(&mut tx, &tenant, owner, "owner", now).await?;
         tx.commit().await.map_err(map_err)?;
         self.changes.emit(Change::User(owner));
@@ -754,7 +778,13 @@ impl Store for Backend {
         .map_err(map_err)
     }
 
-    async fn change_member(&self, tenant_id: Uuid, user_id: Uuid, role: Option<&str>) -> StoreResult<MemberChange> {
+    async fn change_member(
+        &self,
+        tenant_id: Uuid,
+        user_id: Uuid,
+        role: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<MemberChange> {
         let mut tx = self.writer.begin().await.map_err(map_err)?;
         sqlx::query(LOCK_TENANT)
             .bind(tenant_id)
@@ -793,13 +823,51 @@ impl Store for Backend {
                 .bind(user_id),
         };
         statement.execute(&mut *tx).await.map_err(map_err)?;
+        if role.is_none() {
+            // Gone from the tenant: no session of theirs stays in it, and no
+            // token bound to it works.
+            for sql in [
+                "UPDATE sessions SET tenant_id = NULL WHERE user_id = $2 AND tenant_id = $1",
+                "UPDATE personal_access_tokens SET revoked_at = $3 \
+                 WHERE user_id = $2 AND tenant_id = $1 AND revoked_at IS NULL",
+            ] {
+                sqlx::query(sql)
+                    .bind(tenant_id)
+                    .bind(user_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+            }
+        }
+        if !matches!(role, Some("owner" | "admin")) {
+            // No longer allowed to invite: what they sent stops working.
+            sqlx::query(
+                "UPDATE invites SET revoked_at = $3 WHERE tenant_id = $1 AND invited_by = $2 \
+                 AND accepted_at IS NULL AND revoked_at IS NULL",
+            )
+            .bind(tenant_id)
+            .bind(user_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
         tx.commit().await.map_err(map_err)?;
         self.changes.emit(Change::User(user_id));
         Ok(MemberChange::Done)
     }
 
-    async fn create_invite(&self, invite: NewInvite, mail: NewMail) -> StoreResult<Invite> {
+    async fn create_invite(&self, invite: NewInvite, mail: NewMail, max_per_hour: u32) -> StoreResult<Invite> {
         let mut tx = self.writer.begin().await.map_err(map_err)?;
+        within_budget(
+            &mut tx,
+            invite.invited_by,
+            "SELECT COUNT(*) FROM invites WHERE invited_by = $1 AND created_at > $2",
+            invite.now - chrono::Duration::hours(1),
+            max_per_hour,
+        )
+        .await?;
         sqlx::query(
             "UPDATE invites SET revoked_at = $3 \
              WHERE tenant_id = $1 AND email = $2 AND accepted_at IS NULL AND revoked_at IS NULL",
@@ -1443,7 +1511,16 @@ impl Store for Backend {
             .map_err(map_err)
     }
 
-    async fn add_passkey(&self, p: &StoredPasskey) -> StoreResult<()> {
+    async fn add_passkey(&self, p: &StoredPasskey, max: u32) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        within_budget(
+            &mut tx,
+            p.user_id,
+            "SELECT COUNT(*) FROM passkeys WHERE user_id = $1 AND created_at > $2",
+            DateTime::<Utc>::UNIX_EPOCH,
+            max,
+        )
+        .await?;
         sqlx::query(
             "INSERT INTO passkeys (id, user_id, name, credential_id, passkey, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -1454,9 +1531,10 @@ impl Store for Backend {
         .bind(&p.credential_id)
         .bind(&p.passkey)
         .bind(p.created_at)
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await
         .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
         Ok(())
     }
 
@@ -1789,6 +1867,30 @@ where
 /// Retires the user's older tokens of the same purpose, then stores the new
 /// token and its mail.
 /// Takes the user's row lock (PostgreSQL) for the rest of the transaction.
+/// Under the user's lock, refuses with `Conflict("limit")` when what
+/// `count_sql` counts (`$1` the user, `$2` a time it starts from) has
+/// reached `max`: the count and the insert that follows are one step, so a
+/// burst cannot slip past.
+async fn within_budget(
+    tx: &mut Tx,
+    user_id: Uuid,
+    count_sql: &str,
+    since: DateTime<Utc>,
+    max: u32,
+) -> StoreResult<()> {
+    lock_user(tx, user_id).await?;
+    let count: i64 = sqlx::query_scalar(count_sql)
+        .bind(user_id)
+        .bind(since)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    if count >= i64::from(max) {
+        return Err(StoreError::Conflict("limit"));
+    }
+    Ok(())
+}
+
 async fn lock_user(tx: &mut Tx, user_id: Uuid) -> StoreResult<()> {
     sqlx::query(LOCK_USER)
         .bind(user_id)

@@ -18,6 +18,7 @@ async fn login_from(app: &TestApp, forwarded_for: Option<&str>) -> reqwest::Resp
 #[tokio::test]
 async fn credential_endpoints_share_a_per_ip_budget() {
     let app = TestApp::spawn_with(|c| c.security.rate_limit_per_minute = 3).await;
+    app.at_minute_start();
     for _ in 0..3 {
         assert_eq!(
             login_from(&app, None).await.status(),
@@ -82,6 +83,7 @@ async fn behind_a_trusted_proxy_the_forwarded_address_counts() {
         c.trusted_proxies = vec!["127.0.0.1/32".into()];
     })
     .await;
+    app.at_minute_start();
     for _ in 0..2 {
         assert_eq!(
             login_from(&app, Some("198.51.100.1")).await.status(),
@@ -270,6 +272,7 @@ async fn starting_social_sign_ins_spends_the_per_ip_budget() {
     // No provider needs to answer: an unknown provider is a 404, and the
     // limit applies before that.
     let app = TestApp::spawn_with(|c| c.security.rate_limit_per_minute = 3).await;
+    app.at_minute_start();
     let client = new_client();
     for _ in 0..3 {
         let res = app.get(&client, "/api/v1/auth/oauth/nope").await;

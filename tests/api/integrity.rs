@@ -685,6 +685,7 @@ async fn parallel_wrong_current_passwords_get_at_most_the_budget() {
 #[tokio::test]
 async fn re_checks_spend_the_per_ip_budget() {
     let app = TestApp::spawn_with(|c| c.security.rate_limit_per_minute = 4).await;
+    app.at_minute_start();
     let email = unique_email("recheck-ip");
     // Sign-up spends one of the four.
     let c = app.user(&email).await;

@@ -22,6 +22,7 @@ mod login;
 mod metrics;
 mod passkeys;
 mod recovery;
+mod scope;
 mod signup;
 mod social;
 mod tenants;

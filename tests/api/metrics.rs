@@ -18,6 +18,7 @@ async fn scrape(app: &TestApp) -> String {
 #[tokio::test]
 async fn metrics_count_requests_logins_and_limits_and_read_the_pools() {
     let app = TestApp::spawn_with(|c| c.security.rate_limit_per_minute = 4).await;
+    app.at_minute_start();
     let email = unique_email("metrics");
     app.user(&email).await;
     let c = new_client();

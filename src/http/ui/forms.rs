@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
-use super::{check_anonymous_form, error_page, SignedIn, Viewer};
+use super::{check_anonymous_form, check_origin, error_page, SignedIn, Viewer};
 use crate::error::{AppError, ErrorCode};
 use crate::http::extract::CredentialLimit;
 use crate::service::Tessera;
@@ -85,8 +85,10 @@ impl<T: DeserializeOwned + FormToken> FromRequest<Arc<Tessera>> for AnonymousFor
     }
 }
 
-/// A form posted by someone signed in, whose CSRF token is the session's.
-/// Nobody signed in is sent to sign in; a wrong token gets the refusal page.
+/// A form posted by someone signed in, whose CSRF token is the session's
+/// and whose `Origin`, when present, is the public URL's (`null` is not).
+/// Nobody signed in is sent to sign in; a wrong token or a foreign origin
+/// gets the refusal page.
 pub struct SignedInForm<T>(pub Viewer, pub T);
 
 impl<T: DeserializeOwned + CsrfToken> FromRequest<Arc<Tessera>> for SignedInForm<T> {
@@ -94,6 +96,7 @@ impl<T: DeserializeOwned + CsrfToken> FromRequest<Arc<Tessera>> for SignedInForm
 
     async fn from_request(req: Request, core: &Arc<Tessera>) -> Result<Self, Self::Rejection> {
         let (mut parts, body) = req.into_parts();
+        check_origin(core, &parts.headers).map_err(IntoResponse::into_response)?;
         let SignedIn(viewer) = SignedIn::from_request_parts(&mut parts, core).await?;
         let UiForm(form) =
             UiForm::<T>::from_request(Request::from_parts(parts, body), core).await?;

@@ -19,7 +19,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::de::DeserializeOwned;
 
-use crate::crypto::token::{constant_time_eq, csrf_token_for, random_secret};
+use crate::crypto::token::{constant_time_eq, csrf_token_for};
 use crate::error::AppError;
 use crate::http::cookies;
 // The session cookie: the canonical surface's.
@@ -301,19 +301,25 @@ pub fn with_query(path: &str, pairs: &[(&str, &str)]) -> String {
     format!("{path}?{}", query.finish())
 }
 
-/// The anonymous-form token of this browser: the cookie's, or a new one
-/// (with the cookie to set).
+/// What the form tokens are signed for.
+const FORM_PURPOSE: &str = "tessera-form-v1";
+
+/// The anonymous-form token of this browser: the cookie's when Tessera
+/// signed it, else a new signed one (with the cookie to set).
 pub fn form_token(core: &Tessera, headers: &HeaderMap) -> (String, Option<HeaderValue>) {
-    if let Some(token) = cookies::value(headers, FORM_COOKIE).filter(|t| t.len() == 43) {
+    if let Some(token) =
+        cookies::value(headers, FORM_COOKIE).filter(|t| core.form_signer.verify(t, FORM_PURPOSE))
+    {
         return (token, None);
     }
-    let token = random_secret();
+    let token = core.form_signer.issue(FORM_PURPOSE);
     let header = cookies::set(core, FORM_COOKIE, &token, "/ui", None);
     (token, Some(header))
 }
 
-/// Checks an anonymous form: its token must match the cookie, and a present
-/// `Origin` must be the public URL's.
+/// Checks an anonymous form: its token must be one Tessera signed and
+/// match the cookie (a cookie planted by whoever can set cookies for the
+/// domain is not enough), and a present `Origin` must be the public URL's.
 pub fn check_anonymous_form(
     core: &Tessera,
     headers: &HeaderMap,
@@ -321,7 +327,13 @@ pub fn check_anonymous_form(
 ) -> Result<(), FormRefused> {
     check_origin(core, headers)?;
     match cookies::value(headers, FORM_COOKIE) {
-        Some(cookie) if !sent.is_empty() && constant_time_eq(&cookie, sent) => Ok(()),
+        Some(cookie)
+            if !sent.is_empty()
+                && constant_time_eq(&cookie, sent)
+                && core.form_signer.verify(&cookie, FORM_PURPOSE) =>
+        {
+            Ok(())
+        }
         _ => Err(FormRefused),
     }
 }

@@ -323,7 +323,7 @@ pub struct ProfileBody {
 /// Change the names I go by; fields left out keep their values.
 #[utoipa::path(patch, path = "/api/v1/auth/me", tag = "auth", request_body = ProfileBody,
     responses((status = 200, body = MeResponse), (status = 401, body = ErrorBody),
-        (status = 403, description = "A read-only token", body = ErrorBody),
+        (status = 403, description = "A read-only or tenant-bound token", body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 pub async fn update_me(
     State(core): State<Arc<Tessera>>,
@@ -331,6 +331,7 @@ pub async fn update_me(
     client: ClientInfo,
     AppJson(body): AppJson<ProfileBody>,
 ) -> AppResult<Json<MeResponse>> {
+    principal.require_unbound()?;
     let user = core
         .update_profile(
             &principal.user,
@@ -459,13 +460,13 @@ pub async fn resend_verification(
     responses(
         (status = 200, body = AccessTokenResponse),
         (status = 401, body = ErrorBody),
-        (status = 403, description = "A JWT cannot be exchanged for another", body = ErrorBody),
+        (status = 403, description = "A JWT cannot be exchanged for another, or a tenant-bound token's tenant is no longer the user's", body = ErrorBody),
     ))]
 pub async fn token(
     State(core): State<Arc<Tessera>>,
     Auth(principal): Auth,
 ) -> AppResult<Json<AccessTokenResponse>> {
-    let issued = core.issue_jwt(&principal)?;
+    let issued = core.access_token(&principal).await?;
     Ok(Json(AccessTokenResponse {
         access_token: issued.access_token,
         token_type: "bearer".into(),

@@ -203,20 +203,23 @@ pub async fn revoke_invite(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Pending invitations addressed to my email.
+/// Pending invitations addressed to my email (to other tenants: refused to
+/// a tenant-bound token).
 #[utoipa::path(get, path = "/api/v1/invites", tag = "tenants",
-    responses((status = 200, body = Vec<InviteView>), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = Vec<InviteView>), (status = 401, body = ErrorBody),
+        (status = 403, description = "A tenant-bound token", body = ErrorBody)))]
 pub async fn my_invites(
     State(core): State<Arc<Tessera>>,
     Auth(p): Auth,
 ) -> AppResult<Json<Vec<InviteView>>> {
+    p.require_unbound()?;
     let list = core.my_invites(&p.user.email).await?;
     Ok(Json(views::invites(&list, core.clock.now())))
 }
 
 /// Accept an invitation sent to my address.
 #[utoipa::path(post, path = "/api/v1/invites/accept", tag = "tenants", request_body = AcceptBody,
-    responses((status = 200, body = TenantResponse), (status = 403, description = "Sent to another address", body = ErrorBody),
+    responses((status = 200, body = TenantResponse), (status = 403, description = "Sent to another address, or a tenant-bound token", body = ErrorBody),
         (status = 422, description = "Invalid, used or expired token", body = ErrorBody)))]
 pub async fn accept(
     State(core): State<Arc<Tessera>>,
