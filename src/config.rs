@@ -218,6 +218,11 @@ pub struct SecurityConfig {
     /// unset; when set but unreachable, passwords are accepted and a warning
     /// is logged.
     pub breached_password_url: Option<String>,
+    /// The highest bcrypt cost an imported hash may have: above it the
+    /// import refuses the line, and a stored one is never computed at login
+    /// (each step doubles what a login costs, for everyone: failed logins
+    /// are padded to the slowest hash on record).
+    pub max_bcrypt_cost: u32,
 }
 
 impl Default for SecurityConfig {
@@ -228,6 +233,7 @@ impl Default for SecurityConfig {
             rate_limit_per_minute: 30,
             mail_per_address_per_hour: 5,
             breached_password_url: None,
+            max_bcrypt_cost: crate::crypto::password::DEFAULT_MAX_BCRYPT_COST,
         }
     }
 }
@@ -489,6 +495,12 @@ impl Config {
                 3600,
             ),
             ("mail.poll_seconds", self.mail.poll_seconds, 1, 3600),
+            (
+                "security.max_bcrypt_cost",
+                u64::from(self.security.max_bcrypt_cost),
+                4,
+                16,
+            ),
             ("mail.claim_seconds", self.mail.claim_seconds, 5, 24 * 3600),
             ("cache.max_age_ms", self.cache.max_age_ms, 0, 3_600_000),
             (

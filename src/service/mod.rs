@@ -141,7 +141,8 @@ impl Tessera {
                 clock.now(),
             )
             .await?;
-        let hasher = PasswordHasher::new(&config.argon2)?;
+        let hasher = PasswordHasher::new(&config.argon2)?
+            .with_max_bcrypt_cost(config.security.max_bcrypt_cost);
         let totp_box = Self::totp_box(&config, store.as_ref(), clock.as_ref()).await?;
         let webauthn = match passkeys::build_webauthn(&config) {
             Ok(webauthn) => Some(webauthn),

@@ -472,6 +472,10 @@ pub trait Store: Send + Sync + 'static {
     /// What a password login needs to know about an email, in one read:
     /// the user, the lock in force, and whether failures are on record.
     async fn login_state(&self, email: &str, now: DateTime<Utc>) -> StoreResult<LoginState>;
+    /// One stored password hash of each kind that decides what checking it
+    /// costs: per bcrypt cost and per set of argon2 parameters (salt and
+    /// output aside), so a node can time a failed login against each.
+    async fn password_hash_samples(&self) -> StoreResult<Vec<String>>;
     async fn find_user(&self, id: Uuid) -> StoreResult<Option<User>>;
     /// Replaces the password hash without touching sessions (re-hash on login).
     async fn set_password_hash(

@@ -130,6 +130,23 @@ impl Store for Backend {
             .map_err(map_err)
     }
 
+    async fn password_hash_samples(&self) -> StoreResult<Vec<String>> {
+        // The argon2 kind is the PHC string with its output and salt (both
+        // base64, each after a `$`) trimmed off the end: portable SQL, one
+        // row per kind however many users share it.
+        const B64: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        sqlx::query_scalar(
+            "SELECT MIN(password_hash) FROM users \
+             WHERE password_hash LIKE '$argon2%' OR password_hash LIKE '$2%' \
+             GROUP BY CASE WHEN password_hash LIKE '$2%' THEN substr(password_hash, 1, 7) \
+               ELSE rtrim(rtrim(rtrim(password_hash, $1), '$'), $1) END",
+        )
+        .bind(B64)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)
+    }
+
     async fn login_state(&self, email: &str, now: DateTime<Utc>) -> StoreResult<LoginState> {
         let row: Option<UserLoginRow> = sqlx::query_as(
             "SELECT u.*, lf.locked_until AS lf_locked_until, lf.email IS NOT NULL AS lf_present \

@@ -15,6 +15,7 @@ mod dashboard_api;
 mod health;
 mod http_hygiene;
 mod import;
+mod leaks;
 mod legacy_api;
 mod lockout;
 mod login;

@@ -1,0 +1,150 @@
+//! Side channels and leaked secrets (issue 16, points 5 and 6), probed as an
+//! attacker outside the server would: response times, response shapes,
+//! logs, URLs and cookies.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::*;
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+/// An attacker with a list of addresses times wrong-password logins: an
+/// account imported with a bcrypt hash must not answer slower than an
+/// address with no account, or the timing tells which addresses were
+/// imported (and so which are worth attacking).
+#[tokio::test]
+async fn imported_bcrypt_accounts_and_unknown_emails_fail_in_the_same_time() {
+    let app = TestApp::spawn_with(|c| {
+        // Every probe is a failure; the lock would answer early (and has its
+        // own tests).
+        c.security.lockout_max_attempts = 1000;
+    })
+    .await;
+    let imported = unique_email("imported-bcrypt");
+    // A realistic cost for hashes coming from another system.
+    let hash = bcrypt::hash("old-system-password", 10).unwrap();
+    let report = app
+        .core
+        .import_users(&json!({"email": imported, "password_hash": hash}).to_string())
+        .await;
+    assert_eq!(report.imported, 1, "{:?}", report.bad);
+
+    let probe = |email: String| {
+        let app = &app;
+        async move {
+            let started = Instant::now();
+            let res = app.login(&new_client(), &email, "not-the-password").await;
+            let took = started.elapsed();
+            expect_error(res, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
+            took
+        }
+    };
+    // Warm both paths (connections, caches) before measuring.
+    probe(imported.clone()).await;
+    probe(unique_email("nobody")).await;
+    let (mut known, mut unknown) = (Vec::new(), Vec::new());
+    for round in 0..15 {
+        // Interleaved, alternating which goes first, so load on the machine
+        // falls on both alike.
+        if round % 2 == 0 {
+            known.push(probe(imported.clone()).await);
+            unknown.push(probe(unique_email("nobody")).await);
+        } else {
+            unknown.push(probe(unique_email("nobody")).await);
+            known.push(probe(imported.clone()).await);
+        }
+    }
+    let (known, unknown) = (median(known), median(unknown));
+    let (fast, slow) = (known.min(unknown), known.max(unknown));
+    let gap = slow - fast;
+    eprintln!("median failed login: imported bcrypt {known:?}, unknown email {unknown:?}");
+    assert!(
+        gap <= slow / 5 + Duration::from_millis(5),
+        "failed logins differ by {gap:?}: imported bcrypt {known:?}, unknown email {unknown:?}"
+    );
+}
+
+/// A bcrypt hash of `cost` in form only (the import looks at the form and
+/// the cost; nothing logs in with it).
+fn bcrypt_shaped(cost: u32) -> String {
+    format!("$2b${cost:02}${}", "a".repeat(53))
+}
+
+/// An argon2id PHC string with `params` and a made-up salt and output.
+fn argon2_shaped(params: &str) -> String {
+    format!(
+        "$argon2id$v=19${params}$c2FsdHNhbHRzYWx0c2FsdA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    )
+}
+
+/// An operator importing another system's users learns, line by line, which
+/// hashes are too costly to check at login: a bcrypt cost above the cap, or
+/// argon2 parameters beyond a login's time or memory. Such a hash would let
+/// anyone with the address burn seconds of CPU per guess, and would slow
+/// every failed login down to its cost.
+#[tokio::test]
+async fn imports_refuse_hashes_costlier_than_a_login_may_spend() {
+    let app = TestApp::spawn().await;
+    let lines = [
+        (bcrypt_shaped(12), None),
+        (
+            bcrypt_shaped(13),
+            Some("bcrypt at cost 13, above the limit of 12 (security.max_bcrypt_cost)"),
+        ),
+        (argon2_shaped("m=65536,t=3,p=4"), None),
+        (
+            argon2_shaped("m=19456,t=20,p=1"),
+            Some("asks for 20 passes (t)"),
+        ),
+        (
+            argon2_shaped("m=65536,t=5,p=1"),
+            Some("m x t = 327680 KiB-passes of work"),
+        ),
+        (
+            argon2_shaped("m=19456,t=2,p=32"),
+            Some("asks for 32 lanes (p)"),
+        ),
+        (
+            argon2_shaped("m=1048576,t=1,p=1"),
+            Some("asks for 1048576 KiB of memory (m)"),
+        ),
+        (
+            "$argon2id$v=19$nonsense".to_owned(),
+            Some("not a valid argon2 PHC string"),
+        ),
+    ];
+    let text = lines
+        .iter()
+        .map(|(hash, _)| {
+            json!({"email": unique_email("costly"), "password_hash": hash}).to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let report = app.core.import_users(&text).await;
+    assert_eq!(report.imported, 2, "{:?}", report.bad);
+    let refused: Vec<(usize, &str)> = lines
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (_, why))| why.map(|w| (i + 1, w)))
+        .collect();
+    assert_eq!(report.bad.len(), refused.len(), "{:?}", report.bad);
+    for ((line, reason), (expected_line, expected)) in report.bad.iter().zip(&refused) {
+        assert_eq!(line, expected_line);
+        assert!(
+            reason.starts_with("password_hash ") && reason.contains(expected),
+            "line {line}: {reason:?} should say {expected:?}"
+        );
+    }
+
+    // The cap is the operator's to raise.
+    let app = TestApp::spawn_with(|c| c.security.max_bcrypt_cost = 13).await;
+    let line = json!({"email": unique_email("costly"), "password_hash": bcrypt_shaped(13)});
+    let report = app.core.import_users(&line.to_string()).await;
+    assert_eq!(report.imported, 1, "{:?}", report.bad);
+}
