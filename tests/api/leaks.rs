@@ -148,3 +148,103 @@ async fn imports_refuse_hashes_costlier_than_a_login_may_spend() {
     let report = app.core.import_users(&line.to_string()).await;
     assert_eq!(report.imported, 1, "{:?}", report.bad);
 }
+
+/// What the JSON says without its values: keys and value types, with an
+/// array as the set of its items' shapes.
+fn shape(value: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(key, value)| (key.clone(), shape(value)))
+                .collect(),
+        ),
+        Value::Array(items) => {
+            let shapes: std::collections::BTreeSet<String> =
+                items.iter().map(|item| shape(item).to_string()).collect();
+            json!(shapes)
+        }
+        Value::String(_) => json!("string"),
+        Value::Number(_) => json!("number"),
+        Value::Bool(_) => json!("bool"),
+        Value::Null => json!("null"),
+    }
+}
+
+/// An attacker asks to sign in by passkey with addresses of all kinds: one
+/// with a passkey, one with an account but no passkey, one with no account.
+/// The answers have the same status, headers and JSON shape, down to the
+/// items of `allowCredentials`; only random values differ.
+#[tokio::test]
+async fn passkey_sign_in_options_look_alike_for_every_address() {
+    use base64::Engine as _;
+    let (app, origin) = crate::passkeys::app().await;
+    let with_passkey = unique_email("with-passkey");
+    let owner = app.user(&with_passkey).await;
+    crate::passkeys::register(&app, &owner, &mut crate::passkeys::device(), &origin, "Key").await;
+    let without_passkey = unique_email("without-passkey");
+    app.user(&without_passkey).await;
+
+    let start = |email: String| {
+        let app = &app;
+        async move {
+            let res = app
+                .post(
+                    &new_client(),
+                    "/api/v1/auth/passkeys/login/start",
+                    json!({"email": email}),
+                )
+                .await;
+            let status = res.status();
+            let content_type = res.headers()["content-type"].clone();
+            let cookies = res.headers().get_all("set-cookie").iter().count();
+            let body: serde_json::Value = res.json().await.unwrap();
+            (status, content_type, cookies, body)
+        }
+    };
+    let real = start(with_passkey).await;
+    assert_eq!(real.0, StatusCode::OK);
+    let real_shape = shape(&real.3);
+    let public_key = &real.3["options"]["publicKey"];
+    assert!(
+        public_key["allowCredentials"][0]
+            .get("transports")
+            .is_none(),
+        "transports name the kind of device; decoys cannot fake them: {public_key}"
+    );
+    let mut decoys = vec![without_passkey];
+    decoys.extend((0..12).map(|_| unique_email("nobody")));
+    for email in decoys {
+        let decoy = start(email.clone()).await;
+        assert_eq!((decoy.0, &decoy.1, decoy.2), (real.0, &real.1, real.2));
+        assert_eq!(
+            shape(&decoy.3),
+            real_shape,
+            "{email}: {}\nreal: {}",
+            decoy.3,
+            real.3
+        );
+        let options = &decoy.3["options"]["publicKey"];
+        for field in ["timeout", "rpId", "userVerification"] {
+            assert_eq!(options[field], public_key[field], "{field}");
+        }
+        assert_eq!(
+            options["challenge"].as_str().unwrap().len(),
+            public_key["challenge"].as_str().unwrap().len()
+        );
+        // A believable number of believable credential ids.
+        let ids = options["allowCredentials"].as_array().unwrap();
+        assert!((1..=3).contains(&ids.len()), "{options}");
+        for id in ids {
+            let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(id["id"].as_str().unwrap())
+                .unwrap();
+            assert!([16, 20, 32, 64, 65].contains(&raw.len()), "{}", raw.len());
+        }
+        // And a browser's WebAuthn client takes it like a real one.
+        serde_json::from_value::<webauthn_rs::prelude::RequestChallengeResponse>(
+            decoy.3["options"].clone(),
+        )
+        .unwrap();
+    }
+}
