@@ -248,3 +248,86 @@ async fn passkey_sign_in_options_look_alike_for_every_address() {
         .unwrap();
     }
 }
+
+/// The `tessera` binary serving at `public_url` without SMTP; a sign-up
+/// makes it send a verification mail. Returns what it logged.
+async fn log_of_a_signup_without_smtp(public_url: impl Fn(u16) -> String) -> (String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = fresh_database(&dir).await;
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let log_path = dir.path().join("server.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TESSERA_DATABASE_URL", &db)
+        .env("TESSERA_LOG_FORMAT", "json")
+        .env("TESSERA_LISTEN", format!("127.0.0.1:{port}"))
+        .env("TESSERA_PUBLIC_URL", public_url(port))
+        .arg("serve")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    wait_until_up(&base).await;
+    let email = unique_email("logged");
+    let res = new_client()
+        .post(format!("{base}/api/v1/auth/signup"))
+        .json(&json!({"email": email, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let text = loop {
+        let text = std::fs::read_to_string(&log_path).unwrap();
+        if text
+            .lines()
+            .any(|l| l.contains(&email) && l.contains("subject"))
+        {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no mail logged for {email}:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let _ = server.kill();
+    let _ = server.wait();
+    (text, email)
+}
+
+/// Logs travel further than mail (collectors, tickets, screenshots). A
+/// server whose public URL is a real host and has no SMTP server logs who
+/// a mail was for and what it was about, with a warning, but never its body
+/// and the token link in it; a development server (loopback public URL)
+/// logs the body so its links can be followed.
+#[tokio::test]
+async fn without_smtp_mail_bodies_are_logged_only_for_a_loopback_public_url() {
+    let (log, email) = log_of_a_signup_without_smtp(|_| "https://auth.example.test".into()).await;
+    let line = log
+        .lines()
+        .find(|l| l.contains(&email) && l.contains("subject"))
+        .unwrap();
+    assert!(line.contains("Confirm your email address"), "{line}");
+    assert!(line.contains("no SMTP server configured"), "{line}");
+    assert!(
+        !log.contains("token=") && !log.contains("/ui/verify-email"),
+        "a link leaked into the log:\n{log}"
+    );
+    assert!(
+        log.contains("TESSERA_SMTP_URL is unset: no mail is delivered"),
+        "{log}"
+    );
+
+    let (log, email) =
+        log_of_a_signup_without_smtp(|port| format!("http://localhost:{port}")).await;
+    let line = log
+        .lines()
+        .find(|l| l.contains(&email) && l.contains("subject"))
+        .unwrap();
+    assert!(line.contains("/ui/verify-email?token="), "{line}");
+}
