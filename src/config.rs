@@ -107,8 +107,9 @@ impl Default for CacheConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct JobsConfig {
-    /// How often expired sessions, tokens, sign-in states and counters are
-    /// deleted (by one node per turn; 0: never).
+    /// How often expired sessions, tokens, sign-in states, counters and
+    /// mail past `mail.retention_days` are deleted (by one node per turn;
+    /// 0: never).
     pub sweep_interval_seconds: u64,
 }
 
@@ -334,8 +335,12 @@ pub struct MailConfig {
     /// How often the outbox worker looks for due mail when not woken.
     pub poll_seconds: u64,
     /// Give up on a message after this many failed attempts (it stays in the
-    /// outbox with its last error for an operator to inspect).
+    /// outbox with its last error for an operator to inspect, for
+    /// `retention_days`).
     pub max_attempts: u32,
+    /// Days a given-up message (and the link in it) stays in the outbox
+    /// before the sweep deletes it. Delivered messages are deleted at once.
+    pub retention_days: u32,
     /// How long a node holds the messages it claimed; a node that dies
     /// mid-send leaves them to the others after this.
     pub claim_seconds: u64,
@@ -346,6 +351,7 @@ impl Default for MailConfig {
         MailConfig {
             poll_seconds: 5,
             max_attempts: 25,
+            retention_days: 7,
             claim_seconds: 120,
         }
     }
@@ -495,6 +501,12 @@ impl Config {
                 3600,
             ),
             ("mail.poll_seconds", self.mail.poll_seconds, 1, 3600),
+            (
+                "mail.retention_days",
+                u64::from(self.mail.retention_days),
+                1,
+                3650,
+            ),
             (
                 "security.max_bcrypt_cost",
                 u64::from(self.security.max_bcrypt_cost),

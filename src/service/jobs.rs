@@ -115,6 +115,20 @@ impl Tessera {
         if swept > 0 {
             tracing::info!(rows = swept, "swept expired sessions, tokens and counters");
         }
+        // Mail given up on still holds its link; delivered mail is deleted
+        // at once (`mail_sent`).
+        let retention = chrono::Duration::days(i64::from(self.config.mail.retention_days));
+        let max_attempts = i32::try_from(self.config.mail.max_attempts).unwrap_or(i32::MAX);
+        let purged = self
+            .store
+            .purge_given_up_mail(max_attempts, now - retention)
+            .await?;
+        if purged > 0 {
+            tracing::info!(
+                mails = purged,
+                "purged undeliverable mail past its retention"
+            );
+        }
         Ok(())
     }
 

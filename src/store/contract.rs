@@ -561,3 +561,44 @@ async fn one_stored_hash_per_costly_kind_is_sampled() {
         store.close().await;
     }
 }
+
+#[tokio::test]
+async fn only_mail_given_up_before_the_cutoff_is_purged() {
+    for (name, store, _dir) in stores().await {
+        let now = Utc::now();
+        let mut ids = Vec::new();
+        for i in 0..3 {
+            let id = Uuid::new_v4();
+            store
+                .enqueue_mail(NewMail {
+                    id,
+                    recipient: format!("r{i}@x.test"),
+                    subject: "s".into(),
+                    body_text: "https://x.test/?token=t".into(),
+                    now,
+                })
+                .await
+                .unwrap();
+            ids.push(id);
+        }
+        // 0: given up long ago; 1: given up just now; 2: never tried.
+        store
+            .mail_failed(ids[0], now - Duration::days(10), "refused")
+            .await
+            .unwrap();
+        store.mail_failed(ids[1], now, "refused").await.unwrap();
+        let purged = store
+            .purge_given_up_mail(1, now - Duration::days(7))
+            .await
+            .unwrap();
+        assert_eq!(purged, 1, "{name}");
+        assert_eq!(store.outbox_stats().await.unwrap().depth, 2, "{name}");
+        // Still being retried (attempts under the limit): kept.
+        let purged = store
+            .purge_given_up_mail(5, now + Duration::days(1))
+            .await
+            .unwrap();
+        assert_eq!(purged, 0, "{name}");
+        store.close().await;
+    }
+}

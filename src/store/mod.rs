@@ -587,6 +587,14 @@ pub trait Store: Send + Sync + 'static {
     async fn mail_sent(&self, id: Uuid) -> StoreResult<()>;
     /// Not delivered: released, to be tried again at `retry_at`.
     async fn mail_failed(&self, id: Uuid, retry_at: DateTime<Utc>, error: &str) -> StoreResult<()>;
+    /// Deletes the messages given up on (`max_attempts` failed attempts)
+    /// whose last attempt was before `before`, and the links in them.
+    /// Returns how many went.
+    async fn purge_given_up_mail(
+        &self,
+        max_attempts: i32,
+        before: DateTime<Utc>,
+    ) -> StoreResult<u64>;
     async fn outbox_stats(&self) -> StoreResult<OutboxStats>;
 
     // Work shared by the nodes.

@@ -651,6 +651,19 @@ impl Store for Backend {
         Ok(())
     }
 
+    async fn purge_given_up_mail(&self, max_attempts: i32, before: DateTime<Utc>) -> StoreResult<u64> {
+        // A given-up row's next_attempt_at is its last attempt plus the
+        // backoff (at most an hour): close enough to when it was given up.
+        let purged = sqlx::query("DELETE FROM mail_outbox WHERE attempts >= $1 AND next_attempt_at <= $2")
+            .bind(max_attempts)
+            .bind(before)
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+        Ok(purged)
+    }
+
     async fn mail_failed(&self, id: Uuid, retry_at: DateTime<Utc>, error: &str) -> StoreResult<()> {
         sqlx::query(
             "UPDATE mail_outbox SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3, \

@@ -331,3 +331,35 @@ async fn without_smtp_mail_bodies_are_logged_only_for_a_loopback_public_url() {
         .unwrap();
     assert!(line.contains("/ui/verify-email?token="), "{line}");
 }
+
+/// Mail that could not be delivered keeps its link in the database only
+/// for `mail.retention_days`; then the sweep deletes it.
+#[tokio::test]
+async fn undeliverable_mail_is_purged_after_its_retention() {
+    // Nothing listens on the SMTP port: every delivery fails, and one
+    // failure is the last.
+    let app = TestApp::spawn_bare(free_port(), |c| c.mail.max_attempts = 1).await;
+    app.signup(&new_client(), &unique_email("bounced")).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let metrics = app
+            .get(&new_client(), "/metrics")
+            .await
+            .text()
+            .await
+            .unwrap();
+        if metrics.contains("tessera_mail_failed_total 1") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let depth = || async { app.core.store.outbox_stats().await.unwrap().depth };
+    assert_eq!(depth().await, 1, "given up, kept for the operator");
+    app.clock.advance(chrono::Duration::days(6));
+    app.core.run_due_jobs().await;
+    assert_eq!(depth().await, 1, "still within the 7 days");
+    app.clock.advance(chrono::Duration::days(2));
+    app.core.run_due_jobs().await;
+    assert_eq!(depth().await, 0, "purged past the retention");
+}
