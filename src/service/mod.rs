@@ -32,7 +32,9 @@ pub use accounts::{SignupInput, SignupOutcome};
 pub use admin::UserPatch;
 pub use audit::Audit;
 pub use import::ImportReport;
-pub use mfa::{SecondFactor, TotpSetup, TwoFactorStatus};
+pub use mfa::{
+    SecondFactor, TotpSetup, TwoFactorStatus, CHALLENGE_TTL as TWO_FACTOR_CHALLENGE_TTL,
+};
 pub use oauth::{
     CallbackParams, OAuthCallback, OAuthResult, StartedOAuth, STATE_TTL as OAUTH_STATE_TTL,
 };
