@@ -363,3 +363,107 @@ async fn undeliverable_mail_is_purged_after_its_retention() {
     app.core.run_due_jobs().await;
     assert_eq!(depth().await, 0, "purged past the retention");
 }
+
+/// A Turnstile verifier on loopback that passes `good-token` and records
+/// the `remoteip` of each call.
+async fn recording_verifier() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use axum::routing::post;
+    use axum::{Form, Json, Router};
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let app = Router::new().route(
+        "/siteverify",
+        post(
+            move |Form(form): Form<std::collections::HashMap<String, String>>| async move {
+                record.lock().unwrap().push(
+                    form.get("remoteip")
+                        .cloned()
+                        .unwrap_or_else(|| "<none>".into()),
+                );
+                Json(json!({"success": form.get("response").map(String::as_str) == Some("good-token")}))
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/siteverify", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, seen)
+}
+
+async fn captcha_login(app_base: &str, forwarded_for: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{app_base}/api/v1/auth/login"))
+        .header("x-captcha-response", "good-token")
+        .header("x-forwarded-for", forwarded_for)
+        .json(&json!({"email": "nobody@example.test", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Behind a trusted proxy the verifier is told the browser's address (the
+/// one the rate limiter uses), not the proxy's; a client cannot pick the
+/// address by sending `X-Forwarded-For` to a server that trusts no proxy;
+/// and a server that cannot tell the client's address refuses rather than
+/// skip the check.
+#[tokio::test]
+async fn the_bot_check_sends_the_resolved_client_ip_and_fails_closed() {
+    let (verify_url, seen) = recording_verifier().await;
+    let url = verify_url.clone();
+    let behind_proxy = TestApp::spawn_with(move |c| {
+        c.turnstile.secret = Some("s3cret".to_owned().into());
+        c.turnstile.verify_url = url;
+        c.trusted_proxies = vec!["127.0.0.1".into()];
+    })
+    .await;
+    let res = captcha_login(&behind_proxy.base, "203.0.113.7").await;
+    expect_error(res, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
+    assert_eq!(seen.lock().unwrap().last().unwrap(), "203.0.113.7");
+    // The hosted pages send the same address.
+    let client = new_client();
+    let html = client
+        .get(behind_proxy.url("/ui/sign-in"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let form_token = crate::ui::input_value(&html, "form_token");
+    let res = client
+        .post(behind_proxy.url("/ui/sign-in"))
+        .header("x-forwarded-for", "198.51.100.23")
+        .form(&[
+            ("form_token", form_token.as_str()),
+            ("email", "nobody@example.test"),
+            ("password", PASSWORD),
+            ("cf-turnstile-response", "good-token"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(seen.lock().unwrap().last().unwrap(), "198.51.100.23");
+
+    // No trusted proxy: the header is the client's own claim, ignored.
+    let url = verify_url.clone();
+    let direct = TestApp::spawn_with(move |c| {
+        c.turnstile.secret = Some("s3cret".to_owned().into());
+        c.turnstile.verify_url = url;
+    })
+    .await;
+    let res = captcha_login(&direct.base, "203.0.113.7").await;
+    expect_error(res, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
+    assert_eq!(seen.lock().unwrap().last().unwrap(), "127.0.0.1");
+
+    // Served without connection info (a wiring mistake), there is no client
+    // address: refused, and the verifier is not even asked.
+    let calls = seen.lock().unwrap().len();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let router = tessera::http::router(direct.core.clone());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let res = captcha_login(&base, "203.0.113.7").await;
+    expect_error(res, StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE").await;
+    assert_eq!(seen.lock().unwrap().len(), calls);
+}

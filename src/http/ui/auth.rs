@@ -28,12 +28,7 @@ fn none_if_empty(value: &str) -> Option<&str> {
 
 /// The bot check of a form's widget token (a pass when the check is off).
 async fn human(core: &Tessera, client: &ClientInfo, token: &str) -> AppResult<()> {
-    bot::verify(
-        core,
-        none_if_empty(token),
-        client.ip.as_deref().unwrap_or_default(),
-    )
-    .await
+    bot::verify(core, none_if_empty(token), client.addr).await
 }
 
 /// A signed-in answer: the session cookie, then on to `to`.
