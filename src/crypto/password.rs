@@ -178,14 +178,14 @@ const MAX_KINDS: usize = 64;
 /// check of the slowest kind of stored hash.
 ///
 /// The unit is a check of the dummy hash (what an unknown email costs),
-/// whose running average is kept in absolute time; every other kind is kept
+/// whose running estimate ([`follow`]) is kept in absolute time; every other kind is kept
 /// as a multiple of it, measured inside the same job where the job runs the
 /// dummy check too (legacy hashes), so that the estimate follows the load
 /// on the machine: under load both grow alike.
 struct Timings {
-    /// Running average of a check of the dummy hash, in nanoseconds.
+    /// Running estimate of a check of the dummy hash, in nanoseconds.
     reference_ns: AtomicU64,
-    /// Per kind of stored hash: running average of a check's time as a
+    /// Per kind of stored hash: running estimate of a check's time as a
     /// multiple of the reference.
     ratios: Mutex<HashMap<String, f64>>,
 }
@@ -205,7 +205,7 @@ impl Timings {
     /// One check of the dummy hash took `took`.
     fn record_reference(&self, took: Duration) {
         let old = self.reference_ns.load(Ordering::Relaxed) as f64;
-        let new = old + (duration_ns(took) as f64 - old) / 8.0;
+        let new = follow(old, duration_ns(took) as f64);
         // A racing update is lost: it was one sample of many.
         self.reference_ns
             .store(new.max(1.0) as u64, Ordering::Relaxed);
@@ -219,7 +219,7 @@ impl Timings {
         let mut ratios = self.ratios.lock().unwrap_or_else(PoisonError::into_inner);
         let len = ratios.len();
         match ratios.get_mut(&kind) {
-            Some(old) => *old += (ratio - *old) / 4.0,
+            Some(old) => *old = follow(*old, ratio),
             None if len < MAX_KINDS => {
                 ratios.insert(kind, ratio);
             }
@@ -238,6 +238,16 @@ impl Timings {
             .fold(1.0_f64, |a, b| a.max(*b));
         self.reference().mul_f64(slowest * 1.1)
     }
+}
+
+/// The next value of a running estimate after `sample`: half way up to a
+/// higher sample, a sixteenth of the way down to a lower one. It stays near
+/// the top of recent samples, so that checks of the slowest kind mostly end
+/// under the floor even while the machine's load changes (one that ends
+/// above it is not padded, and would show).
+fn follow(old: f64, sample: f64) -> f64 {
+    let rate = if sample > old { 0.5 } else { 1.0 / 16.0 };
+    old + (sample - old) * rate
 }
 
 fn duration_ns(d: Duration) -> u64 {
@@ -799,7 +809,7 @@ mod tests {
     #[tokio::test]
     async fn failed_checks_last_as_long_as_the_slowest_kind_and_successes_do_not_wait() {
         let h = hasher();
-        let bcrypted = bcrypt::hash("legacy-password", 8).unwrap();
+        let bcrypted = bcrypt::hash("legacy-password", 10).unwrap();
         let ours = h.hash("current-password").await.unwrap();
         h.learn(&bcrypted).await.unwrap();
         let time = |password: &str, stored: Option<&str>| {
