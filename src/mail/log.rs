@@ -50,7 +50,8 @@ impl Mailer for LogMailer {
                 "mail (no SMTP server configured)"
             );
         } else {
-            tracing::warn!(
+            // `from_config` warned once, at start, that nothing is delivered.
+            tracing::info!(
                 target: "tessera::mail",
                 to = %mail.recipient,
                 subject = %mail.subject,
