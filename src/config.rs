@@ -113,8 +113,9 @@ impl Default for CacheConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct JobsConfig {
-    /// How often expired sessions, tokens, sign-in states and counters are
-    /// deleted (by one node per turn; 0: never).
+    /// How often expired sessions, tokens, sign-in states, counters and
+    /// mail past `mail.retention_days` are deleted (by one node per turn;
+    /// 0: never).
     pub sweep_interval_seconds: u64,
 }
 
@@ -240,6 +241,11 @@ pub struct SecurityConfig {
     pub max_tokens_per_user: u32,
     /// Passkeys per user.
     pub max_passkeys_per_user: u32,
+    /// The highest bcrypt cost an imported hash may have: above it the
+    /// import refuses the line, and a stored one is never computed at login
+    /// (each step doubles what a login costs, for everyone: failed logins
+    /// are padded to the slowest hash on record).
+    pub max_bcrypt_cost: u32,
 }
 
 impl Default for SecurityConfig {
@@ -257,6 +263,7 @@ impl Default for SecurityConfig {
             tenants_per_hour: 10,
             max_tokens_per_user: 100,
             max_passkeys_per_user: 20,
+            max_bcrypt_cost: crate::crypto::password::DEFAULT_MAX_BCRYPT_COST,
         }
     }
 }
@@ -357,8 +364,12 @@ pub struct MailConfig {
     /// How often the outbox worker looks for due mail when not woken.
     pub poll_seconds: u64,
     /// Give up on a message after this many failed attempts (it stays in the
-    /// outbox with its last error for an operator to inspect).
+    /// outbox with its last error for an operator to inspect, for
+    /// `retention_days`).
     pub max_attempts: u32,
+    /// Days a given-up message (and the link in it) stays in the outbox
+    /// before the sweep deletes it. Delivered messages are deleted at once.
+    pub retention_days: u32,
     /// How long a node holds the messages it claimed; a node that dies
     /// mid-send leaves them to the others after this.
     pub claim_seconds: u64,
@@ -369,6 +380,7 @@ impl Default for MailConfig {
         MailConfig {
             poll_seconds: 5,
             max_attempts: 25,
+            retention_days: 7,
             claim_seconds: 120,
         }
     }
@@ -525,6 +537,18 @@ impl Config {
                 600_000,
             ),
             ("mail.poll_seconds", self.mail.poll_seconds, 1, 3600),
+            (
+                "mail.retention_days",
+                u64::from(self.mail.retention_days),
+                1,
+                3650,
+            ),
+            (
+                "security.max_bcrypt_cost",
+                u64::from(self.security.max_bcrypt_cost),
+                4,
+                16,
+            ),
             ("mail.claim_seconds", self.mail.claim_seconds, 5, 24 * 3600),
             ("cache.max_age_ms", self.cache.max_age_ms, 0, 3_600_000),
             (

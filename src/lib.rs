@@ -53,6 +53,9 @@ pub async fn serve(
     mailer: Arc<dyn Mailer>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // Before the first request: failed logins are padded to the slowest
+    // stored hash from the first probe on.
+    core.learn_password_hash_costs().await;
     let (stop_jobs, jobs_stopped) = watch::channel(false);
     let worker = OutboxWorker {
         store: core.store.clone(),

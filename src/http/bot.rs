@@ -3,18 +3,25 @@
 //! `X-Captcha-Response` header or the body field `turnstile_token` /
 //! `turnstileToken`. Missing or rejected: `403 CAPTCHA_FAILED`; a verifier
 //! that cannot be reached in time: `503`, never a pass.
+//!
+//! The verifier is told the client's address as the rate limiter sees it
+//! (`trusted_proxies` applied), so Cloudflare checks the token against the
+//! browser that solved it, not against our proxy. The check fails closed:
+//! when it cannot tell who the client is, or cannot find its
+//! configuration, it answers `503` rather than let the request through.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{to_bytes, Body};
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::{FromRequestParts, Request};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use secrecy::ExposeSecret;
 
 use crate::error::{AppError, ErrorCode};
-use crate::service::Tessera;
+use crate::service::{ClientInfo, Tessera};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -22,16 +29,24 @@ fn failed() -> AppError {
     AppError::new(ErrorCode::CaptchaFailed, "The bot check failed; try again.")
 }
 
+/// The wiring of the check is broken: nothing to judge the request by.
+fn miswired(what: &str) -> AppError {
+    tracing::error!("the bot check cannot run: {what}; refusing the request");
+    AppError::unavailable("The bot check is unavailable.")
+}
+
 /// Middleware for the bot-checked routes; needs `Arc<Tessera>` in the
-/// request extensions.
+/// request extensions (without it, nothing passes).
 pub async fn check(req: Request, next: Next) -> Response {
     let Some(core) = req.extensions().get::<Arc<Tessera>>().cloned() else {
-        return next.run(req).await;
+        return miswired("the router has no Tessera extension").into_response();
     };
     if core.config.turnstile.secret.is_none() {
         return next.run(req).await;
     }
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    // The same address the rate limiter and the sessions see.
+    let Ok(client) = ClientInfo::from_request_parts(&mut parts, &core).await;
     let bytes = match to_bytes(body, core.config.http.body_limit_bytes).await {
         Ok(bytes) => bytes,
         Err(_) => {
@@ -50,12 +65,7 @@ pub async fn check(req: Request, next: Next) -> Response {
             .iter()
             .find_map(|k| value.get(*k).and_then(|v| v.as_str()).map(str::to_owned))
     });
-    let remote_ip = parts
-        .extensions
-        .get::<ConnectInfo<std::net::SocketAddr>>()
-        .map(|ConnectInfo(a)| a.ip().to_string())
-        .unwrap_or_default();
-    if let Err(err) = verify(&core, token.as_deref(), &remote_ip).await {
+    if let Err(err) = verify(&core, token.as_deref(), client.addr).await {
         return err.into_response();
     }
     next.run(Request::from_parts(parts, Body::from(bytes)))
@@ -63,15 +73,27 @@ pub async fn check(req: Request, next: Next) -> Response {
 }
 
 /// Checks a bot-check token with the verifier (a pass when the check is
-/// off). Missing or rejected: `403 CAPTCHA_FAILED`; a verifier that does not
-/// answer in time: `503`, never a pass.
-pub async fn verify(core: &Tessera, token: Option<&str>, remote_ip: &str) -> Result<(), AppError> {
+/// off), for the client at `client_ip` (resolved through
+/// `trusted_proxies`). Missing or rejected: `403 CAPTCHA_FAILED`; a verifier
+/// that does not answer in time, or no client address to send it: `503`,
+/// never a pass.
+pub async fn verify(
+    core: &Tessera,
+    token: Option<&str>,
+    client_ip: Option<IpAddr>,
+) -> Result<(), AppError> {
     let Some(secret) = core.config.turnstile.secret.as_ref() else {
         return Ok(());
     };
     let Some(token) = token.filter(|t| !t.is_empty() && t.len() <= 4096) else {
         return Err(failed());
     };
+    let Some(client_ip) = client_ip else {
+        return Err(miswired(
+            "no client address (the server runs without connection info)",
+        ));
+    };
+    let remote_ip = client_ip.to_string();
     let verdict = core
         .http_client
         .post(&core.config.turnstile.verify_url)
@@ -79,7 +101,7 @@ pub async fn verify(core: &Tessera, token: Option<&str>, remote_ip: &str) -> Res
         .form(&[
             ("secret", secret.expose_secret()),
             ("response", token),
-            ("remoteip", remote_ip),
+            ("remoteip", remote_ip.as_str()),
         ])
         .send()
         .await;

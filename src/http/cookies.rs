@@ -56,6 +56,48 @@ pub fn value(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|c| c.value().to_owned())
 }
 
+/// Carries the 2FA challenge from a social sign-in to its second step. A
+/// redirect's URL would leave it in browser history, server logs and
+/// `Referer` headers; this cookie is `HttpOnly` and lives as long as the
+/// challenge.
+pub const TWO_FACTOR: &str = "tessera_2fa";
+
+pub fn set_two_factor(core: &Tessera, challenge: &str) -> HeaderValue {
+    let ttl = crate::service::TWO_FACTOR_CHALLENGE_TTL.num_seconds();
+    set(
+        core,
+        TWO_FACTOR,
+        challenge,
+        "/",
+        Some(Duration::seconds(ttl)),
+    )
+}
+
+/// The challenge of a second step: the one the client sent, else the one a
+/// social sign-in left in [`TWO_FACTOR`].
+pub fn two_factor_challenge(sent: Option<&str>, headers: &HeaderMap) -> String {
+    sent.filter(|c| !c.is_empty())
+        .map(str::to_owned)
+        .or_else(|| value(headers, TWO_FACTOR))
+        .unwrap_or_default()
+}
+
+/// After a second step that signed in: the [`TWO_FACTOR`] cookie, if the
+/// request carried one, is cleared.
+pub fn clear_two_factor_on_success(
+    core: &Tessera,
+    headers: &HeaderMap,
+    mut response: axum::response::Response,
+) -> axum::response::Response {
+    if response.status().is_success() && value(headers, TWO_FACTOR).is_some() {
+        response
+            .headers_mut()
+            .append(header::SET_COOKIE, clear_session(core, TWO_FACTOR));
+    }
+    response
+}
+
+/// An expired cookie named `name` (a session's, or [`TWO_FACTOR`]).
 pub fn clear_session(core: &Tessera, name: &'static str) -> HeaderValue {
     let cookie = Cookie::build((name, ""))
         .http_only(true)

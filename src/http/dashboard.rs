@@ -400,7 +400,9 @@ async fn two_factor_status(
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct TwoFactorVerifyBody {
-    challenge: String,
+    /// When absent, the `tessera_2fa` cookie a social sign-in set.
+    #[serde(default)]
+    challenge: Option<String>,
     code: Option<String>,
     backup_code: Option<String>,
 }
@@ -410,12 +412,17 @@ async fn verify_two_factor(
     State(core): State<Arc<Tessera>>,
     _limit: CredentialLimit,
     client: ClientInfo,
+    headers: HeaderMap,
     AppJson(body): AppJson<TwoFactorVerifyBody>,
 ) -> AppResult<Response> {
+    let challenge = cookies::two_factor_challenge(body.challenge.as_deref(), &headers);
     let factor = SecondFactor::codes(body.code.as_deref(), body.backup_code.as_deref());
     let outcome = core
-        .verify_two_factor(&body.challenge, factor, &client)
+        .verify_two_factor(&challenge, factor, &client)
         .await
         .map_err(AppError::camel_case_fields)?;
-    sign_in_answer(&core, outcome)
+    let answer = sign_in_answer(&core, outcome)?;
+    Ok(cookies::clear_two_factor_on_success(
+        &core, &headers, answer,
+    ))
 }

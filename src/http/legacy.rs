@@ -469,7 +469,9 @@ pub async fn google_callback(
 
 #[derive(Deserialize, ToSchema)]
 pub struct TwoFactorVerifyBody {
-    pub challenge: String,
+    /// When absent, the `tessera_2fa` cookie a social sign-in set.
+    #[serde(default)]
+    pub challenge: Option<String>,
     pub code: Option<String>,
     pub backup_code: Option<String>,
 }
@@ -481,11 +483,14 @@ pub async fn verify_two_factor(
     State(core): State<Arc<Tessera>>,
     _limit: CredentialLimit,
     client: ClientInfo,
+    headers: HeaderMap,
     AppJson(body): AppJson<TwoFactorVerifyBody>,
 ) -> AppResult<Response> {
+    let challenge = cookies::two_factor_challenge(body.challenge.as_deref(), &headers);
     let factor = SecondFactor::codes(body.code.as_deref(), body.backup_code.as_deref());
-    let outcome = core
-        .verify_two_factor(&body.challenge, factor, &client)
-        .await?;
-    login_answer(&core, outcome).await
+    let outcome = core.verify_two_factor(&challenge, factor, &client).await?;
+    let answer = login_answer(&core, outcome).await?;
+    Ok(cookies::clear_two_factor_on_success(
+        &core, &headers, answer,
+    ))
 }

@@ -98,14 +98,14 @@ pub async fn callback_response(
                         cookies::set_session(core, session_cookie, &secret, session.expires_at),
                     ],
                 ),
-                // 2FA on: no session yet; the app finishes the second step
-                // with this challenge.
+                // 2FA on: no session yet; the app finishes the second step,
+                // with the challenge in a short-lived cookie (never in the
+                // URL, which browsers, proxies and `Referer` pass on).
                 LoginOutcome::TwoFactorRequired { challenge } => {
                     let mut to = redirect_to;
                     to.query_pairs_mut()
-                        .append_pair("two_factor_required", "true")
-                        .append_pair("challenge", &challenge);
-                    redirect(&to, [clear])
+                        .append_pair("two_factor_required", "true");
+                    redirect(&to, [clear, cookies::set_two_factor(core, &challenge)])
                 }
             }
         }

@@ -36,10 +36,19 @@ pub fn from_config(config: &Config) -> anyhow::Result<Arc<dyn Mailer>> {
             &config.mail_from,
         )?)),
         None => {
-            tracing::warn!(
-                "TESSERA_SMTP_URL is unset: outgoing mail, links included, is written to the log"
-            );
-            Ok(Arc::new(LogMailer))
+            let mailer = LogMailer::new(&config.public_url);
+            if mailer.logs_bodies() {
+                tracing::warn!(
+                    "TESSERA_SMTP_URL is unset: outgoing mail, links included, is written to the \
+                     log (the public URL is a loopback address: development)"
+                );
+            } else {
+                tracing::warn!(
+                    "TESSERA_SMTP_URL is unset: no mail is delivered; the log shows only each \
+                     message's recipient and subject, never its links"
+                );
+            }
+            Ok(Arc::new(mailer))
         }
     }
 }

@@ -75,6 +75,11 @@ impl Tessera {
                 Err(reason) => report.bad.push((number, reason)),
             }
         }
+        if report.imported > 0 {
+            // New kinds of hash may have come in: a server that imported
+            // pads failed logins to them at once.
+            self.learn_password_hash_costs().await;
+        }
         report
     }
 
@@ -85,6 +90,11 @@ impl Tessera {
         if let Some(hash) = &parsed.password_hash {
             if !known_hash(hash) {
                 return Err("password_hash is not argon2, bcrypt or SHA-256 hex".into());
+            }
+            // A hash costlier than a login may spend would never verify,
+            // and would slow every failed login down to its cost.
+            if let Some(reason) = self.hasher.refusal(hash) {
+                return Err(reason);
             }
         }
         let text = |field: &str, v: &Option<String>| {

@@ -21,16 +21,47 @@ const ROTATION_CHECK_SECONDS: u64 = 3600;
 /// Old keys stay published this long past the tokens' lifetime: time for
 /// every node to have stopped signing with them.
 const RETIRE_MARGIN_SECONDS: i64 = 300;
+/// How often a node times the kinds of password hash in the store again
+/// (users imported by another process: `tessera users import`).
+const RELEARN_HASHES_EVERY: Duration = Duration::from_secs(3600);
 
 impl Tessera {
     /// Runs the periodic jobs whose turn this node gets, until `stop`.
     pub async fn run_jobs(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let mut ticks = tokio::time::interval(LOOK_EVERY);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // `serve` timed them at start.
+        let mut relearn = tokio::time::interval_at(
+            tokio::time::Instant::now() + RELEARN_HASHES_EVERY,
+            RELEARN_HASHES_EVERY,
+        );
+        relearn.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = ticks.tick() => self.run_due_jobs().await,
+                _ = relearn.tick() => self.learn_password_hash_costs().await,
                 _ = stop.changed() => return,
+            }
+        }
+    }
+
+    /// Times a failed check of each kind of password hash in the store
+    /// (each bcrypt cost, each set of argon2 parameters), so that every
+    /// failed login is padded to the slowest of them from the first probe
+    /// on: an account imported with a costly hash must not fail slower than
+    /// an unknown email. A node's own, not a shared job: each node pads with
+    /// its own timings.
+    pub async fn learn_password_hash_costs(&self) {
+        let samples = match self.store.password_hash_samples().await {
+            Ok(samples) => samples,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot read the kinds of stored password hash");
+                return;
+            }
+        };
+        for sample in samples {
+            if let Err(err) = self.hasher.learn(&sample).await {
+                tracing::warn!(error = %format!("{err:#}"), "cannot time a stored password hash");
             }
         }
     }
@@ -83,6 +114,20 @@ impl Tessera {
             .await?;
         if swept > 0 {
             tracing::info!(rows = swept, "swept expired sessions, tokens and counters");
+        }
+        // Mail given up on still holds its link; delivered mail is deleted
+        // at once (`mail_sent`).
+        let retention = chrono::Duration::days(i64::from(self.config.mail.retention_days));
+        let max_attempts = i32::try_from(self.config.mail.max_attempts).unwrap_or(i32::MAX);
+        let purged = self
+            .store
+            .purge_given_up_mail(max_attempts, now - retention)
+            .await?;
+        if purged > 0 {
+            tracing::info!(
+                mails = purged,
+                "purged undeliverable mail past its retention"
+            );
         }
         Ok(())
     }

@@ -32,7 +32,9 @@ pub use accounts::{SignupInput, SignupOutcome};
 pub use admin::UserPatch;
 pub use audit::Audit;
 pub use import::ImportReport;
-pub use mfa::{SecondFactor, TotpSetup, TwoFactorStatus};
+pub use mfa::{
+    SecondFactor, TotpSetup, TwoFactorStatus, CHALLENGE_TTL as TWO_FACTOR_CHALLENGE_TTL,
+};
 pub use oauth::{
     CallbackParams, OAuthCallback, OAuthResult, StartedOAuth, STATE_TTL as OAUTH_STATE_TTL,
 };
@@ -177,7 +179,8 @@ impl Tessera {
                 )
                 .await?,
         );
-        let hasher = PasswordHasher::new(&config.argon2)?;
+        let hasher = PasswordHasher::new(&config.argon2)?
+            .with_max_bcrypt_cost(config.security.max_bcrypt_cost);
         let totp_box = Self::totp_box(&config, store.as_ref(), clock.as_ref()).await?;
         let webauthn = match passkeys::build_webauthn(&config) {
             Ok(webauthn) => Some(webauthn),

@@ -10,7 +10,7 @@ use url::Url;
 use uuid::Uuid;
 use webauthn_rs::prelude::{
     Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential,
-    RegisterPublicKeyCredential,
+    RegisterPublicKeyCredential, RequestChallengeResponse,
 };
 use webauthn_rs::{Webauthn, WebauthnBuilder};
 
@@ -87,6 +87,79 @@ fn passkey_refused() -> AppError {
 
 fn state_json<T: serde::Serialize>(state: &T) -> AppResult<String> {
     serde_json::to_string(state).map_err(AppError::internal)
+}
+
+/// Bytes for the decoys of one email: SHA-256 of the decoy key, the email
+/// and a block counter, block after block.
+struct DecoyStream<'a> {
+    key: &'a [u8],
+    email: &'a str,
+    block: u32,
+    buffer: Vec<u8>,
+}
+
+impl DecoyStream<'_> {
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        while self.buffer.len() < n {
+            let mut h = Sha256::new();
+            h.update(self.key);
+            h.update(self.email.as_bytes());
+            h.update(self.block.to_be_bytes());
+            self.block += 1;
+            self.buffer.extend_from_slice(&h.finalize());
+        }
+        self.buffer.drain(..n).collect()
+    }
+
+    fn u32(&mut self) -> u32 {
+        let b = self.bytes(4);
+        u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+    }
+}
+
+/// Credential ids for an email without passkeys, stable for the email, and
+/// in number and length drawn as webauthn-rs's fake-credential generator
+/// draws them from observed accounts (one synced passkey for most, two or
+/// three of assorted devices for some), except that there is always at
+/// least one: an account with passkeys always lists one.
+fn decoy_credential_ids(key: &[u8], email: &str) -> Vec<Vec<u8>> {
+    use webauthn_rs::fake::{
+        APPLE_CRED_LEN, BITWARDEN_CRED_LEN, G_PIXEL_CRED_LEN, TPM_CRED_LEN, YUBIKEY_CRED_LEN,
+    };
+    let mut stream = DecoyStream {
+        key,
+        email,
+        block: 0,
+        buffer: Vec::new(),
+    };
+    // Fractions of u32::MAX: 84.1 % and 97.8 % (one and two standard
+    // deviations), as webauthn-rs uses them.
+    let count = match stream.u32() {
+        x if x < 3_612_067_496 => 1,
+        x if x < 4_200_478_015 => 2,
+        _ => 3,
+    };
+    (0..count)
+        .map(|_| {
+            let draw = stream.u32();
+            let len = if count == 1 {
+                match draw {
+                    x if x < 2_946_347_564 => G_PIXEL_CRED_LEN,
+                    x if x < 4_200_478_014 => APPLE_CRED_LEN,
+                    _ => BITWARDEN_CRED_LEN,
+                }
+            } else {
+                match draw {
+                    x if x < 2_173_682_947 => G_PIXEL_CRED_LEN,
+                    x if x < 2_546_486_108 => TPM_CRED_LEN,
+                    x if x < 3_974_562_733 => APPLE_CRED_LEN,
+                    x if x < 4_134_765_013 => YUBIKEY_CRED_LEN,
+                    _ => BITWARDEN_CRED_LEN,
+                }
+            };
+            stream.bytes(len)
+        })
+        .collect()
 }
 
 impl Tessera {
@@ -289,10 +362,16 @@ impl Tessera {
         if passkeys.is_empty() {
             return Ok(None);
         }
-        let (options, state) = self
+        let (mut options, state) = self
             .webauthn()?
             .start_passkey_authentication(&passkeys)
             .map_err(AppError::internal)?;
+        // Transports are hints a decoy cannot fake well (they name the kind
+        // of device); without them the browser offers every way to reach
+        // the passkey.
+        for credential in &mut options.public_key.allow_credentials {
+            credential.transports = None;
+        }
         Ok(Some((
             serde_json::to_value(options).map_err(AppError::internal)?,
             state,
@@ -300,28 +379,36 @@ impl Tessera {
     }
 
     /// Options that look like a real request for an email without passkeys
-    /// (or without an account): a random challenge and a credential id that
-    /// is stable for the email, so the answer reveals nothing.
-    fn decoy_options(&self, email: &str) -> Value {
-        let mut decoy = Sha256::new();
-        decoy.update(&self.passkey_decoy_key);
-        decoy.update(email.as_bytes());
-        let id = URL_SAFE_NO_PAD.encode(&decoy.finalize()[..16]);
-        json!({
+    /// (or without an account): a random challenge and credential ids that
+    /// are stable for the email, so the answer reveals nothing. Built as
+    /// webauthn-rs's own type, so that it serialises with exactly the
+    /// fields and types a real request has.
+    fn decoy_options(&self, email: &str) -> AppResult<Value> {
+        let ids: Vec<Value> = decoy_credential_ids(&self.passkey_decoy_key, email)
+            .into_iter()
+            .map(|id| json!({"type": "public-key", "id": URL_SAFE_NO_PAD.encode(id)}))
+            .collect();
+        let options: RequestChallengeResponse = serde_json::from_value(json!({
             "publicKey": {
                 "challenge": token::random_secret(),
-                "timeout": 300000,
+                "timeout": u64::try_from(webauthn_rs::DEFAULT_AUTHENTICATOR_TIMEOUT.as_millis())
+                    .unwrap_or(300_000),
+                // What the relying party was built with (`build_webauthn`).
                 "rpId": rp_id(&self.config).unwrap_or_default(),
-                "allowCredentials": [{"type": "public-key", "id": id}],
+                "allowCredentials": ids,
                 "userVerification": "required"
-            },
-            "mediation": null
-        })
+            }
+        }))
+        .map_err(AppError::internal)?;
+        serde_json::to_value(options).map_err(AppError::internal)
     }
 
     /// Starts a passwordless sign-in for `email`.
     pub async fn passkey_login_start(&self, email: &str) -> AppResult<PasskeyCeremony> {
         let email = Email::parse(email).map_err(|reason| AppError::field("email", reason))?;
+        // With passkeys off, every email gets the same refusal (not decoys
+        // for some and a 503 for accounts that have passkeys).
+        self.webauthn()?;
         let user = self
             .store
             .find_user_by_email(email.as_str())
@@ -337,7 +424,7 @@ impl Tessera {
                     .await
             }
             _ => {
-                let options = self.decoy_options(email.as_str());
+                let options = self.decoy_options(email.as_str())?;
                 self.new_ceremony(None, "login", "null".into(), options)
                     .await
             }

@@ -511,3 +511,94 @@ async fn token_issues_are_capped_per_user_per_hour_even_in_a_burst() {
         store.close().await;
     }
 }
+
+#[tokio::test]
+async fn one_stored_hash_per_costly_kind_is_sampled() {
+    const OUT: &str = "$c2FsdHNhbHRzYWx0c2FsdA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    for (name, store, _dir) in stores().await {
+        let hashes = [
+            format!("$2b$10${}", "a".repeat(53)),
+            format!("$2b$10${}", "b".repeat(53)),
+            format!("$2y$12${}", "c".repeat(53)),
+            format!("$argon2id$v=19$m=65536,t=3,p=4{OUT}"),
+            format!("$argon2id$v=19$m=65536,t=3,p=4{}", OUT.replace('c', "d")),
+            format!("$argon2id$v=19$m=19456,t=2,p=1{OUT}"),
+            "ab".repeat(32),
+        ];
+        for (i, hash) in hashes.iter().enumerate() {
+            let (mut user, tenant) = new_user(&format!("kind{i}@x.test"));
+            user.password_hash = Some(hash.clone());
+            store
+                .create_user_with_tenant(user, tenant, None)
+                .await
+                .unwrap();
+        }
+        let (mut user, tenant) = new_user("nopassword@x.test");
+        user.password_hash = None;
+        store
+            .create_user_with_tenant(user, tenant, None)
+            .await
+            .unwrap();
+        let mut samples = store.password_hash_samples().await.unwrap();
+        samples.sort();
+        // bcrypt 10, bcrypt 12, and the two argon2 parameter sets; SHA-256
+        // and no password cost nothing to time.
+        let kinds: Vec<String> = samples
+            .iter()
+            .map(|s| s.split('$').take(4).collect::<Vec<_>>().join("$"))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                format!("$2b$10${}", "a".repeat(53)),
+                format!("$2y$12${}", "c".repeat(53)),
+                "$argon2id$v=19$m=19456,t=2,p=1".to_owned(),
+                "$argon2id$v=19$m=65536,t=3,p=4".to_owned(),
+            ],
+            "{name}: {samples:?}"
+        );
+        assert!(samples.iter().all(|s| hashes.contains(s)), "{name}");
+        store.close().await;
+    }
+}
+
+#[tokio::test]
+async fn only_mail_given_up_before_the_cutoff_is_purged() {
+    for (name, store, _dir) in stores().await {
+        let now = Utc::now();
+        let mut ids = Vec::new();
+        for i in 0..3 {
+            let id = Uuid::new_v4();
+            store
+                .enqueue_mail(NewMail {
+                    id,
+                    recipient: format!("r{i}@x.test"),
+                    subject: "s".into(),
+                    body_text: "https://x.test/?token=t".into(),
+                    now,
+                })
+                .await
+                .unwrap();
+            ids.push(id);
+        }
+        // 0: given up long ago; 1: given up just now; 2: never tried.
+        store
+            .mail_failed(ids[0], now - Duration::days(10), "refused")
+            .await
+            .unwrap();
+        store.mail_failed(ids[1], now, "refused").await.unwrap();
+        let purged = store
+            .purge_given_up_mail(1, now - Duration::days(7))
+            .await
+            .unwrap();
+        assert_eq!(purged, 1, "{name}");
+        assert_eq!(store.outbox_stats().await.unwrap().depth, 2, "{name}");
+        // Still being retried (attempts under the limit): kept.
+        let purged = store
+            .purge_given_up_mail(5, now + Duration::days(1))
+            .await
+            .unwrap();
+        assert_eq!(purged, 0, "{name}");
+        store.close().await;
+    }
+}

@@ -478,6 +478,10 @@ pub trait Store: Send + Sync + 'static {
     async fn find_user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
     /// What a password login needs to know about an email, in one read:
     /// the user, the lock in force, and whether failures are on record.
+    /// One stored password hash of each kind that decides what checking it
+    /// costs: per bcrypt cost and per set of argon2 parameters (salt and
+    /// output aside), so a node can time a failed login against each.
+    async fn password_hash_samples(&self) -> StoreResult<Vec<String>>;
     async fn find_user(&self, id: Uuid) -> StoreResult<Option<User>>;
     /// Replaces the password hash without touching sessions (re-hash on login).
     async fn set_password_hash(
@@ -590,6 +594,14 @@ pub trait Store: Send + Sync + 'static {
     async fn mail_sent(&self, id: Uuid) -> StoreResult<()>;
     /// Not delivered: released, to be tried again at `retry_at`.
     async fn mail_failed(&self, id: Uuid, retry_at: DateTime<Utc>, error: &str) -> StoreResult<()>;
+    /// Deletes the messages given up on (`max_attempts` failed attempts)
+    /// whose last attempt was before `before`, and the links in them.
+    /// Returns how many went.
+    async fn purge_given_up_mail(
+        &self,
+        max_attempts: i32,
+        before: DateTime<Utc>,
+    ) -> StoreResult<u64>;
     async fn outbox_stats(&self) -> StoreResult<OutboxStats>;
 
     // Work shared by the nodes.

@@ -130,6 +130,23 @@ impl Store for Backend {
             .map_err(map_err)
     }
 
+    async fn password_hash_samples(&self) -> StoreResult<Vec<String>> {
+        // The argon2 kind is the PHC string with its output and salt (both
+        // base64, each after a `$`) trimmed off the end: portable SQL, one
+        // row per kind however many users share it.
+        const B64: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        sqlx::query_scalar(
+            "SELECT MIN(password_hash) FROM users \
+             WHERE password_hash LIKE '$argon2%' OR password_hash LIKE '$2%' \
+             GROUP BY CASE WHEN password_hash LIKE '$2%' THEN substr(password_hash, 1, 7) \
+               ELSE rtrim(rtrim(rtrim(password_hash, $1), '$'), $1) END",
+        )
+        .bind(B64)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)
+    }
+
     async fn find_user(&self, id: Uuid) -> StoreResult<Option<User>> {
         sqlx::query_as("SELECT * FROM users WHERE id = $1")
             .bind(id)
@@ -629,6 +646,19 @@ impl Store for Backend {
             .await
             .map_err(map_err)?;
         Ok(())
+    }
+
+    async fn purge_given_up_mail(&self, max_attempts: i32, before: DateTime<Utc>) -> StoreResult<u64> {
+        // A given-up row's next_attempt_at is its last attempt plus the
+        // backoff (at most an hour): close enough to when it was given up.
+        let purged = sqlx::query("DELETE FROM mail_outbox WHERE attempts >= $1 AND next_attempt_at <= $2")
+            .bind(max_attempts)
+            .bind(before)
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+        Ok(purged)
     }
 
     async fn mail_failed(&self, id: Uuid, retry_at: DateTime<Utc>, error: &str) -> StoreResult<()> {

@@ -16,6 +16,7 @@ mod health;
 mod http_hygiene;
 mod import;
 mod integrity;
+mod leaks;
 mod legacy_api;
 mod lockout;
 mod login;

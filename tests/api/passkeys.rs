@@ -10,11 +10,11 @@ use webauthn_rs::prelude::{CreationChallengeResponse, RequestChallengeResponse};
 
 use crate::helpers::*;
 
-type Device = WebauthnAuthenticator<SoftPasskey>;
+pub(crate) type Device = WebauthnAuthenticator<SoftPasskey>;
 
 /// Tessera with passkeys bound to `localhost` (authenticators refuse bare
 /// IP addresses); the origin the "browser" reports is localhost's.
-async fn app() -> (TestApp, Url) {
+pub(crate) async fn app() -> (TestApp, Url) {
     let app = TestApp::spawn_with(|c| {
         let port = c.public_url.port().unwrap();
         c.webauthn.rp_id = Some("localhost".into());
@@ -26,13 +26,13 @@ async fn app() -> (TestApp, Url) {
     (app, origin)
 }
 
-fn device() -> Device {
+pub(crate) fn device() -> Device {
     // `true`: the soft token reports user verification (a PIN or a touch).
     WebauthnAuthenticator::new(SoftPasskey::new(true))
 }
 
 /// Registers a passkey on `device` for the signed-in `client`.
-async fn register(
+pub(crate) async fn register(
     app: &TestApp,
     client: &Client,
     device: &mut Device,
@@ -186,13 +186,13 @@ async fn login_start_reveals_nothing_about_the_email() {
         k
     };
     assert_eq!(keys(&real), keys(&fake));
-    assert_eq!(
-        fake["options"]["publicKey"]["allowCredentials"]
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    // One passkey for most addresses, two or three for some, as real
+    // accounts have them.
+    let listed = fake["options"]["publicKey"]["allowCredentials"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert!((1..=3).contains(&listed), "{fake}");
     // Stable for the address, like a real credential id.
     let again = login_start(&app, &nobody).await;
     assert_eq!(

@@ -650,17 +650,14 @@ async fn the_github_preset_uses_the_verified_primary_email() {
     }
 }
 
-#[tokio::test]
-async fn social_login_does_not_skip_the_second_factor() {
-    let provider = Provider::start().await;
-    let app = app_with(&provider).await;
-    let email = unique_email("social-2fa");
+/// An account with TOTP on, and a way to make its current code.
+async fn with_totp(app: &TestApp, email: &str) -> impl Fn(&TestApp) -> String {
     app.core
-        .create_user_cli(&email, PASSWORD, false)
+        .create_user_cli(email, PASSWORD, false)
         .await
         .unwrap();
     let owner = new_client();
-    app.login(&owner, &email, PASSWORD).await;
+    app.login(&owner, email, PASSWORD).await;
     let res = app
         .write(
             &owner,
@@ -674,17 +671,27 @@ async fn social_login_does_not_skip_the_second_factor() {
         .unwrap()
         .to_owned();
     let code =
-        |app: &TestApp| crate::two_factor::totp_at(&secret, app.core.clock.now().timestamp());
+        move |app: &TestApp| crate::two_factor::totp_at(&secret, app.core.clock.now().timestamp());
     let res = app
         .write(
             &owner,
             reqwest::Method::POST,
             "/api/v1/auth/2fa/totp/enable",
-            Some(json!({"code": code(&app)})),
+            Some(json!({"code": code(app)})),
         )
         .await;
     assert_eq!(res.status(), StatusCode::OK);
+    // The next code is a new one (a code never works twice).
     app.clock.advance(chrono::Duration::seconds(30));
+    code
+}
+
+#[tokio::test]
+async fn social_login_does_not_skip_the_second_factor() {
+    let provider = Provider::start().await;
+    let app = app_with(&provider).await;
+    let email = unique_email("social-2fa");
+    let code = with_totp(&app, &email).await;
 
     provider.user("sub-2fa", &email, true).await;
     let client = new_client();
@@ -695,14 +702,96 @@ async fn social_login_does_not_skip_the_second_factor() {
     assert_eq!(to.path(), "/after");
     let query: std::collections::HashMap<_, _> = to.query_pairs().into_owned().collect();
     assert_eq!(query["two_factor_required"], "true");
+    // The challenge is not in the URL (browser history, proxy logs,
+    // Referer), but in a short-lived HttpOnly cookie.
+    assert!(!query.contains_key("challenge"), "{to}");
+    let cookie = set_cookie(&res, "tessera_2fa").expect("the challenge cookie");
+    let challenge = cookie_value(&res, "tessera_2fa");
+    assert!(challenge.len() >= 43, "{cookie}");
+    assert!(!location(&res).contains(&challenge));
+    for part in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=300"] {
+        assert!(cookie.contains(part), "{part} in {cookie}");
+    }
     assert_eq!(app.me_status(&client).await, StatusCode::UNAUTHORIZED);
+    // The app finishes with the code alone: the cookie carries the challenge.
     let res = app
         .post(
             &client,
             "/api/v1/auth/2fa/verify",
-            json!({"challenge": query["challenge"], "code": code(&app)}),
+            json!({"code": code(&app)}),
         )
         .await;
     assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(user_id(&app, &client).await, user_id(&app, &owner).await);
+    let cleared = set_cookie(&res, "tessera_2fa").expect("the challenge cookie is cleared");
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    assert_eq!(me(&app, &client).await["user"]["email"], email);
+}
+
+#[tokio::test]
+async fn every_second_step_reads_the_challenge_cookie_of_a_social_sign_in() {
+    let provider = Provider::start().await;
+    let app = app_with(&provider).await;
+    let email = unique_email("social-2fa-surfaces");
+    let code = with_totp(&app, &email).await;
+    provider.user("sub-2fa-surfaces", &email, true).await;
+    // A browser back from the provider: where it is sent, holding the
+    // challenge cookie.
+    let socially = |redirect_to: String| {
+        let app = &app;
+        async move {
+            let client = new_client();
+            let res = sign_in(app, &client, Some(&redirect_to)).await;
+            assert!(set_cookie(&res, "tessera_2fa").is_some());
+            assert!(!location(&res).contains("challenge="));
+            (client, location(&res))
+        }
+    };
+
+    // The API surfaces: a body without a challenge.
+    for (path, cookie) in [
+        ("/api/auth/2fa/verify", "auth_token"),
+        ("/auth/two-factor/verify", "ces_session"),
+    ] {
+        let (client, _) = socially("/after".into()).await;
+        let res = client
+            .post(app.url(path))
+            .header("origin", &app.base)
+            .json(&json!({"code": code(&app)}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+        assert!(set_cookie(&res, cookie).is_some(), "{path}");
+        let cleared = set_cookie(&res, "tessera_2fa").unwrap();
+        assert!(cleared.contains("Max-Age=0"), "{path}: {cleared}");
+        app.clock.advance(chrono::Duration::seconds(30));
+    }
+
+    // The hosted pages: the provider returns the browser to the sign-in
+    // page, which asks for the code; the form carries no challenge.
+    let back = format!("{}/ui/sign-in?redirect_to=%2Fui%2Faccount", app.base);
+    let (client, to) = socially(back).await;
+    assert!(to.contains("two_factor_required=true"), "{to}");
+    let res = client.get(&to).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("<h1>Two-step verification</h1>"), "{html}");
+    assert_eq!(crate::ui::input_value(&html, "challenge"), "");
+    let form_token = crate::ui::input_value(&html, "form_token");
+    let code_now = code(&app);
+    let res = client
+        .post(app.url("/ui/two-factor"))
+        .form(&[
+            ("form_token", form_token.as_str()),
+            ("code", code_now.as_str()),
+            ("redirect_to", "/ui/account"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert!(set_cookie(&res, "ces_session").is_some());
+    let cleared = set_cookie(&res, "tessera_2fa").unwrap();
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    assert_eq!(me(&app, &client).await["user"]["email"], email);
 }

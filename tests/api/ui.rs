@@ -12,7 +12,7 @@ use crate::two_factor::totp_at;
 
 /// The `value` of the input named `name` in a page (tokens and ids only:
 /// nothing that HTML-escaping would change).
-fn input_value(html: &str, name: &str) -> String {
+pub(crate) fn input_value(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
     let start = html
         .find(&marker)
@@ -999,16 +999,31 @@ async fn social_buttons_come_back_to_the_sign_in_page_and_its_second_step() {
         .trim_start_matches(&app.base)
         .replace('&', "&amp;");
     assert!(html.contains(&format!("href=\"{href}\"")), "{href}\n{html}");
-    // With two-step verification on, the provider's return asks for it.
+    // With two-step verification on, the provider's return asks for it;
+    // the challenge is in the cookie the callback set, never in the URL.
+    let res = new_client()
+        .get(app.url(
+            "/ui/sign-in?redirect_to=%2Fui%2Faccount&two_factor_required=true&challenge=abc123",
+        ))
+        .header("cookie", "tessera_2fa=from-the-cookie")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("<h1>Two-step verification</h1>"));
+    assert_eq!(input_value(&html, "challenge"), "");
+    assert!(!html.contains("abc123") && !html.contains("from-the-cookie"));
+    // Without the cookie (it expired), sign in again.
     let (status, html) = page(
         &app,
         &new_client(),
-        "/ui/sign-in?redirect_to=%2Fui%2Faccount&two_factor_required=true&challenge=abc123",
+        "/ui/sign-in?redirect_to=%2Fui%2Faccount&two_factor_required=true",
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    assert!(html.contains("<h1>Two-step verification</h1>"));
-    assert_eq!(input_value(&html, "challenge"), "abc123");
+    assert!(!html.contains("<h1>Two-step verification</h1>"));
+    assert!(html.contains("This sign-in has expired; sign in again."));
     // Signed in already, the sign-in page goes straight on.
     let client = new_client();
     let email = unique_email("social");

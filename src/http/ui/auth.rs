@@ -28,12 +28,7 @@ fn none_if_empty(value: &str) -> Option<&str> {
 
 /// The bot check of a form's widget token (a pass when the check is off).
 async fn human(core: &Tessera, client: &ClientInfo, token: &str) -> AppResult<()> {
-    bot::verify(
-        core,
-        none_if_empty(token),
-        client.ip.as_deref().unwrap_or_default(),
-    )
-    .await
+    bot::verify(core, none_if_empty(token), client.addr).await
 }
 
 /// A signed-in answer: the session cookie, then on to `to`.
@@ -87,9 +82,9 @@ struct TwoFactorPage {
 #[serde(default)]
 pub struct SignInQuery {
     redirect_to: String,
-    /// Back from a social sign-in that needs the second step.
+    /// Back from a social sign-in that needs the second step (whose
+    /// challenge is in the `tessera_2fa` cookie, never in the URL).
     two_factor_required: String,
-    challenge: String,
     notice: String,
 }
 
@@ -155,20 +150,24 @@ pub async fn sign_in_page(
     RawQuery(raw): RawQuery,
 ) -> Response {
     let q: SignInQuery = query(raw);
-    if q.two_factor_required == "true" && !q.challenge.is_empty() {
-        return two_factor_page(
-            &core,
-            &headers,
-            &q.challenge,
-            &q.redirect_to,
-            FormState::default(),
-            StatusCode::OK,
-        );
+    let mut form = FormState::default();
+    if q.two_factor_required == "true" {
+        // The form leaves the challenge out: its POST reads the cookie.
+        if cookies::value(&headers, cookies::TWO_FACTOR).is_some() {
+            return two_factor_page(
+                &core,
+                &headers,
+                "",
+                &q.redirect_to,
+                FormState::default(),
+                StatusCode::OK,
+            );
+        }
+        form.alert = Some("This sign-in has expired; sign in again.".into());
     }
     if viewer.is_some() {
         return see_other(&landing(&core, &q.redirect_to));
     }
-    let mut form = FormState::default();
     if q.notice == "signed-out" {
         form.notice = Some("You are signed out.".into());
     }
@@ -243,20 +242,30 @@ pub async fn two_factor(
     headers: HeaderMap,
     AnonymousForm(f): AnonymousForm<TwoFactorForm>,
 ) -> Response {
+    let challenge = cookies::two_factor_challenge(Some(&f.challenge), &headers);
     let factor = SecondFactor::codes(none_if_empty(&f.code), none_if_empty(&f.backup_code));
-    match core.verify_two_factor(&f.challenge, factor, &client).await {
+    match core.verify_two_factor(&challenge, factor, &client).await {
         Ok(LoginOutcome::LoggedIn {
             secret,
             session,
             device,
             ..
-        }) => signed_in(
-            &core,
-            &secret,
-            Some(&device),
-            session.expires_at,
-            &landing(&core, &f.redirect_to),
-        ),
+        }) => {
+            let mut response = signed_in(
+                &core,
+                &secret,
+                Some(&device),
+                session.expires_at,
+                &landing(&core, &f.redirect_to),
+            );
+            if cookies::value(&headers, cookies::TWO_FACTOR).is_some() {
+                response.headers_mut().append(
+                    header::SET_COOKIE,
+                    cookies::clear_session(&core, cookies::TWO_FACTOR),
+                );
+            }
+            response
+        }
         // Not an answer the second step gives; start again.
         Ok(LoginOutcome::TwoFactorRequired { .. }) => see_other("/ui/sign-in"),
         Err(err)

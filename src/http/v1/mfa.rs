@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 
 use super::auth::login_answer;
 use crate::error::{AppResult, ErrorBody};
+use crate::http::cookies;
 use crate::http::extract::{AppJson, Auth, CredentialLimit};
 use crate::service::{ClientInfo, PasskeyAssertion, SecondFactor, Tessera};
 
@@ -152,8 +153,10 @@ pub async fn backup_codes(
 
 #[derive(Deserialize, ToSchema)]
 pub struct VerifyBody {
-    /// From the login answer `{two_factor_required: true, challenge}`.
-    pub challenge: String,
+    /// From the login answer `{two_factor_required: true, challenge}`; when
+    /// absent, the `tessera_2fa` cookie a social sign-in set.
+    #[serde(default)]
+    pub challenge: Option<String>,
     pub code: Option<String>,
     pub backup_code: Option<String>,
     /// With `credential`: a passkey assertion for the ceremony started at
@@ -163,8 +166,9 @@ pub struct VerifyBody {
     pub credential: Option<serde_json::Value>,
 }
 
-/// The second step of a login: answers as login does, with `ces_session`.
-/// Wrong codes count toward the account lockout.
+/// The second step of a login: answers as login does, with `ces_session`
+/// (and clears the `tessera_2fa` cookie). Wrong codes count toward the
+/// account lockout.
 #[utoipa::path(post, path = "/api/v1/auth/2fa/verify", tag = "2fa", request_body = VerifyBody,
     responses((status = 200, body = super::auth::LoginResponse),
         (status = 422, description = "Wrong or reused code, or a bad challenge", body = ErrorBody),
@@ -173,8 +177,10 @@ pub async fn verify(
     State(core): State<Arc<Tessera>>,
     _limit: CredentialLimit,
     client: ClientInfo,
+    headers: HeaderMap,
     AppJson(body): AppJson<VerifyBody>,
 ) -> AppResult<Response> {
+    let challenge = cookies::two_factor_challenge(body.challenge.as_deref(), &headers);
     let factor = SecondFactor {
         passkey: match (&body.ceremony_id, &body.credential) {
             (Some(ceremony_id), Some(credential)) => Some(PasskeyAssertion {
@@ -185,15 +191,18 @@ pub async fn verify(
         },
         ..SecondFactor::codes(body.code.as_deref(), body.backup_code.as_deref())
     };
-    let outcome = core
-        .verify_two_factor(&body.challenge, factor, &client)
-        .await?;
-    login_answer(&core, outcome).await
+    let outcome = core.verify_two_factor(&challenge, factor, &client).await?;
+    let answer = login_answer(&core, outcome).await?;
+    Ok(cookies::clear_two_factor_on_success(
+        &core, &headers, answer,
+    ))
 }
 
 #[derive(Deserialize, ToSchema)]
 pub struct ChallengeBody {
-    pub challenge: String,
+    /// When absent, the `tessera_2fa` cookie a social sign-in set.
+    #[serde(default)]
+    pub challenge: Option<String>,
 }
 
 /// Options for using a passkey as the second step of a login.
@@ -203,8 +212,10 @@ pub struct ChallengeBody {
 pub async fn passkey_start(
     State(core): State<Arc<Tessera>>,
     _limit: CredentialLimit,
+    headers: HeaderMap,
     AppJson(body): AppJson<ChallengeBody>,
 ) -> AppResult<Json<super::passkeys::CeremonyView>> {
-    let ceremony = core.passkey_second_factor_start(&body.challenge).await?;
+    let challenge = cookies::two_factor_challenge(body.challenge.as_deref(), &headers);
+    let ceremony = core.passkey_second_factor_start(&challenge).await?;
     Ok(Json(ceremony.into()))
 }

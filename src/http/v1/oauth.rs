@@ -71,7 +71,7 @@ impl From<CallbackQuery> for CallbackParams {
 #[utoipa::path(get, path = "/api/v1/auth/oauth/{provider}/callback", tag = "oauth",
     params(("provider" = String, Path), CallbackQuery),
     responses(
-        (status = 302, description = "Signed in (sets `ces_session`) or linked"),
+        (status = 302, description = "Signed in (sets `ces_session`) or linked; with 2FA on, `?two_factor_required=true` and the challenge in the `tessera_2fa` cookie (HttpOnly, 5 minutes) for `/api/v1/auth/2fa/verify`"),
         (status = 400, description = "Missing, mismatched, expired or reused state", body = ErrorBody),
         (status = 401, description = "The provider refused, or its answer failed verification", body = ErrorBody),
         (status = 403, description = "The provider has not verified the email, or the account is disabled", body = ErrorBody),
