@@ -99,7 +99,7 @@ const COMMON_ANSWERS: [(&str, &str); 7] = [
         "401",
         "UNAUTHORIZED: missing, expired or revoked credentials",
     ),
-    ("403", "FORBIDDEN, CSRF_FAILED or CAPTCHA_FAILED"),
+    ("403", "FORBIDDEN, CSRF_FAILED, CAPTCHA_FAILED or EMAIL_NOT_VERIFIED"),
     ("413", "PAYLOAD_TOO_LARGE"),
     ("422", "VALIDATION_FAILED; `fields` names each bad field"),
     ("429", "RATE_LIMITED or ACCOUNT_LOCKED, with Retry-After"),
