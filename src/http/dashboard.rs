@@ -21,6 +21,7 @@ use crate::http::bot;
 use crate::http::cookies;
 use crate::http::extract::{AppJson, AppQuery, Auth, CredentialLimit, Surface};
 use crate::http::oauth;
+use crate::service::PrincipalKind;
 use crate::service::{
     CallbackParams, ClientInfo, LoginOutcome, OAuthCallback, SecondFactor, SignupInput, Tessera,
 };
@@ -157,7 +158,10 @@ struct VerifyQuery {
 }
 
 /// The user and a summary of their workspaces.
-async fn me(State(core): State<Arc<Tessera>>, Auth(p): Auth) -> AppResult<Json<Value>> {
+async fn me(
+    State(core): State<Arc<Tessera>>,
+    SessionAuth(p): SessionAuth,
+) -> AppResult<Json<Value>> {
     let (current, tenants) = core.tenant_context(&p).await?;
     Ok(Json(json!({
         "user": DashUser::from(&p.user),
@@ -167,7 +171,7 @@ async fn me(State(core): State<Arc<Tessera>>, Auth(p): Auth) -> AppResult<Json<V
 }
 
 /// The raw session and user.
-async fn session(Auth(p): Auth) -> AppResult<Json<Value>> {
+async fn session(SessionAuth(p): SessionAuth) -> AppResult<Json<Value>> {
     let session = p
         .session
         .as_ref()
@@ -180,7 +184,7 @@ async fn session(Auth(p): Auth) -> AppResult<Json<Value>> {
 async fn logout(
     State(core): State<Arc<Tessera>>,
     client: ClientInfo,
-    Auth(p): Auth,
+    SessionAuth(p): SessionAuth,
 ) -> AppResult<Response> {
     core.logout(&p, &client).await?;
     Ok((
@@ -228,7 +232,10 @@ fn sign_in_answer(core: &Tessera, outcome: LoginOutcome) -> AppResult<Response> 
             device,
         } => (user, secret, session, device),
         LoginOutcome::TwoFactorRequired { challenge } => {
-            return Ok(crate::http::two_factor_required(challenge))
+            // The surface's own casing, like every other `/auth` body.
+            return Ok(
+                Json(json!({"twoFactorRequired": true, "challenge": challenge})).into_response(),
+            );
         }
     };
     let cookie = cookies::set_session(core, COOKIE, &secret, session.expires_at);
@@ -257,7 +264,7 @@ async fn forget_password(
 async fn set_password(
     State(core): State<Arc<Tessera>>,
     client: ClientInfo,
-    Auth(p): Auth,
+    SessionAuth(p): SessionAuth,
     AppJson(body): AppJson<SetPasswordBody>,
 ) -> AppResult<Json<Value>> {
     let keep = core.require_session(&p)?;
@@ -293,7 +300,7 @@ async fn resend_verification(
 /// every social identity.
 async fn linked_accounts(
     State(core): State<Arc<Tessera>>,
-    Auth(p): Auth,
+    SessionAuth(p): SessionAuth,
 ) -> AppResult<Json<Value>> {
     let mut accounts = Vec::new();
     if p.user.password_hash.is_some() {
@@ -319,7 +326,7 @@ async fn linked_accounts(
 async fn unlink_provider(
     State(core): State<Arc<Tessera>>,
     client: ClientInfo,
-    Auth(p): Auth,
+    SessionAuth(p): SessionAuth,
     AppJson(body): AppJson<UnlinkBody>,
 ) -> AppResult<Json<Value>> {
     core.unlink_provider(&p.user, &body.provider_id, &client)
@@ -348,7 +355,7 @@ async fn sign_in_social(
 /// Links another provider to the signed-in account.
 async fn link_social(
     State(core): State<Arc<Tessera>>,
-    Auth(p): Auth,
+    SessionAuth(p): SessionAuth,
     AppJson(body): AppJson<SocialBody>,
 ) -> AppResult<Response> {
     core.require_session(&p)?;
@@ -387,7 +394,7 @@ async fn social_callback(
 /// Two-factor status (two-factor authentication is not available yet).
 async fn two_factor_status(
     State(core): State<Arc<Tessera>>,
-    Auth(p): Auth,
+    SessionAuth(p): SessionAuth,
 ) -> AppResult<Json<Value>> {
     let status = core.two_factor_status(&p.user).await?;
     Ok(Json(json!({
@@ -425,4 +432,28 @@ async fn verify_two_factor(
     Ok(cookies::clear_two_factor_on_success(
         &core, &headers, answer,
     ))
+}
+
+/// The caller of a `/auth` route. Seed 002: "Use API keys for workspace
+/// automation APIs, not account-auth lifecycle routes": a personal access
+/// token is refused here (`401`) as if absent; sessions (cookie or bearer)
+/// and session JWTs work.
+pub struct SessionAuth(pub crate::service::Principal);
+
+impl axum::extract::FromRequestParts<Arc<Tessera>> for SessionAuth {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        core: &Arc<Tessera>,
+    ) -> Result<Self, Self::Rejection> {
+        let Auth(p) = Auth::from_request_parts(parts, core).await?;
+        match p.kind {
+            PrincipalKind::Pat { .. } => Err(AppError::new(
+                crate::error::ErrorCode::Unauthorized,
+                "The /auth routes take a session, not a personal access token.",
+            )),
+            _ => Ok(SessionAuth(p)),
+        }
+    }
 }

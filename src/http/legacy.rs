@@ -286,11 +286,26 @@ pub async fn signup(
     client: ClientInfo,
     AppJson(body): AppJson<SignupBody>,
 ) -> AppResult<(StatusCode, Json<Value>)> {
+    // Seed 003 requires both names: an empty one is missing, not absent.
+    let mut missing = crate::error::FieldErrors::new();
+    for (field, value) in [
+        ("first_name", &body.first_name),
+        ("last_name", &body.last_name),
+    ] {
+        if value.trim().is_empty() {
+            missing.insert(field.into(), "is required".into());
+        }
+    }
+    if !missing.is_empty() {
+        return Err(AppError::fields(missing));
+    }
+    // The seed answers no token: a session nobody can use is not made.
     let input = SignupInput {
         email: body.email,
         password: body.password,
         first_name: Some(body.first_name),
         last_name: Some(body.last_name),
+        without_session: true,
         ..SignupInput::default()
     };
     let user = core.signup(input, &client).await?.user;

@@ -197,3 +197,46 @@ async fn seed_002_walkthrough() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+#[tokio::test]
+async fn the_auth_routes_take_sessions_not_personal_access_tokens() {
+    let app = TestApp::spawn().await;
+    let c = app.user(&unique_email("dash-pat")).await;
+    let res = app
+        .write(
+            &c,
+            reqwest::Method::POST,
+            "/api/v1/tokens",
+            Some(json!({"name": "automation", "scopes": ["read", "write"]})),
+        )
+        .await;
+    let pat = body(res, StatusCode::CREATED).await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The token works on the workspace API...
+    assert_eq!(
+        app.bearer_get(&pat, "/api/v1/auth/me").await.status(),
+        StatusCode::OK
+    );
+    // ...and on no /auth route.
+    for path in [
+        "/auth/me",
+        "/auth/session",
+        "/auth/linked-accounts",
+        "/auth/two-factor/status",
+    ] {
+        let res = app.bearer_get(&pat, path).await;
+        expect_error(res, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
+    }
+    let res = reqwest::Client::new()
+        .post(app.url("/auth/sign-out"))
+        .bearer_auth(&pat)
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
+    // The browser's session cookie keeps working.
+    assert_eq!(app.get(&c, "/auth/me").await.status(), StatusCode::OK);
+    assert_eq!(app.get(&c, "/auth/session").await.status(), StatusCode::OK);
+}

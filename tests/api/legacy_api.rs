@@ -352,3 +352,47 @@ async fn seed_001_google_login() {
         .unwrap();
     assert_eq!(me["user"]["email"], email);
 }
+
+#[tokio::test]
+async fn seed_003_signup_makes_no_session_and_needs_both_names() {
+    let app = TestApp::spawn().await;
+    let email = unique_email("seed3-names");
+    for (first, last, field) in [("", "Doe", "first_name"), ("John", "  ", "last_name")] {
+        let res = app
+            .post(
+                &new_client(),
+                "/api/auth/signup",
+                json!({"email": email, "first_name": first, "last_name": last, "password": PASSWORD}),
+            )
+            .await;
+        let err = expect_error(res, StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED").await;
+        assert!(err["fields"][field].is_string(), "{err}");
+    }
+    let c = new_client();
+    let res = app
+        .post(
+            &c,
+            "/api/auth/signup",
+            json!({"email": email, "first_name": "John", "last_name": "Doe", "password": PASSWORD}),
+        )
+        .await;
+    assert!(set_cookie(&res, "auth_token").is_none());
+    assert!(set_cookie(&res, "ces_session").is_none());
+    let created = body(res, StatusCode::CREATED).await;
+    assert!(created.get("access_token").is_none(), "{created}");
+    // No session was made for anyone to hold.
+    let user = app
+        .core
+        .store
+        .find_user_by_email(&email)
+        .await
+        .unwrap()
+        .unwrap();
+    let sessions = app
+        .core
+        .store
+        .list_sessions(user.id, app.core.clock.now())
+        .await
+        .unwrap();
+    assert!(sessions.is_empty(), "{} sessions", sessions.len());
+}

@@ -280,7 +280,10 @@ async fn the_password_alone_opens_nothing_on_any_surface() {
         .post(&dash, "/auth/sign-in/email", credentials.clone())
         .await;
     assert!(set_cookie(&res, "ces_session").is_none());
-    assert_eq!(body(res, StatusCode::OK).await["two_factor_required"], true);
+    // In the surface's camelCase.
+    let answer = body(res, StatusCode::OK).await;
+    assert_eq!(answer["twoFactorRequired"], true, "{answer}");
+    assert!(answer["challenge"].is_string() && answer.get("two_factor_required").is_none());
     assert_eq!(
         app.get(&dash, "/auth/session").await.status(),
         StatusCode::UNAUTHORIZED
