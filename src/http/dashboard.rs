@@ -388,7 +388,16 @@ async fn social_callback(
     headers: HeaderMap,
     AppQuery(q): AppQuery<CallbackParams>,
 ) -> Response {
-    oauth::callback_response(&core, &provider, q, &headers, &client, COOKIE).await
+    oauth::callback_response(
+        &core,
+        &provider,
+        q,
+        &headers,
+        &client,
+        COOKIE,
+        oauth::CallbackErrors::ToApp,
+    )
+    .await
 }
 
 /// Two-factor status (two-factor authentication is not available yet).

@@ -479,7 +479,16 @@ pub async fn google_callback(
     headers: HeaderMap,
     AppQuery(q): AppQuery<CallbackParams>,
 ) -> Response {
-    oauth::callback_response(&core, "google", q, &headers, &client, COOKIE).await
+    oauth::callback_response(
+        &core,
+        "google",
+        q,
+        &headers,
+        &client,
+        COOKIE,
+        oauth::CallbackErrors::ToApp,
+    )
+    .await
 }
 
 #[derive(Deserialize, ToSchema)]

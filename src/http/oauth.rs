@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use cookie::time::Duration;
 use url::Url;
 
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult, ErrorCode};
 use crate::http::cookies;
 use crate::service::{
     CallbackParams, ClientInfo, LoginOutcome, OAuthCallback, OAuthResult, StartedOAuth, Tessera,
@@ -71,9 +71,43 @@ pub fn redirect(to: &Url, cookies: impl IntoIterator<Item = HeaderValue>) -> Res
     response
 }
 
+/// Where a failed callback ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallbackErrors {
+    /// The error as a JSON body (the canonical API).
+    Json,
+    /// Back in the browser: a redirect to the application URL with
+    /// `?error=<code>` (seeds 001 and 002: the callback ends on the app).
+    ToApp,
+}
+
+/// The `error` code a failed callback hands the application: the
+/// provider's own (`access_denied` when the user pressed cancel), else what
+/// went wrong here.
+fn callback_error_code(provider_error: Option<&str>, err: &AppError) -> String {
+    if let Some(code) = provider_error {
+        let code: String = code
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .take(64)
+            .collect();
+        if !code.is_empty() {
+            return code;
+        }
+    }
+    match err.code {
+        ErrorCode::BadRequest => "invalid_state".into(),
+        ErrorCode::Unauthorized => "sign_in_failed".into(),
+        ErrorCode::Conflict | ErrorCode::UserExists => "account_conflict".into(),
+        ErrorCode::Forbidden | ErrorCode::EmailNotVerified => "access_denied".into(),
+        ErrorCode::Unavailable => "temporarily_unavailable".into(),
+        _ => "server_error".into(),
+    }
+}
+
 /// The answer to a provider's redirect back, on any surface: the session
-/// in `session_cookie` and a redirect, or the error; the state cookie is
-/// cleared either way.
+/// in `session_cookie` and a redirect, or the error (`errors` says how);
+/// the state cookie is cleared either way.
 pub async fn callback_response(
     core: &Tessera,
     provider: &str,
@@ -81,7 +115,9 @@ pub async fn callback_response(
     headers: &HeaderMap,
     client: &ClientInfo,
     session_cookie: &'static str,
+    errors: CallbackErrors,
 ) -> Response {
+    let provider_error = params.error.clone();
     let (result, clear) = finish(core, provider, params, headers, client).await;
     match result {
         Ok(OAuthResult::SignedIn {
@@ -110,6 +146,15 @@ pub async fn callback_response(
             }
         }
         Ok(OAuthResult::Linked { redirect_to }) => redirect(&redirect_to, [clear]),
+        Err(err) if errors == CallbackErrors::ToApp => {
+            let mut to = core.config.app_url().clone();
+            to.query_pairs_mut().append_pair(
+                "error",
+                &callback_error_code(provider_error.as_deref(), &err),
+            );
+            tracing::info!(code = ?err.code, message = %err.message, "social sign-in ended without signing in");
+            redirect(&to, [clear])
+        }
         Err(err) => {
             let mut response = err.into_response();
             response.headers_mut().append(header::SET_COOKIE, clear);

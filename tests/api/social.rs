@@ -795,3 +795,85 @@ async fn every_second_step_reads_the_challenge_cookie_of_a_social_sign_in() {
     assert!(cleared.contains("Max-Age=0"), "{cleared}");
     assert_eq!(me(&app, &client).await["user"]["email"], email);
 }
+
+#[tokio::test]
+async fn failed_browser_callbacks_end_on_the_app_with_an_error_code() {
+    let provider = Provider::start().await;
+    let app = app_with(&provider).await;
+    let email = unique_email("cancel");
+    provider.user("sub-cancel", &email, true).await;
+
+    // Seed 001: the user pressed cancel at Google (the state is real).
+    let legacy = new_client();
+    let start = app.get(&legacy, "/api/auth/google").await;
+    let callback = through_provider(&legacy, &start).await;
+    let state = url::Url::parse(&callback)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let res = legacy
+        .get(app.url(&format!(
+            "/api/auth/google/callback?state={state}&error=access_denied"
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FOUND);
+    assert_eq!(
+        location(&res),
+        "http://app.example.test/home?error=access_denied"
+    );
+    assert!(set_cookie(&res, "auth_token").is_none());
+    // A missing or spent state.
+    for path in [
+        "/api/auth/google/callback?code=x".to_owned(),
+        format!("/api/auth/google/callback?state={state}&code=x"),
+        "/auth/callback/mock?code=x&state=nope".to_owned(),
+    ] {
+        let res = new_client().get(app.url(&path)).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::FOUND, "{path}");
+        assert_eq!(
+            location(&res),
+            "http://app.example.test/home?error=invalid_state",
+            "{path}"
+        );
+        // A redirect, not a JSON page for the browser to show.
+        assert!(res.headers().get("content-type").is_none());
+    }
+    // Seed 002: a code the provider does not know fails the exchange.
+    let dash = new_client();
+    let res = app
+        .post(&dash, "/auth/sign-in/social", json!({"provider": "mock"}))
+        .await;
+    let started = body(res, StatusCode::OK).await;
+    let at_provider = dash
+        .get(started["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let callback = location(&at_provider);
+    let mut forged = url::Url::parse(&callback).unwrap();
+    let pairs: Vec<(String, String)> = forged
+        .query_pairs()
+        .map(|(k, v)| {
+            let v = if k == "code" {
+                "forged-code".into()
+            } else {
+                v.into_owned()
+            };
+            (k.into_owned(), v)
+        })
+        .collect();
+    forged.query_pairs_mut().clear().extend_pairs(pairs);
+    let res = dash.get(forged.as_str()).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::FOUND);
+    let to = location(&res);
+    assert!(
+        to.starts_with("http://app.example.test/home?error="),
+        "{to}"
+    );
+    assert_eq!(app.me_status(&dash).await, StatusCode::UNAUTHORIZED);
+}

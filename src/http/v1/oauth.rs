@@ -84,7 +84,16 @@ pub async fn callback(
     headers: HeaderMap,
     AppQuery(q): AppQuery<CallbackQuery>,
 ) -> Response {
-    oauth::callback_response(&core, &provider, q.into(), &headers, &client, COOKIE).await
+    oauth::callback_response(
+        &core,
+        &provider,
+        q.into(),
+        &headers,
+        &client,
+        COOKIE,
+        oauth::CallbackErrors::Json,
+    )
+    .await
 }
 
 #[derive(Serialize, ToSchema)]
