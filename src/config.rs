@@ -37,6 +37,12 @@ pub struct Config {
     pub trusted_proxies: Vec<String>,
     #[serde(serialize_with = "serialize_secret_opt")]
     pub cron_secret: Option<SecretString>,
+    /// Addresses or CIDRs whose clients reach the operator endpoints
+    /// (`GET /metrics`, `GET /api/auth/validate`) without a bearer secret.
+    /// Empty by default: loopback is not trusted either (on a shared machine,
+    /// or behind a local proxy, "from 127.0.0.1" says nothing about who asks).
+    #[serde(deserialize_with = "string_list")]
+    pub admin_allow_from: Vec<String>,
     pub log_format: Option<LogFormat>,
     pub auth: AuthConfig,
     pub security: SecurityConfig,
@@ -131,8 +137,8 @@ impl Default for JobsConfig {
 pub struct MetricsConfig {
     /// Serve `GET /metrics` (Prometheus text format).
     pub enabled: bool,
-    /// When set, `/metrics` needs `Authorization: Bearer <token>`; when
-    /// unset it answers only direct loopback callers.
+    /// A bearer token for scrapers. `/metrics` answers a request carrying
+    /// it (or the cron secret), or a client in `admin_allow_from`.
     #[serde(serialize_with = "serialize_secret_opt")]
     pub token: Option<SecretString>,
 }
@@ -415,6 +421,7 @@ impl Default for Config {
             cors_origins: Vec::new(),
             trusted_proxies: Vec::new(),
             cron_secret: None,
+            admin_allow_from: Vec::new(),
             log_format: None,
             auth: AuthConfig::default(),
             security: SecurityConfig::default(),

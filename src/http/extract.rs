@@ -144,13 +144,21 @@ impl FromRequestParts<Arc<Tessera>> for ClientInfo {
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(512).collect());
-        let forwarded = parts.headers.contains_key("x-forwarded-for")
-            || parts.headers.contains_key("forwarded");
+        // A peer we do not trust relaying someone else (a proxy missing from
+        // `trusted_proxies`) is not the client, so its address opens nothing.
+        let relayed_by_stranger = peer.is_some_and(|p| {
+            !core
+                .trusted_proxies
+                .iter()
+                .any(|n| n.contains(&p.to_canonical()))
+        }) && (parts.headers.contains_key("x-forwarded-for")
+            || parts.headers.contains_key("forwarded"));
         Ok(ClientInfo {
             addr,
             ip: addr.map(|a| a.to_string()),
             user_agent,
-            direct_loopback: peer.is_some_and(|p| p.is_loopback()) && !forwarded,
+            admin_allowed: !relayed_by_stranger
+                && addr.is_some_and(|a| core.admin_allow_from.iter().any(|n| n.contains(&a))),
             device: crate::http::cookies::value(&parts.headers, crate::http::cookies::DEVICE),
         })
     }
@@ -209,6 +217,35 @@ fn forwarded_addr(entry: &str) -> Option<IpAddr> {
         })
         .ok()?;
     Some(ip.to_canonical())
+}
+
+/// Whether a caller may use an operator endpoint (`GET /metrics`,
+/// `GET /api/auth/validate`): it sends one of `secrets` as
+/// `Authorization: Bearer`, or sends no credential and its address is in
+/// `admin_allow_from`. A wrong bearer is refused even from an allowed
+/// address (a bad credential never falls through). Loopback gets nothing
+/// by itself: on a machine shared with a reverse proxy, other services or
+/// other users, "from 127.0.0.1" says nothing about who is asking.
+pub fn operator_access(
+    headers: &axum::http::HeaderMap,
+    client: &ClientInfo,
+    secrets: &[Option<&secrecy::SecretString>],
+) -> bool {
+    use secrecy::ExposeSecret;
+    match headers.get(header::AUTHORIZATION) {
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .is_some_and(|sent| {
+                secrets
+                    .iter()
+                    .flatten()
+                    .any(|secret| constant_time_eq(sent, secret.expose_secret()))
+            }),
+        None => client.admin_allowed,
+    }
 }
 
 /// Cookie writes on the adapter surfaces: a present `Origin` must be the

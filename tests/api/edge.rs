@@ -89,3 +89,64 @@ async fn forwarded_entries_with_ports_resolve_to_their_address() {
     let sessions: Value = app.get(&c, "/api/v1/sessions").await.json().await.unwrap();
     assert_eq!(sessions[0]["ip"], "2001:db8::7");
 }
+
+#[tokio::test]
+async fn loopback_is_trusted_for_nothing() {
+    let app = TestApp::spawn_with(|c| {
+        c.cron_secret = Some("cron-secret-123".to_owned().into());
+        c.metrics.token = Some("scrape-secret-1234".to_owned().into());
+    })
+    .await;
+    // From 127.0.0.1 without a secret: the plan check is 401 (seed 001's
+    // answer to a missing credential), metrics 403 (as they always were).
+    let res = app.get(&new_client(), "/api/auth/validate").await;
+    expect_error(res, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
+    let res = app.get(&new_client(), "/metrics").await;
+    expect_error(res, StatusCode::FORBIDDEN, "FORBIDDEN").await;
+
+    // With the secret they work; the cron secret also reads metrics.
+    let res = app
+        .bearer_get("cron-secret-123", "/api/auth/validate")
+        .await;
+    assert_eq!(body(res, StatusCode::OK).await["success"], true);
+    for secret in ["scrape-secret-1234", "cron-secret-123"] {
+        let res = app.bearer_get(secret, "/metrics").await;
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+    // The metrics token is for reading only.
+    let res = app
+        .bearer_get("scrape-secret-1234", "/api/auth/validate")
+        .await;
+    expect_error(res, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
+}
+
+#[tokio::test]
+async fn the_allowlist_names_clients_behind_a_trusted_proxy() {
+    let app = TestApp::spawn_with(|c| {
+        c.trusted_proxies = vec!["127.0.0.1".into()];
+        c.admin_allow_from = vec!["10.0.0.0/8".into()];
+    })
+    .await;
+    let get = |path: &'static str, forwarded: Option<&'static str>| {
+        let mut req = Client::new().get(app.url(path));
+        if let Some(ip) = forwarded {
+            req = req.header("x-forwarded-for", ip);
+        }
+        req.send()
+    };
+    for path in ["/metrics", "/api/auth/validate"] {
+        assert_eq!(
+            get(path, Some("10.1.2.3")).await.unwrap().status(),
+            StatusCode::OK,
+            "{path}"
+        );
+        // The proxy itself, and the world behind it, are not on the list.
+        for forwarded in [None, Some("203.0.113.9"), Some("10.1.2.3, 203.0.113.9")] {
+            let status = get(path, forwarded).await.unwrap().status();
+            assert!(
+                status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN,
+                "{path} {forwarded:?}: {status}"
+            );
+        }
+    }
+}
