@@ -50,10 +50,15 @@ pub async fn check(req: Request, next: Next) -> Response {
             .iter()
             .find_map(|k| value.get(*k).and_then(|v| v.as_str()).map(str::to_owned))
     });
+    // The resolved client (the contract's `remoteip`), not the proxy in
+    // front of it.
     let remote_ip = parts
         .extensions
         .get::<ConnectInfo<std::net::SocketAddr>>()
-        .map(|ConnectInfo(a)| a.ip().to_string())
+        .map(|ConnectInfo(a)| {
+            crate::http::extract::client_addr(a.ip(), &parts.headers, &core.trusted_proxies)
+                .to_string()
+        })
         .unwrap_or_default();
     if let Err(err) = verify(&core, token.as_deref(), &remote_ip).await {
         return err.into_response();
