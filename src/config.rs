@@ -372,6 +372,15 @@ pub struct HttpConfig {
     pub body_limit_bytes: usize,
     /// A request taking longer than this is answered 503.
     pub request_timeout_seconds: u64,
+    /// A connection that has not sent a whole request head (request line
+    /// and headers) this long after it opened, or after its previous
+    /// answer, is closed: slowloris clients and idle keep-alive connections
+    /// alike.
+    pub header_timeout_seconds: u64,
+    /// Connections served at once. At the limit, new connections wait in
+    /// the listen backlog until one closes (lowered at start-up to what the
+    /// open-files limit leaves).
+    pub max_connections: usize,
 }
 
 impl Default for HttpConfig {
@@ -379,6 +388,8 @@ impl Default for HttpConfig {
         HttpConfig {
             body_limit_bytes: 64 * 1024,
             request_timeout_seconds: 30,
+            header_timeout_seconds: 15,
+            max_connections: 10_000,
         }
     }
 }
@@ -509,6 +520,18 @@ impl Config {
                 self.http.request_timeout_seconds,
                 1,
                 3600,
+            ),
+            (
+                "http.header_timeout_seconds",
+                self.http.header_timeout_seconds,
+                1,
+                3600,
+            ),
+            (
+                "http.max_connections",
+                self.http.max_connections as u64,
+                1,
+                1_000_000,
             ),
             (
                 "database_timeout_ms",

@@ -27,6 +27,7 @@ pub mod legacy;
 pub mod metrics;
 pub mod oauth;
 pub mod openapi;
+pub mod server;
 pub mod ui;
 pub mod v1;
 
@@ -108,7 +109,7 @@ pub fn router(core: Arc<Tessera>) -> Router {
                                 .and_then(|v| v.to_str().ok())
                                 .unwrap_or_default();
                             let span = tracing::info_span!("request",
-                        otel.name = %format_args!("HTTP {}", req.method()),
+                        otel.name = %format_args!("HTTP {}", crate::metrics::method_label(req.method().as_str())),
                         method = %req.method(), path = %req.uri().path(), request_id = %id,
                         http.response.status_code = tracing::field::Empty);
                             if crate::telemetry::exporting() {

@@ -3,8 +3,14 @@
 //! ports, no trust for loopback, slow and idle connections closed, bounded
 //! metric labels, duplicated credentials.
 
+use std::time::Duration;
+
+use tokio::time::Instant;
+
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 use crate::helpers::*;
 
@@ -149,4 +155,192 @@ async fn the_allowlist_names_clients_behind_a_trusted_proxy() {
             );
         }
     }
+}
+
+/// Reads until the server closes the connection; how long that took, or
+/// `None` when it was still open after `within`.
+async fn closed_within(stream: &mut TcpStream, within: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout_at(start + within, stream.read(&mut buf)).await {
+            Err(_) => return None,
+            // EOF, or a reset: either way the server let go.
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(start.elapsed()),
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+/// Reads one whole answer (headers and a `Content-Length` body).
+async fn read_answer(stream: &mut TcpStream) -> String {
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
+            .await
+            .expect("an answer within 10 s")
+            .unwrap();
+        assert!(n > 0, "closed before answering");
+        data.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&data).to_string();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length: usize = text[..end]
+                .lines()
+                .find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse().ok())?
+                })
+                .unwrap_or(0);
+            if data.len() >= end + 4 + length {
+                return text;
+            }
+        }
+    }
+}
+
+async fn connect(app: &TestApp) -> TcpStream {
+    TcpStream::connect(app.base.trim_start_matches("http://"))
+        .await
+        .unwrap()
+}
+
+const HEALTH: &[u8] = b"GET /health HTTP/1.1\r\nHost: tessera\r\n\r\n";
+
+#[tokio::test]
+async fn unfinished_request_heads_are_closed_at_the_header_timeout() {
+    let app = TestApp::spawn_with(|c| {
+        c.http.header_timeout_seconds = 1;
+        c.cron_secret = Some("cron-secret-123".to_owned().into());
+    })
+    .await;
+    let mut silent = connect(&app).await;
+    let mut half_line = connect(&app).await;
+    half_line.write_all(b"GET /hea").await.unwrap();
+    let mut half_head = connect(&app).await;
+    half_head
+        .write_all(b"GET /health HTTP/1.1\r\nHost: tessera\r\nX-Slow: ")
+        .await
+        .unwrap();
+    // Trickling bytes does not reset the deadline (slowloris proper).
+    let mut trickle = connect(&app).await;
+    let trickling = tokio::spawn(async move {
+        for byte in b"GET /health HTTP/1.1\r\nX-A: b\r\n".iter() {
+            if trickle.write_all(&[*byte]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        trickle
+    });
+    for (name, stream) in [
+        ("nothing sent", &mut silent),
+        ("half a request line", &mut half_line),
+        ("half the headers", &mut half_head),
+    ] {
+        let took = closed_within(stream, Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|| panic!("{name}: still open after 5 s"));
+        assert!(took < Duration::from_secs(4), "{name}: {took:?}");
+    }
+    let mut trickle = trickling.await.unwrap();
+    assert!(closed_within(&mut trickle, Duration::from_secs(3))
+        .await
+        .is_some());
+
+    // A client that finishes in time is served, and the closings are counted.
+    let mut prompt = connect(&app).await;
+    prompt.write_all(HEALTH).await.unwrap();
+    assert!(read_answer(&mut prompt).await.starts_with("HTTP/1.1 200"));
+    let text = app
+        .bearer_get("cron-secret-123", "/metrics")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let timeouts: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("tessera_http_header_timeouts_total "))
+        .expect("the timeout counter")
+        .parse()
+        .unwrap();
+    assert!(timeouts >= 4, "{text}");
+}
+
+#[tokio::test]
+async fn idle_keep_alive_connections_are_closed() {
+    let app = TestApp::spawn_with(|c| c.http.header_timeout_seconds = 1).await;
+    let mut stream = connect(&app).await;
+    // Requests in good time keep the connection.
+    for _ in 0..3 {
+        stream.write_all(HEALTH).await.unwrap();
+        assert!(read_answer(&mut stream).await.starts_with("HTTP/1.1 200"));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Then silence: closed within the timeout (and a little).
+    let took = closed_within(&mut stream, Duration::from_secs(5))
+        .await
+        .expect("an idle keep-alive connection is closed");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+}
+
+#[tokio::test]
+async fn past_the_connection_cap_new_connections_wait_for_a_slot() {
+    let app = TestApp::spawn_with(|c| {
+        c.http.header_timeout_seconds = 2;
+        c.http.max_connections = 2;
+    })
+    .await;
+    let _hogs = [connect(&app).await, connect(&app).await];
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The kernel completes the handshake; the server takes the connection
+    // only when a hog has been closed at its header timeout.
+    let start = Instant::now();
+    let mut waiting = connect(&app).await;
+    waiting.write_all(HEALTH).await.unwrap();
+    let answer = read_answer(&mut waiting).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let took = start.elapsed();
+    assert!(
+        took > Duration::from_millis(1200) && took < Duration::from_secs(6),
+        "{took:?}"
+    );
+}
+
+#[tokio::test]
+async fn invented_methods_do_not_grow_the_metric_labels() {
+    let app =
+        TestApp::spawn_with(|c| c.cron_secret = Some("cron-secret-123".to_owned().into())).await;
+    let client = Client::new();
+    for n in 0..40 {
+        let method = reqwest::Method::from_bytes(format!("BREW{n}").as_bytes()).unwrap();
+        for path in ["/health", "/api/v1/auth/me", "/no/such/path"] {
+            let res = client.request(method.clone(), app.url(path)).send().await;
+            assert!(res.unwrap().status().is_client_error());
+        }
+    }
+    let text = app
+        .bearer_get("cron-secret-123", "/metrics")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!text.contains("BREW"), "{text}");
+    let series = |method: &str| {
+        text.lines()
+            .filter(|l| {
+                l.starts_with("tessera_http_requests_total{")
+                    && l.contains(&format!("method=\"{method}\""))
+            })
+            .count()
+    };
+    // At most one series per route and status for all 40 methods.
+    assert!((1..=3).contains(&series("other")), "{text}");
+    let other: u64 = text
+        .lines()
+        .filter(|l| l.starts_with("tessera_http_requests_total{") && l.contains("\"other\""))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(other, 120, "{text}");
 }
