@@ -269,19 +269,14 @@ fn check_origin(parts: &Parts, core: &Tessera) -> Result<(), AppError> {
     }
 }
 
-/// The session token from the request's cookies, if any.
-pub fn session_cookie(parts: &Parts) -> Option<String> {
-    let mut found: Vec<(usize, String)> = Vec::new();
-    for value in parts.headers.get_all(header::COOKIE) {
-        let Ok(value) = value.to_str() else { continue };
-        for cookie in cookie::Cookie::split_parse(value).flatten() {
-            if let Some(rank) = SESSION_COOKIES.iter().position(|n| *n == cookie.name()) {
-                found.push((rank, cookie.value().to_owned()));
-            }
-        }
-    }
-    found.sort_by_key(|(rank, _)| *rank);
-    found.into_iter().map(|(_, v)| v).next()
+/// The session tokens in the request's cookies: every distinct value of
+/// each session cookie, in the order of [`SESSION_COOKIES`] and then as
+/// sent (at most [`cookies::MAX_VALUES`] per name).
+pub fn session_cookies(parts: &Parts) -> Vec<String> {
+    SESSION_COOKIES
+        .iter()
+        .flat_map(|name| crate::http::cookies::values(&parts.headers, name))
+        .collect()
 }
 
 /// An authenticated caller. Missing or bad credentials are `401`; on
@@ -297,7 +292,8 @@ impl FromRequestParts<Arc<Tessera>> for Auth {
         parts: &mut Parts,
         core: &Arc<Tessera>,
     ) -> Result<Self, Self::Rejection> {
-        let cookie = session_cookie(parts);
+        // One header at most: the router answers two with 400
+        // (`http::one_authorization`).
         let principal = match parts.headers.get(header::AUTHORIZATION) {
             Some(value) => {
                 let token = value
@@ -312,10 +308,18 @@ impl FromRequestParts<Arc<Tessera>> for Auth {
                     .ok_or_else(AppError::unauthorized)?;
                 core.authenticate(Credential::Bearer(token)).await?
             }
-            None => match cookie.as_deref() {
-                Some(secret) => core.authenticate(Credential::Cookie(secret)).await?,
-                None => None,
-            },
+            // Any valid session cookie authenticates: a stale or planted
+            // copy sent first must not hide the one that works.
+            None => {
+                let mut found = None;
+                for secret in session_cookies(parts) {
+                    found = core.authenticate(Credential::Cookie(&secret)).await?;
+                    if found.is_some() {
+                        break;
+                    }
+                }
+                found
+            }
         }
         .ok_or_else(AppError::unauthorized)?;
 

@@ -344,3 +344,115 @@ async fn invented_methods_do_not_grow_the_metric_labels() {
         .sum();
     assert_eq!(other, 120, "{text}");
 }
+
+#[tokio::test]
+async fn two_authorization_headers_are_a_bad_request() {
+    let app =
+        TestApp::spawn_with(|c| c.cron_secret = Some("cron-secret-123".to_owned().into())).await;
+    let email = unique_email("twoauth");
+    let c = app.user(&email).await;
+    let jwt = body(
+        app.write(&c, reqwest::Method::POST, "/api/v1/auth/token", None)
+            .await,
+        StatusCode::OK,
+    )
+    .await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The valid one on its own works.
+    assert_eq!(
+        app.bearer_get(&jwt, "/api/v1/auth/me").await.status(),
+        StatusCode::OK
+    );
+    for path in [
+        "/api/v1/auth/me",
+        "/api/auth/me",
+        "/metrics",
+        "/api/auth/validate",
+    ] {
+        for (first, second) in [
+            (format!("Bearer {jwt}"), "Bearer junk".to_owned()),
+            ("Bearer junk".to_owned(), format!("Bearer {jwt}")),
+            (
+                "Bearer cron-secret-123".to_owned(),
+                "Bearer cron-secret-123".to_owned(),
+            ),
+        ] {
+            let res = Client::new()
+                .get(app.url(path))
+                .header("authorization", first)
+                .header("authorization", second)
+                .send()
+                .await
+                .unwrap();
+            expect_error(res, StatusCode::BAD_REQUEST, "BAD_REQUEST").await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn of_duplicate_session_cookies_any_valid_one_authenticates() {
+    let app = TestApp::spawn().await;
+    let email = unique_email("twocookies");
+    let res = app.signup(&new_client(), &email).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let valid = cookie_value(&res, "ces_session");
+    let junk = "A".repeat(43);
+    let with_cookies = |path: &str, cookie: String| {
+        Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .get(app.url(path))
+            .header("cookie", cookie)
+            .send()
+    };
+    for cookie in [
+        format!("ces_session={junk}; ces_session={valid}"),
+        format!("ces_session={valid}; ces_session={junk}"),
+        format!("ces_session=x; ces_session=y; ces_session={valid}"),
+        format!("ces_session={junk}; auth_token={valid}"),
+    ] {
+        for path in ["/api/v1/auth/me", "/api/auth/me", "/auth/me"] {
+            let res = with_cookies(path, cookie.clone()).await.unwrap();
+            assert_eq!(res.status(), StatusCode::OK, "{path} with {cookie}");
+        }
+        // The hosted pages (which read `ces_session` only) too: the account
+        // page, not a redirect to sign in.
+        if !cookie.contains("auth_token") {
+            let res = with_cookies("/ui/account", cookie.clone()).await.unwrap();
+            assert_eq!(res.status(), StatusCode::OK, "/ui/account with {cookie}");
+        }
+    }
+    // Only junk: still 401, never anonymous.
+    let res = with_cookies(
+        "/api/v1/auth/me",
+        format!("ces_session={junk}; ces_session=other"),
+    )
+    .await
+    .unwrap();
+    expect_error(res, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
+    // A cookie write with the valid copy's CSRF token works beside a junk copy.
+    let csrf: Value = with_cookies(
+        "/api/v1/auth/csrf",
+        format!("ces_session={junk}; ces_session={valid}"),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let res = Client::new()
+        .patch(app.url("/api/v1/auth/me"))
+        .header("cookie", format!("ces_session={junk}; ces_session={valid}"))
+        .header("x-csrf-token", csrf["csrf_token"].as_str().unwrap())
+        .json(&json!({"name": "Two Cookies"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        body(res, StatusCode::OK).await["user"]["name"],
+        "Two Cookies"
+    );
+}
