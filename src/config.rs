@@ -37,6 +37,12 @@ pub struct Config {
     pub trusted_proxies: Vec<String>,
     #[serde(serialize_with = "serialize_secret_opt")]
     pub cron_secret: Option<SecretString>,
+    /// Addresses or CIDRs whose clients reach the operator endpoints
+    /// (`GET /metrics`, `GET /api/auth/validate`) without a bearer secret.
+    /// Empty by default: loopback is not trusted either (on a shared machine,
+    /// or behind a local proxy, "from 127.0.0.1" says nothing about who asks).
+    #[serde(deserialize_with = "string_list")]
+    pub admin_allow_from: Vec<String>,
     pub log_format: Option<LogFormat>,
     pub auth: AuthConfig,
     pub security: SecurityConfig,
@@ -132,8 +138,8 @@ impl Default for JobsConfig {
 pub struct MetricsConfig {
     /// Serve `GET /metrics` (Prometheus text format).
     pub enabled: bool,
-    /// When set, `/metrics` needs `Authorization: Bearer <token>`; when
-    /// unset it answers only direct loopback callers.
+    /// A bearer token for scrapers. `/metrics` answers a request carrying
+    /// it (or the cron secret), or a client in `admin_allow_from`.
     #[serde(serialize_with = "serialize_secret_opt")]
     pub token: Option<SecretString>,
 }
@@ -393,6 +399,15 @@ pub struct HttpConfig {
     pub body_limit_bytes: usize,
     /// A request taking longer than this is answered 503.
     pub request_timeout_seconds: u64,
+    /// A connection that has not sent a whole request head (request line
+    /// and headers) this long after it opened, or after its previous
+    /// answer, is closed: slowloris clients and idle keep-alive connections
+    /// alike.
+    pub header_timeout_seconds: u64,
+    /// Connections served at once. At the limit, new connections wait in
+    /// the listen backlog until one closes (lowered at start-up to what the
+    /// open-files limit leaves).
+    pub max_connections: usize,
 }
 
 impl Default for HttpConfig {
@@ -400,6 +415,8 @@ impl Default for HttpConfig {
         HttpConfig {
             body_limit_bytes: 64 * 1024,
             request_timeout_seconds: 30,
+            header_timeout_seconds: 15,
+            max_connections: 10_000,
         }
     }
 }
@@ -442,6 +459,7 @@ impl Default for Config {
             cors_origins: Vec::new(),
             trusted_proxies: Vec::new(),
             cron_secret: None,
+            admin_allow_from: Vec::new(),
             log_format: None,
             auth: AuthConfig::default(),
             security: SecurityConfig::default(),
@@ -529,6 +547,18 @@ impl Config {
                 self.http.request_timeout_seconds,
                 1,
                 3600,
+            ),
+            (
+                "http.header_timeout_seconds",
+                self.http.header_timeout_seconds,
+                1,
+                3600,
+            ),
+            (
+                "http.max_connections",
+                self.http.max_connections as u64,
+                1,
+                1_000_000,
             ),
             (
                 "database_timeout_ms",

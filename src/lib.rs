@@ -4,7 +4,6 @@
 //! service. See `DESIGN.md` in the shared folder and the README.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -80,13 +79,12 @@ pub async fn serve(
             tokio::spawn(async move { store.follow_changes(stop).await })
         },
     ];
-    let app = http::router(core).into_make_service_with_connect_info::<SocketAddr>();
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let config = core.config.clone();
+    let metrics = core.metrics.clone();
+    http::server::serve(listener, http::router(core), &config, metrics, shutdown).await;
     let _ = stop_jobs.send(true);
     for task in background {
         let _ = task.await;
     }
-    served.map_err(Into::into)
+    Ok(())
 }

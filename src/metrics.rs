@@ -19,14 +19,33 @@ use prometheus_client::registry::Registry;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     route: String,
-    method: String,
+    method: &'static str,
     status: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
     route: String,
-    method: String,
+    method: &'static str,
+}
+
+/// The method label: one of the methods HTTP defines, or `other`. HTTP lets
+/// a client invent any token as a method; labelling each would let anyone
+/// grow the series without bound (each one costs memory and scrape size),
+/// as `unmatched` already prevents for paths.
+pub fn method_label(method: &str) -> &'static str {
+    match method {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "OPTIONS" => "OPTIONS",
+        "CONNECT" => "CONNECT",
+        "TRACE" => "TRACE",
+        _ => "other",
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -91,6 +110,8 @@ struct Inner {
     db_connections: Family<PoolLabels, Gauge>,
     cache_hits: Counter,
     cache_misses: Counter,
+    connections_open: Gauge,
+    header_timeouts: Counter,
 }
 
 /// The core's metrics; cheap to clone.
@@ -122,6 +143,8 @@ impl Metrics {
             db_connections: Family::default(),
             cache_hits: Counter::default(),
             cache_misses: Counter::default(),
+            connections_open: Gauge::default(),
+            header_timeouts: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -199,15 +222,28 @@ impl Metrics {
             "Credentials resolved from the database",
             inner.cache_misses.clone(),
         );
+        registry.register(
+            "http_connections_open",
+            "TCP connections being served (at most http.max_connections)",
+            inner.connections_open.clone(),
+        );
+        registry.register(
+            "http_header_timeouts",
+            "Connections closed for sending no whole request head within \
+             http.header_timeout_seconds (slow or idle)",
+            inner.header_timeouts.clone(),
+        );
         Metrics(Arc::new(Inner { registry, ..inner }))
     }
 
+    /// Counts an answer; `method` is folded by [`method_label`].
     pub fn request(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        let method = method_label(method);
         self.0
             .requests
             .get_or_create(&RequestLabels {
                 route: route.to_owned(),
-                method: method.to_owned(),
+                method,
                 status,
             })
             .inc();
@@ -215,7 +251,7 @@ impl Metrics {
             .latency
             .get_or_create(&RouteLabels {
                 route: route.to_owned(),
-                method: method.to_owned(),
+                method,
             })
             .observe(seconds);
     }
@@ -251,6 +287,16 @@ impl Metrics {
         } else {
             self.0.cache_misses.inc();
         }
+    }
+
+    /// A connection is being served until the guard is dropped.
+    pub fn connection_opened(&self) -> ConnectionGuard {
+        self.0.connections_open.inc();
+        ConnectionGuard(self.clone())
+    }
+
+    pub fn header_timeout(&self) {
+        self.0.header_timeouts.inc();
     }
 
     /// The gauges read at scrape time; `refused` is the hasher's own total.
@@ -290,6 +336,15 @@ impl Metrics {
     }
 }
 
+/// Counts one open connection while it lives.
+pub struct ConnectionGuard(Metrics);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0 .0.connections_open.dec();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,5 +366,26 @@ mod tests {
         );
         assert!(text.contains("tessera_db_connections{pool=\"main\",state=\"busy\"} 3"));
         assert!(text.contains("tessera_http_request_duration_seconds_bucket"));
+    }
+
+    #[test]
+    fn invented_methods_fold_into_one_label() {
+        let metrics = Metrics::new();
+        for n in 0..50 {
+            metrics.request("unmatched", &format!("BREW{n}"), 405, 0.001);
+        }
+        metrics.request("unmatched", "get", 404, 0.001);
+        let text = metrics.encode();
+        assert!(
+            text.contains(
+                "tessera_http_requests_total{route=\"unmatched\",method=\"other\",status=\"405\"} 50"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("BREW"), "{text}");
+        let guard = metrics.connection_opened();
+        assert!(metrics.encode().contains("tessera_http_connections_open 1"));
+        drop(guard);
+        assert!(metrics.encode().contains("tessera_http_connections_open 0"));
     }
 }

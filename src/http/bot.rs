@@ -65,7 +65,12 @@ pub async fn check(req: Request, next: Next) -> Response {
             .iter()
             .find_map(|k| value.get(*k).and_then(|v| v.as_str()).map(str::to_owned))
     });
-    if let Err(err) = verify(&core, token.as_deref(), client.addr).await {
+    if let Err(mut err) = verify(&core, token.as_deref(), client.addr).await {
+        // Seed 002 names a failed bot check on `/auth` `403 FORBIDDEN`;
+        // the other surfaces say `CAPTCHA_FAILED`.
+        if err.code == ErrorCode::CaptchaFailed && parts.uri.path().starts_with("/auth/") {
+            err.code = ErrorCode::Forbidden;
+        }
         return err.into_response();
     }
     next.run(Request::from_parts(parts, Body::from(bytes)))

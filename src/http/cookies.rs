@@ -45,7 +45,36 @@ pub fn set(
     header_value(cookie.build())
 }
 
-/// The value of the cookie `name` the request carries, if any.
+/// Values of one cookie name tried as credentials, at most: enough for
+/// the copies a browser may hold (one per path or domain), too few for a
+/// request to make the server look up hundreds of secrets.
+pub const MAX_VALUES: usize = 4;
+
+/// Every distinct value the request carries for the cookie `name`, in the
+/// order sent, at most [`MAX_VALUES`]. A browser sends one copy per path
+/// and domain it has, and a sibling subdomain can plant one of its own
+/// (cookie tossing), so the first copy is not necessarily the right one.
+pub fn values(headers: &HeaderMap, name: &str) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    let all = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| Cookie::split_parse(v).flatten())
+        .filter(|c| c.name() == name);
+    for cookie in all {
+        if found.len() == MAX_VALUES {
+            break;
+        }
+        if !found.iter().any(|v| v == cookie.value()) {
+            found.push(cookie.value().to_owned());
+        }
+    }
+    found
+}
+
+/// The value of the cookie `name` the request carries, if any (the first
+/// copy: for cookies that are not credentials, see [`values`]).
 pub fn value(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)

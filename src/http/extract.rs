@@ -144,13 +144,21 @@ impl FromRequestParts<Arc<Tessera>> for ClientInfo {
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(512).collect());
-        let forwarded = parts.headers.contains_key("x-forwarded-for")
-            || parts.headers.contains_key("forwarded");
+        // A peer we do not trust relaying someone else (a proxy missing from
+        // `trusted_proxies`) is not the client, so its address opens nothing.
+        let relayed_by_stranger = peer.is_some_and(|p| {
+            !core
+                .trusted_proxies
+                .iter()
+                .any(|n| n.contains(&p.to_canonical()))
+        }) && (parts.headers.contains_key("x-forwarded-for")
+            || parts.headers.contains_key("forwarded"));
         Ok(ClientInfo {
             addr,
             ip: addr.map(|a| a.to_string()),
             user_agent,
-            direct_loopback: peer.is_some_and(|p| p.is_loopback()) && !forwarded,
+            admin_allowed: !relayed_by_stranger
+                && addr.is_some_and(|a| core.admin_allow_from.iter().any(|n| n.contains(&a))),
             device: crate::http::cookies::value(&parts.headers, crate::http::cookies::DEVICE),
         })
     }
@@ -158,25 +166,86 @@ impl FromRequestParts<Arc<Tessera>> for ClientInfo {
 
 /// The client's address: the socket peer, unless the peer is a trusted proxy;
 /// then the right-most `X-Forwarded-For` entry that is not itself trusted.
-fn client_addr(peer: IpAddr, headers: &axum::http::HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
+/// Entries may carry a port (`203.0.113.7:4711`, `[2001:db8::1]:443`, as
+/// some proxies and load balancers write them). An entry that is not an
+/// address at all ends the walk at the peer: what lies left of it was
+/// written by someone we cannot vouch for. Only `X-Forwarded-For` is read,
+/// not `Forwarded` (RFC 7239): believing both would let a client supply
+/// whichever one its proxy does not overwrite. IPv4-mapped IPv6 addresses
+/// are read as IPv4 throughout.
+pub(crate) fn client_addr(
+    peer: IpAddr,
+    headers: &axum::http::HeaderMap,
+    trusted: &[ipnet::IpNet],
+) -> IpAddr {
+    let peer = peer.to_canonical();
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
         return peer;
     }
-    let forwarded: Vec<IpAddr> = headers
+    let entries: Vec<&str> = headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|s| s.trim().parse().ok())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
         .collect();
-    forwarded
-        .iter()
-        .rev()
-        .find(|ip| !is_trusted(ip))
-        .or(forwarded.first())
-        .copied()
-        .unwrap_or(peer)
+    let mut last_trusted = None;
+    for entry in entries.iter().rev() {
+        match forwarded_addr(entry) {
+            Some(ip) if is_trusted(&ip) => last_trusted = Some(ip),
+            Some(ip) => return ip,
+            None => return peer,
+        }
+    }
+    // Every hop was a trusted proxy: the left-most is the nearest we know.
+    last_trusted.unwrap_or(peer)
+}
+
+/// One `X-Forwarded-For` entry: an address, optionally with a port.
+fn forwarded_addr(entry: &str) -> Option<IpAddr> {
+    let ip = entry
+        .parse::<IpAddr>()
+        .or_else(|_| entry.parse::<SocketAddr>().map(|a| a.ip()))
+        .or_else(|_| {
+            entry
+                .strip_prefix('[')
+                .and_then(|e| e.strip_suffix(']'))
+                .unwrap_or_default()
+                .parse::<IpAddr>()
+        })
+        .ok()?;
+    Some(ip.to_canonical())
+}
+
+/// Whether a caller may use an operator endpoint (`GET /metrics`,
+/// `GET /api/auth/validate`): it sends one of `secrets` as
+/// `Authorization: Bearer`, or sends no credential and its address is in
+/// `admin_allow_from`. A wrong bearer is refused even from an allowed
+/// address (a bad credential never falls through). Loopback gets nothing
+/// by itself: on a machine shared with a reverse proxy, other services or
+/// other users, "from 127.0.0.1" says nothing about who is asking.
+pub fn operator_access(
+    headers: &axum::http::HeaderMap,
+    client: &ClientInfo,
+    secrets: &[Option<&secrecy::SecretString>],
+) -> bool {
+    use secrecy::ExposeSecret;
+    match headers.get(header::AUTHORIZATION) {
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .is_some_and(|sent| {
+                secrets
+                    .iter()
+                    .flatten()
+                    .any(|secret| constant_time_eq(sent, secret.expose_secret()))
+            }),
+        None => client.admin_allowed,
+    }
 }
 
 /// Cookie writes on the adapter surfaces: a present `Origin` must be the
@@ -200,19 +269,14 @@ fn check_origin(parts: &Parts, core: &Tessera) -> Result<(), AppError> {
     }
 }
 
-/// The session token from the request's cookies, if any.
-pub fn session_cookie(parts: &Parts) -> Option<String> {
-    let mut found: Vec<(usize, String)> = Vec::new();
-    for value in parts.headers.get_all(header::COOKIE) {
-        let Ok(value) = value.to_str() else { continue };
-        for cookie in cookie::Cookie::split_parse(value).flatten() {
-            if let Some(rank) = SESSION_COOKIES.iter().position(|n| *n == cookie.name()) {
-                found.push((rank, cookie.value().to_owned()));
-            }
-        }
-    }
-    found.sort_by_key(|(rank, _)| *rank);
-    found.into_iter().map(|(_, v)| v).next()
+/// The session tokens in the request's cookies: every distinct value of
+/// each session cookie, in the order of [`SESSION_COOKIES`] and then as
+/// sent (at most [`cookies::MAX_VALUES`] per name).
+pub fn session_cookies(parts: &Parts) -> Vec<String> {
+    SESSION_COOKIES
+        .iter()
+        .flat_map(|name| crate::http::cookies::values(&parts.headers, name))
+        .collect()
 }
 
 /// An authenticated caller. Missing or bad credentials are `401`; on
@@ -228,7 +292,8 @@ impl FromRequestParts<Arc<Tessera>> for Auth {
         parts: &mut Parts,
         core: &Arc<Tessera>,
     ) -> Result<Self, Self::Rejection> {
-        let cookie = session_cookie(parts);
+        // One header at most: the router answers two with 400
+        // (`http::one_authorization`).
         let principal = match parts.headers.get(header::AUTHORIZATION) {
             Some(value) => {
                 let token = value
@@ -243,10 +308,18 @@ impl FromRequestParts<Arc<Tessera>> for Auth {
                     .ok_or_else(AppError::unauthorized)?;
                 core.authenticate(Credential::Bearer(token)).await?
             }
-            None => match cookie.as_deref() {
-                Some(secret) => core.authenticate(Credential::Cookie(secret)).await?,
-                None => None,
-            },
+            // Any valid session cookie authenticates: a stale or planted
+            // copy sent first must not hide the one that works.
+            None => {
+                let mut found = None;
+                for secret in session_cookies(parts) {
+                    found = core.authenticate(Credential::Cookie(&secret)).await?;
+                    if found.is_some() {
+                        break;
+                    }
+                }
+                found
+            }
         }
         .ok_or_else(AppError::unauthorized)?;
 
@@ -328,5 +401,77 @@ impl FromRequestParts<Arc<Tessera>> for CredentialLimit {
         let Ok(client) = ClientInfo::from_request_parts(parts, core).await;
         core.limit_credentials(client.addr).await?;
         Ok(CredentialLimit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::{HeaderMap, HeaderValue};
+
+    fn resolve(peer: &str, xff: &[&str], trusted: &[&str]) -> String {
+        let mut headers = HeaderMap::new();
+        for value in xff {
+            headers.append("x-forwarded-for", HeaderValue::from_str(value).unwrap());
+        }
+        let trusted: Vec<ipnet::IpNet> = trusted.iter().map(|n| n.parse().unwrap()).collect();
+        client_addr(peer.parse().unwrap(), &headers, &trusted).to_string()
+    }
+
+    #[test]
+    fn forwarded_entries_may_carry_ports() {
+        let proxy = ["127.0.0.1/32"];
+        assert_eq!(
+            resolve("127.0.0.1", &["203.0.113.7:4711"], &proxy),
+            "203.0.113.7"
+        );
+        assert_eq!(
+            resolve("127.0.0.1", &["[2001:db8::1]:443"], &proxy),
+            "2001:db8::1"
+        );
+        assert_eq!(
+            resolve("127.0.0.1", &["[2001:db8::1]"], &proxy),
+            "2001:db8::1"
+        );
+        assert_eq!(
+            resolve("127.0.0.1", &["2001:db8::1"], &proxy),
+            "2001:db8::1"
+        );
+        // The right-most entry is the proxy's, whatever the client prepended.
+        assert_eq!(
+            resolve("127.0.0.1", &["198.51.100.9", "203.0.113.7:80"], &proxy),
+            "203.0.113.7"
+        );
+        assert_eq!(
+            resolve("127.0.0.1", &["198.51.100.9, 203.0.113.7:80"], &proxy),
+            "203.0.113.7"
+        );
+    }
+
+    #[test]
+    fn only_a_trusted_peer_is_believed_and_junk_stops_the_walk() {
+        assert_eq!(resolve("192.0.2.8", &["203.0.113.7"], &[]), "192.0.2.8");
+        let proxies = ["127.0.0.1/32", "10.0.0.0/8"];
+        // Hops through trusted proxies are skipped.
+        assert_eq!(
+            resolve("127.0.0.1", &["203.0.113.7, 10.1.2.3"], &proxies),
+            "203.0.113.7"
+        );
+        // An entry that is no address: nothing left of it is believed.
+        assert_eq!(
+            resolve("127.0.0.1", &["203.0.113.7, unknown"], &proxies),
+            "127.0.0.1"
+        );
+        assert_eq!(resolve("127.0.0.1", &[], &proxies), "127.0.0.1");
+    }
+
+    #[test]
+    fn mapped_ipv4_is_ipv4() {
+        // A dual-stack listener sees IPv4 peers as ::ffff:a.b.c.d.
+        assert_eq!(
+            resolve("::ffff:127.0.0.1", &["::ffff:192.0.2.1"], &["127.0.0.1/32"]),
+            "192.0.2.1"
+        );
+        assert_eq!(resolve("::ffff:192.0.2.1", &[], &[]), "192.0.2.1");
     }
 }

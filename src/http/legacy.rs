@@ -11,17 +11,15 @@ use axum::middleware::from_fn;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::crypto::token::constant_time_eq;
 use crate::error::{AppError, AppResult, ErrorBody};
 use crate::http::bot;
 use crate::http::cookies;
-use crate::http::extract::{AppJson, AppQuery, Auth, CredentialLimit, Surface};
+use crate::http::extract::{operator_access, AppJson, AppQuery, Auth, CredentialLimit, Surface};
 use crate::http::oauth;
 use crate::http::v1::views::{self, InviteView, TenantView};
 use crate::service::{
@@ -428,8 +426,10 @@ pub struct ValidateResponse {
     pub updated_ids: Vec<Uuid>,
 }
 
-/// Seed 001's plan check. Answered without credentials only to a direct
-/// loopback peer; otherwise it needs `Authorization: Bearer <cron_secret>`.
+/// Seed 001's plan check, for a cron job: it needs `Authorization: Bearer
+/// <cron_secret>`, or a caller in `admin_allow_from` (loopback included only
+/// when listed there). Refused with `401`, as seed 001's callers expect of
+/// a missing or wrong credential.
 #[utoipa::path(get, path = "/api/auth/validate", tag = "legacy",
     responses((status = 200, body = ValidateResponse), (status = 401, body = ErrorBody)))]
 pub async fn validate(
@@ -437,16 +437,7 @@ pub async fn validate(
     client: ClientInfo,
     headers: HeaderMap,
 ) -> AppResult<Json<ValidateResponse>> {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let allowed = match (bearer, &core.config.cron_secret) {
-        (Some(sent), Some(secret)) => constant_time_eq(sent, secret.expose_secret()),
-        (Some(_), None) => false,
-        (None, _) => client.direct_loopback,
-    };
-    if !allowed {
+    if !operator_access(&headers, &client, &[core.config.cron_secret.as_ref()]) {
         return Err(AppError::unauthorized());
     }
     let ids = core.run_plan_check(None).await?;

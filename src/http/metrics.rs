@@ -7,10 +7,9 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use secrecy::ExposeSecret;
 
-use crate::crypto::token::constant_time_eq;
 use crate::error::{AppError, AppResult};
+use crate::http::extract::operator_access;
 use crate::service::{ClientInfo, Tessera};
 
 /// Route-level: hands the matched route pattern (e.g.
@@ -45,8 +44,10 @@ pub async fn count(State(core): State<Arc<Tessera>>, req: Request, next: Next) -
     res
 }
 
-/// Prometheus metrics. With `metrics.token` set, it needs `Authorization:
-/// Bearer <token>`; without, only a direct loopback caller gets them.
+/// Prometheus metrics, for a scraper holding `metrics.token` (or the cron
+/// secret, which already runs the plan check and so may read counts), or a
+/// client in `admin_allow_from`. Refused with `403`, as it always was, so
+/// scrapers see no change of status.
 pub async fn metrics(
     State(core): State<Arc<Tessera>>,
     client: ClientInfo,
@@ -55,17 +56,13 @@ pub async fn metrics(
     if !core.config.metrics.enabled {
         return Err(AppError::not_found("No such endpoint."));
     }
-    let allowed = match &core.config.metrics.token {
-        Some(token) => headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|sent| constant_time_eq(sent.trim(), token.expose_secret())),
-        None => client.direct_loopback,
-    };
-    if !allowed {
+    let secrets = [
+        core.config.metrics.token.as_ref(),
+        core.config.cron_secret.as_ref(),
+    ];
+    if !operator_access(&headers, &client, &secrets) {
         return Err(AppError::forbidden(
-            "Metrics need the metrics token (or a call from this machine when none is set).",
+            "Metrics need the metrics token, the cron secret, or a caller in admin_allow_from.",
         ));
     }
     let (running, waiting, refused) = core.hasher.load();

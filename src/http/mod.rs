@@ -27,6 +27,7 @@ pub mod legacy;
 pub mod metrics;
 pub mod oauth;
 pub mod openapi;
+pub mod server;
 pub mod ui;
 pub mod v1;
 
@@ -95,6 +96,7 @@ pub fn router(core: Arc<Tessera>) -> Router {
         .layer(cors(&core))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::Extension(core.clone()))
+        .layer(axum::middleware::from_fn(one_authorization))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
@@ -108,7 +110,7 @@ pub fn router(core: Arc<Tessera>) -> Router {
                                 .and_then(|v| v.to_str().ok())
                                 .unwrap_or_default();
                             let span = tracing::info_span!("request",
-                        otel.name = %format_args!("HTTP {}", req.method()),
+                        otel.name = %format_args!("HTTP {}", crate::metrics::method_label(req.method().as_str())),
                         method = %req.method(), path = %req.uri().path(), request_id = %id,
                         http.response.status_code = tracing::field::Empty);
                             if crate::telemetry::exporting() {
@@ -173,6 +175,24 @@ pub fn router(core: Arc<Tessera>) -> Router {
             metrics::count,
         ))
         .with_state(core)
+}
+
+/// Two `Authorization` headers are `400`. Proxies, frameworks and this
+/// server disagree on which one counts (the first, the last, both joined),
+/// so letting the first win blindly would let a header smuggled past one of
+/// them decide who the caller is.
+async fn one_authorization(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if req
+        .headers()
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .nth(1)
+        .is_some()
+    {
+        return AppError::bad_request("Send one Authorization header, not several.")
+            .into_response();
+    }
+    next.run(req).await
 }
 
 async fn not_found() -> AppError {

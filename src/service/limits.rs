@@ -1,6 +1,7 @@
 //! Per-client-IP rate limits on the credential endpoints (login, sign-up,
 //! forgot/reset password, resend verification, 2FA verify), one budget per
-//! IP per clock minute across every surface.
+//! IP per clock minute across every surface. An IPv6 client is one /64 (see
+//! [`budget_key`]).
 //!
 //! Where the count lives decides whether nodes share it: in Redis when
 //! `redis_url` is set, else in the database on PostgreSQL (so an attacker
@@ -21,6 +22,30 @@ use tokio::sync::OnceCell;
 use super::Tessera;
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::store::StoreError;
+
+/// The address a per-IP budget is kept under: an IPv4 address as it is
+/// (also when it arrives IPv4-mapped, `::ffff:a.b.c.d`, as on a dual-stack
+/// listener), an IPv6 address as its /64. One subscriber or host gets a
+/// whole /64 (RFC 6177) and may use any of its 2^64 addresses, so counting
+/// single IPv6 addresses would be no budget at all.
+pub fn budget_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & (u128::MAX << 64);
+            IpAddr::V6(std::net::Ipv6Addr::from(prefix))
+        }
+    }
+}
+
+/// How a budget key is written in shared-store keys: `192.0.2.1`,
+/// `2001:db8:1:2::/64`.
+fn bucket_name(key: IpAddr) -> String {
+    match key {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("{v6}/64"),
+    }
+}
 
 /// Windows kept before old ones are swept.
 const MAX_TRACKED: usize = 100_000;
@@ -126,9 +151,12 @@ async fn redis_hit(
 }
 
 impl Tessera {
-    /// Spends one credential request of the client's budget.
+    /// Spends one credential request of the client's budget (its /64 for
+    /// IPv6).
     pub async fn limit_credentials(&self, ip: Option<IpAddr>) -> AppResult<()> {
-        let Some(ip) = ip else { return Ok(()) };
+        let Some(ip) = ip.map(budget_key) else {
+            return Ok(());
+        };
         let limit = i64::from(self.config.security.rate_limit_per_minute);
         let now = self.clock.now();
         let hits = self.count_credential_hit(ip, now).await?;
@@ -147,7 +175,7 @@ impl Tessera {
     async fn count_credential_hit(&self, ip: IpAddr, now: DateTime<Utc>) -> AppResult<i64> {
         let limiter = &self.limiter;
         let minute = now.timestamp().div_euclid(60);
-        let bucket = format!("credentials:{ip}");
+        let bucket = format!("credentials:{}", bucket_name(ip));
         let shared = match &limiter.shared {
             Shared::None => return Ok(limiter.local.hit(ip, minute)),
             Shared::Database => match self.store.count_hit(&bucket, minute).await {
@@ -194,6 +222,26 @@ mod tests {
         }
         assert_eq!(windows.hit(b, 100), 1);
         assert_eq!(windows.hit(a, 101), 1, "a new minute starts over");
+    }
+
+    #[test]
+    fn ipv6_counts_per_64_and_mapped_ipv4_as_ipv4() {
+        let key = |s: &str| budget_key(s.parse().unwrap());
+        assert_eq!(
+            key("2001:db8:1:2::1"),
+            key("2001:db8:1:2:ffff:ffff:ffff:ffff")
+        );
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(bucket_name(key("2001:db8:1:2:aa::1")), "2001:db8:1:2::/64");
+        assert_eq!(key("::ffff:192.0.2.1"), key("192.0.2.1"));
+        assert_eq!(bucket_name(key("::ffff:192.0.2.1")), "192.0.2.1");
+        assert_ne!(key("192.0.2.1"), key("192.0.2.2"));
+
+        let windows = LocalWindows::default();
+        for n in 1..=3 {
+            let ip = format!("2001:db8::{n:x}").parse().unwrap();
+            assert_eq!(windows.hit(budget_key(ip), 7), n);
+        }
     }
 
     #[test]

@@ -57,8 +57,9 @@ pub struct ClientInfo {
     pub addr: Option<std::net::IpAddr>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
-    /// The peer is this machine and no proxy header says it relays someone.
-    pub direct_loopback: bool,
+    /// The client's address is in `admin_allow_from` and no untrusted peer
+    /// relayed it (see `http::extract`).
+    pub admin_allowed: bool,
     /// The device cookie the client sent, unchecked (see `crypto::device`).
     pub device: Option<String>,
 }
@@ -89,6 +90,8 @@ pub struct Tessera {
     pub http_client: reqwest::Client,
     /// `trusted_proxies`, parsed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `admin_allow_from`, parsed.
+    pub admin_allow_from: Vec<ipnet::IpNet>,
     /// Discovery documents of OAuth providers.
     pub oauth: oauth::OAuthCache,
     /// For calls to OAuth providers: no redirects followed.
@@ -193,15 +196,17 @@ impl Tessera {
                 None
             }
         };
-        let trusted_proxies = config
-            .trusted_proxies
-            .iter()
-            .map(|p| {
-                p.parse::<ipnet::IpNet>()
-                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                    .with_context(|| format!("trusted_proxies: {p:?} is not an IP address or CIDR"))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        let networks = |key: &str, list: &[String]| {
+            list.iter()
+                .map(|p| {
+                    p.parse::<ipnet::IpNet>()
+                        .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                        .with_context(|| format!("{key}: {p:?} is not an IP address or CIDR"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()
+        };
+        let trusted_proxies = networks("trusted_proxies", &config.trusted_proxies)?;
+        let admin_allow_from = networks("admin_allow_from", &config.admin_allow_from)?;
         let limiter = limits::RateLimiter::new(
             config.redis_url.as_ref().map(|u| u.expose_secret()),
             &config.redis_key_prefix,
@@ -225,6 +230,7 @@ impl Tessera {
                 .build()
                 .context("building the HTTP client")?,
             trusted_proxies,
+            admin_allow_from,
             oauth: oauth::OAuthCache::default(),
             totp_box,
             webauthn,

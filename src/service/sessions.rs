@@ -640,7 +640,7 @@ impl Tessera {
             addr: client.addr,
             ip: client.ip.clone().or_else(|| old.ip.clone()),
             user_agent: client.user_agent.clone().or_else(|| old.user_agent.clone()),
-            direct_loopback: client.direct_loopback,
+            admin_allowed: client.admin_allowed,
             device: client.device.clone(),
         };
         let (secret, mut new) = self.new_session(principal.user.id, old.tenant_id, &client);

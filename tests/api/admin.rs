@@ -492,8 +492,9 @@ async fn expired_plans_are_reset_by_the_admin_validator() {
 }
 
 #[tokio::test]
-async fn legacy_validate_endpoint_answers_loopback_only() {
-    let app = TestApp::spawn().await;
+async fn legacy_validate_endpoint_answers_the_allowlist() {
+    // Loopback is allowed here only because the allowlist says so.
+    let app = TestApp::spawn_with(|c| c.admin_allow_from = vec!["127.0.0.1".into()]).await;
     let (root, _) = admin(&app).await;
     let bob = app.user(&unique_email("legacy")).await;
     let bob_id = user_id(&app, &bob).await;
@@ -508,8 +509,8 @@ async fn legacy_validate_endpoint_answers_loopback_only() {
     assert_eq!(body(res, StatusCode::OK).await["plan"], "pro");
     app.clock.advance(chrono::Duration::hours(2));
 
-    // A forwarded (non-local) caller without credentials is refused and
-    // nothing is corrected.
+    // A caller relayed by a proxy that is not trusted is not this machine:
+    // refused, and nothing is corrected.
     let res = new_client()
         .get(app.url("/api/auth/validate"))
         .header("x-forwarded-for", "203.0.113.9")

@@ -8,7 +8,8 @@ use crate::helpers::*;
 
 #[tokio::test]
 async fn seed_001_walkthrough() {
-    let app = TestApp::spawn().await;
+    let app =
+        TestApp::spawn_with(|c| c.cron_secret = Some("cron-secret-123".to_owned().into())).await;
     let c = new_client();
     let email = unique_email("seed1");
 
@@ -131,8 +132,10 @@ async fn seed_001_walkthrough() {
         StatusCode::UNAUTHORIZED
     );
 
-    // Validate (loopback, no auth).
-    let res = app.get(&new_client(), "/api/auth/validate").await;
+    // Validate, as a cron job with the secret.
+    let res = app
+        .bearer_get("cron-secret-123", "/api/auth/validate")
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["success"], true);

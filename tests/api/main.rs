@@ -12,6 +12,7 @@ mod bot;
 mod browser;
 mod cluster;
 mod dashboard_api;
+mod edge;
 mod health;
 mod http_hygiene;
 mod import;

@@ -1,12 +1,22 @@
-//! `GET /metrics`: Prometheus text of what the service did, for this
-//! machine or for a scraper holding the metrics token.
+//! `GET /metrics`: Prometheus text of what the service did, for a scraper
+//! holding the metrics token (or the cron secret) or one in
+//! `admin_allow_from`.
 
 use reqwest::{Client, StatusCode};
+use tessera::Config;
 
 use crate::helpers::*;
 
-async fn scrape(app: &TestApp) -> String {
-    let res = app.get(&Client::new(), "/metrics").await;
+const TOKEN: &str = "scrape-secret-1234";
+
+/// The configuration a scraper with [`TOKEN`] needs.
+pub fn scrapeable(c: &mut Config) {
+    c.metrics.token = Some(TOKEN.to_owned().into());
+}
+
+/// Scrapes with [`TOKEN`]; the app must be [`scrapeable`].
+pub async fn scrape(app: &TestApp) -> String {
+    let res = app.bearer_get(TOKEN, "/metrics").await;
     assert_eq!(res.status(), StatusCode::OK);
     assert!(res.headers()["content-type"]
         .to_str()
@@ -17,7 +27,11 @@ async fn scrape(app: &TestApp) -> String {
 
 #[tokio::test]
 async fn metrics_count_requests_logins_and_limits_and_read_the_pools() {
-    let app = TestApp::spawn_with(|c| c.security.rate_limit_per_minute = 4).await;
+    let app = TestApp::spawn_with(|c| {
+        scrapeable(c);
+        c.security.rate_limit_per_minute = 4;
+    })
+    .await;
     app.at_minute_start();
     let email = unique_email("metrics");
     app.user(&email).await;
@@ -80,7 +94,11 @@ async fn metrics_count_requests_logins_and_limits_and_read_the_pools() {
 
 #[tokio::test]
 async fn lockouts_are_counted() {
-    let app = TestApp::spawn_with(|c| c.security.lockout_max_attempts = 2).await;
+    let app = TestApp::spawn_with(|c| {
+        scrapeable(c);
+        c.security.lockout_max_attempts = 2;
+    })
+    .await;
     let email = unique_email("locked");
     app.user(&email).await;
     let c = new_client();
@@ -102,20 +120,9 @@ async fn lockouts_are_counted() {
 }
 
 #[tokio::test]
-async fn metrics_are_for_this_machine_or_the_token_holder() {
-    let app = TestApp::spawn().await;
-    // Through a proxy, the caller is not this machine.
-    let res = Client::new()
-        .get(app.url("/metrics"))
-        .header("x-forwarded-for", "203.0.113.9")
-        .send()
-        .await
-        .unwrap();
-    expect_error(res, StatusCode::FORBIDDEN, "FORBIDDEN").await;
-
-    let app =
-        TestApp::spawn_with(|c| c.metrics.token = Some("scrape-secret-1234".to_owned().into()))
-            .await;
+async fn metrics_are_for_the_token_holder_or_the_allowlist() {
+    let app = TestApp::spawn_with(scrapeable).await;
+    // This machine is nobody special.
     expect_error(
         app.get(&Client::new(), "/metrics").await,
         StatusCode::FORBIDDEN,
@@ -124,9 +131,26 @@ async fn metrics_are_for_this_machine_or_the_token_holder() {
     .await;
     let wrong = app.bearer_get("scrape-secret-9999", "/metrics").await;
     expect_error(wrong, StatusCode::FORBIDDEN, "FORBIDDEN").await;
-    let right = app.bearer_get("scrape-secret-1234", "/metrics").await;
+    let right = app.bearer_get(TOKEN, "/metrics").await;
     assert_eq!(right.status(), StatusCode::OK);
     assert!(right.text().await.unwrap().contains("# EOF"));
+
+    let app = TestApp::spawn_with(|c| c.admin_allow_from = vec!["127.0.0.0/8".into()]).await;
+    assert_eq!(
+        app.get(&Client::new(), "/metrics").await.status(),
+        StatusCode::OK
+    );
+    // Relayed by a proxy that is not trusted, the caller is not this machine.
+    let res = Client::new()
+        .get(app.url("/metrics"))
+        .header("x-forwarded-for", "203.0.113.9")
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, StatusCode::FORBIDDEN, "FORBIDDEN").await;
+    // A wrong credential is refused even from an allowed address.
+    let wrong = app.bearer_get("not-the-token", "/metrics").await;
+    expect_error(wrong, StatusCode::FORBIDDEN, "FORBIDDEN").await;
 
     let app = TestApp::spawn_with(|c| c.metrics.enabled = false).await;
     expect_error(

@@ -232,18 +232,20 @@ impl OptionalFromRequestParts<Arc<Tessera>> for Viewer {
         parts: &mut Parts,
         core: &Arc<Tessera>,
     ) -> Result<Option<Self>, Self::Rejection> {
-        let Some(secret) = cookies::value(&parts.headers, SESSION_COOKIE) else {
-            return Ok(None);
-        };
-        let principal = match core.authenticate(Credential::Cookie(&secret)).await {
-            Ok(Some(principal)) => principal,
-            Ok(None) => return Ok(None),
-            Err(err) => return Err(error_page(core, err)),
-        };
-        Ok(Some(Viewer {
-            csrf: csrf_token_for(&secret),
-            principal,
-        }))
+        // Any valid copy of the cookie signs in (see `cookies::values`).
+        for secret in cookies::values(&parts.headers, SESSION_COOKIE) {
+            match core.authenticate(Credential::Cookie(&secret)).await {
+                Ok(Some(principal)) => {
+                    return Ok(Some(Viewer {
+                        csrf: csrf_token_for(&secret),
+                        principal,
+                    }))
+                }
+                Ok(None) => continue,
+                Err(err) => return Err(error_page(core, err)),
+            }
+        }
+        Ok(None)
     }
 }
 
