@@ -68,7 +68,12 @@ pub async fn check(req: Request, next: Next) -> Response {
     if let Err(mut err) = verify(&core, token.as_deref(), client.addr).await {
         // Seed 002 names a failed bot check on `/auth` `403 FORBIDDEN`;
         // the other surfaces say `CAPTCHA_FAILED`.
-        if err.code == ErrorCode::CaptchaFailed && parts.uri.path().starts_with("/auth/") {
+        // (The full path: inside a nested router `uri` lost its prefix.)
+        let path = parts
+            .extensions
+            .get::<axum::extract::OriginalUri>()
+            .map_or(parts.uri.path(), |o| o.0.path());
+        if err.code == ErrorCode::CaptchaFailed && path.starts_with("/auth/") {
             err.code = ErrorCode::Forbidden;
         }
         return err.into_response();

@@ -338,16 +338,15 @@ async fn without_smtp_mail_bodies_are_logged_only_for_a_loopback_public_url() {
 async fn undeliverable_mail_is_purged_after_its_retention() {
     // Nothing listens on the SMTP port: every delivery fails, and one
     // failure is the last.
-    let app = TestApp::spawn_bare(free_port(), |c| c.mail.max_attempts = 1).await;
+    let app = TestApp::spawn_bare(free_port(), |c| {
+        c.mail.max_attempts = 1;
+        crate::metrics::scrapeable(c);
+    })
+    .await;
     app.signup(&new_client(), &unique_email("bounced")).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let metrics = app
-            .get(&new_client(), "/metrics")
-            .await
-            .text()
-            .await
-            .unwrap();
+        let metrics = crate::metrics::scrape(&app).await;
         if metrics.contains("tessera_mail_failed_total 1") {
             break;
         }
