@@ -613,9 +613,10 @@ async fn lockout_and_rate_limits_are_shared_by_the_nodes() {
         // 1 sign-up + 5 failures + 3 locked = 9 of the IP's 12 this minute;
         // three more spread over the nodes, and the next is refused. (Each
         // node alone has seen only 4 or 5.)
-        let unknown = unique_email("nobody");
         let mut refused = None;
         for n in 0..6 {
+            // A new address each time: only the IP's budget is in play.
+            let unknown = unique_email("nobody");
             let res = cluster
                 .post(
                     n % 3,
