@@ -270,10 +270,20 @@ fn check_origin(parts: &Parts, core: &Tessera) -> Result<(), AppError> {
 }
 
 /// The session tokens in the request's cookies: every distinct value of
-/// each session cookie, in the order of [`SESSION_COOKIES`] and then as
-/// sent (at most [`cookies::MAX_VALUES`] per name).
+/// each session cookie, the surface's own cookie first (`auth_token` on
+/// `/api/auth`, `ces_session` elsewhere) and then as sent (at most
+/// [`cookies::MAX_VALUES`] per name). A browser using two surfaces holds
+/// both; the one its surface set is the one it means.
 pub fn session_cookies(parts: &Parts) -> Vec<String> {
-    SESSION_COOKIES
+    let path = parts
+        .extensions
+        .get::<axum::extract::OriginalUri>()
+        .map_or(parts.uri.path(), |o| o.0.path());
+    let mut names = SESSION_COOKIES;
+    if path == "/api/auth" || path.starts_with("/api/auth/") {
+        names.reverse();
+    }
+    names
         .iter()
         .flat_map(|name| crate::http::cookies::values(&parts.headers, name))
         .collect()

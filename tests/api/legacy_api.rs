@@ -399,3 +399,53 @@ async fn seed_003_signup_makes_no_session_and_needs_both_names() {
         .unwrap();
     assert!(sessions.is_empty(), "{} sessions", sessions.len());
 }
+
+#[tokio::test]
+async fn two_surfaces_in_one_browser_each_mean_their_own_cookie() {
+    let app = TestApp::spawn().await;
+    let dashboard_user = unique_email("dash-user");
+    let legacy_user = unique_email("legacy-user");
+    app.user(&dashboard_user).await;
+    app.user(&legacy_user).await;
+    // One browser: signed in on the dashboard as one, on the legacy app as
+    // the other (ces_session and auth_token side by side).
+    let browser = new_client();
+    assert_eq!(
+        app.login(&browser, &dashboard_user, PASSWORD)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let res = app
+        .post(
+            &browser,
+            "/api/auth/login",
+            json!({"email": legacy_user, "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let who = |path: &'static str| {
+        let browser = browser.clone();
+        let url = app.url(path);
+        async move {
+            let res = browser.get(url).send().await.unwrap();
+            assert_eq!(res.status(), StatusCode::OK, "{path}");
+            res.json::<Value>().await.unwrap()["user"]["email"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    assert_eq!(who("/api/auth/me").await, legacy_user);
+    assert_eq!(who("/api/v1/auth/me").await, dashboard_user);
+    assert_eq!(who("/auth/me").await, dashboard_user);
+
+    // The legacy logout ends the legacy session and clears its cookie only.
+    let res = app.post(&browser, "/api/auth/logout", json!({})).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let cleared = set_cookie(&res, "auth_token").expect("auth_token cleared");
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    assert_eq!(who("/api/v1/auth/me").await, dashboard_user);
+    // With auth_token gone, the legacy surface falls back to the other.
+    assert_eq!(who("/api/auth/me").await, dashboard_user);
+}
