@@ -585,6 +585,17 @@ async fn a_right_password_before_the_second_step_leaves_it_an_attempt() {
 
 // 3. Every password check is budgeted.
 
+/// A signed-in change of password, with `current` as the current one.
+async fn change_password(app: &TestApp, c: &Client, current: &str) -> reqwest::Response {
+    app.write(
+        c,
+        Method::POST,
+        "/api/v1/auth/change-password",
+        Some(json!({"current_password": current, "new_password": "another-secret-7"})),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn wrong_current_passwords_on_re_checks_spend_the_lockout_budget() {
     let app = TestApp::spawn().await;
@@ -610,25 +621,11 @@ async fn wrong_current_passwords_on_re_checks_spend_the_lockout_budget() {
         expect_error(res, StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED").await;
     }
     for _ in 0..2 {
-        let res = app
-            .write(
-                &c,
-                Method::POST,
-                "/api/v1/auth/change-password",
-                Some(json!({"current_password": WRONG, "new_password": "another-secret-7"})),
-            )
-            .await;
+        let res = change_password(&app, &c, WRONG).await;
         expect_error(res, StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED").await;
     }
     // Five wrong: the next re-check and the next login are refused unchecked.
-    let res = app
-        .write(
-            &c,
-            Method::POST,
-            "/api/v1/auth/change-password",
-            Some(json!({"current_password": PASSWORD, "new_password": "another-secret-7"})),
-        )
-        .await;
+    let res = change_password(&app, &c, PASSWORD).await;
     expect_error(res, StatusCode::TOO_MANY_REQUESTS, "ACCOUNT_LOCKED").await;
     let res = app.login(&new_client(), &email, PASSWORD).await;
     expect_error(res, StatusCode::TOO_MANY_REQUESTS, "ACCOUNT_LOCKED").await;
@@ -691,14 +688,7 @@ async fn re_checks_spend_the_per_ip_budget() {
     let c = app.user(&email).await;
     let mut statuses = Vec::new();
     for _ in 0..4 {
-        let res = app
-            .write(
-                &c,
-                Method::POST,
-                "/api/v1/auth/change-password",
-                Some(json!({"current_password": WRONG, "new_password": "another-secret-7"})),
-            )
-            .await;
+        let res = change_password(&app, &c, WRONG).await;
         statuses.push(res.status());
     }
     assert_eq!(
@@ -706,14 +696,7 @@ async fn re_checks_spend_the_per_ip_budget() {
         StatusCode::TOO_MANY_REQUESTS,
         "{statuses:?}"
     );
-    let res = app
-        .write(
-            &c,
-            Method::POST,
-            "/api/v1/auth/change-password",
-            Some(json!({"current_password": WRONG, "new_password": "another-secret-7"})),
-        )
-        .await;
+    let res = change_password(&app, &c, WRONG).await;
     expect_error(res, StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED").await;
 }
 

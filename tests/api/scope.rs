@@ -207,35 +207,42 @@ async fn the_admin_api_refuses_a_tenant_bound_token_of_an_admin() {
     expect_error(res, StatusCode::FORBIDDEN, "FORBIDDEN").await;
 }
 
-#[tokio::test]
-async fn a_removed_member_keeps_no_way_into_the_tenant() {
-    let app = TestApp::spawn().await;
+/// An owner with a tenant and a verified admin who joined it by
+/// invitation: (owner, tenant id, admin).
+async fn tenant_with_admin(app: &TestApp) -> (Client, String, Client) {
     let owner = app.user(&unique_email("owner")).await;
-    let tenant = me(&app, &owner).await["tenants"][0]["id"]
+    let tenant = me(app, &owner).await["tenants"][0]["id"]
         .as_str()
         .unwrap()
         .to_owned();
-    let member_email = unique_email("member");
+    let admin_email = unique_email("admin");
     let res = app
         .write(
             &owner,
             Method::POST,
             &format!("/api/v1/tenants/{tenant}/invites"),
-            Some(json!({"email": member_email, "role": "admin"})),
+            Some(json!({"email": admin_email, "role": "admin"})),
         )
         .await;
     assert_eq!(res.status(), StatusCode::CREATED);
-    let invite = app.mail.wait_for(&member_email, 1).await.token();
-    let member = app.user(&member_email).await;
+    let token = app.mail.wait_for(&admin_email, 1).await.token();
+    let admin = app.user(&admin_email).await;
     let res = app
         .write(
-            &member,
+            &admin,
             Method::POST,
             "/api/v1/invites/accept",
-            Some(json!({"invite_token": invite})),
+            Some(json!({"invite_token": token})),
         )
         .await;
     assert_eq!(res.status(), StatusCode::OK);
+    (owner, tenant, admin)
+}
+
+#[tokio::test]
+async fn a_removed_member_keeps_no_way_into_the_tenant() {
+    let app = TestApp::spawn().await;
+    let (owner, tenant, member) = tenant_with_admin(&app).await;
     let res = app
         .write(
             &member,
@@ -306,32 +313,7 @@ async fn a_removed_member_keeps_no_way_into_the_tenant() {
 #[tokio::test]
 async fn demoting_an_inviter_below_admin_revokes_their_pending_invitations() {
     let app = TestApp::spawn().await;
-    let owner = app.user(&unique_email("owner")).await;
-    let tenant = me(&app, &owner).await["tenants"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let admin_email = unique_email("admin");
-    let res = app
-        .write(
-            &owner,
-            Method::POST,
-            &format!("/api/v1/tenants/{tenant}/invites"),
-            Some(json!({"email": admin_email, "role": "admin"})),
-        )
-        .await;
-    assert_eq!(res.status(), StatusCode::CREATED);
-    let token = app.mail.wait_for(&admin_email, 1).await.token();
-    let admin = app.user(&admin_email).await;
-    let res = app
-        .write(
-            &admin,
-            Method::POST,
-            "/api/v1/invites/accept",
-            Some(json!({"invite_token": token})),
-        )
-        .await;
-    assert_eq!(res.status(), StatusCode::OK);
+    let (owner, tenant, admin) = tenant_with_admin(&app).await;
     let guest = unique_email("guest");
     let res = app
         .write(
