@@ -133,8 +133,12 @@ struct SignInBody {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct EmailBody {
     email: String,
+    /// `forget-password`: the app's reset page; the mailed link is
+    /// `redirectTo?token=…` (allowlisted like social sign-in targets).
+    redirect_to: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -254,7 +258,10 @@ async fn forget_password(
     _limit: CredentialLimit,
     AppJson(body): AppJson<EmailBody>,
 ) -> AppResult<Json<Value>> {
-    core.forgot_password(&body.email)?;
+    match body.redirect_to.as_deref().filter(|r| !r.trim().is_empty()) {
+        Some(page) => core.forgot_password_to(&body.email, page, "redirectTo")?,
+        None => core.forgot_password(&body.email)?,
+    }
     Ok(Json(json!({
         "status": true,
         "message": "If an account exists with this email, you will receive a reset link shortly."

@@ -61,6 +61,18 @@ pub(super) fn slugify(name: &str) -> String {
 
 impl Tessera {
     fn token_mail(&self, user_id: Uuid, email: &str, purpose: TokenPurpose) -> (String, TokenMail) {
+        self.token_mail_to(user_id, email, purpose, None)
+    }
+
+    /// A token and its mail; the link is `page?token=…` when the caller
+    /// named its own (allowed) page, else the configured one.
+    fn token_mail_to(
+        &self,
+        user_id: Uuid,
+        email: &str,
+        purpose: TokenPurpose,
+        page: Option<&url::Url>,
+    ) -> (String, TokenMail) {
         let now = self.clock.now();
         let secret = token::random_secret();
         let (ttl, kind, rendered): (Duration, MailLink, fn(&str) -> templates::Rendered) =
@@ -74,7 +86,15 @@ impl Tessera {
                     (VERIFY_TTL, MailLink::VerifyEmail, templates::verify_email)
                 }
             };
-        let message = rendered(&self.mail_link(kind, &secret));
+        let link = match page {
+            Some(page) => {
+                let mut link = page.clone();
+                link.query_pairs_mut().append_pair("token", &secret);
+                link.to_string()
+            }
+            None => self.mail_link(kind, &secret),
+        };
+        let message = rendered(&link);
         let token_mail = TokenMail {
             token: NewOneTimeToken {
                 id: Uuid::new_v4(),
@@ -313,18 +333,38 @@ impl Tessera {
 
     /// Queues a reset link when the email belongs to an active account.
     pub fn forgot_password(self: &Arc<Self>, email: &str) -> AppResult<()> {
-        self.mail_token_later(email, TokenPurpose::PasswordReset)
+        self.mail_token_later(email, TokenPurpose::PasswordReset, None)
+    }
+
+    /// `forgot_password` whose link points at the app's own reset page
+    /// (Better Auth's `redirectTo`): an address on the redirect allowlist,
+    /// else `422` on `field` before anything is looked up.
+    pub fn forgot_password_to(
+        self: &Arc<Self>,
+        email: &str,
+        page: &str,
+        field: &str,
+    ) -> AppResult<()> {
+        let page = self
+            .redirect_target(page)
+            .ok_or_else(|| AppError::field(field, "is not an allowed address"))?;
+        self.mail_token_later(email, TokenPurpose::PasswordReset, Some(page))
     }
 
     /// Queues a new verification link when the email belongs to an account
     /// not verified yet.
     pub fn resend_verification(self: &Arc<Self>, email: &str) -> AppResult<()> {
-        self.mail_token_later(email, TokenPurpose::EmailVerification)
+        self.mail_token_later(email, TokenPurpose::EmailVerification, None)
     }
 
     /// Answers the same, in the same time, whether or not the email has an
     /// account: the lookup and the mail happen after the answer.
-    fn mail_token_later(self: &Arc<Self>, email: &str, purpose: TokenPurpose) -> AppResult<()> {
+    fn mail_token_later(
+        self: &Arc<Self>,
+        email: &str,
+        purpose: TokenPurpose,
+        page: Option<url::Url>,
+    ) -> AppResult<()> {
         let email = Email::parse(email).map_err(|reason| AppError::field("email", reason))?;
         let core = Arc::clone(self);
         self.tasks.spawn(async move {
@@ -337,7 +377,8 @@ impl Tessera {
                 if user.disabled_at.is_some() || already_verified {
                     return Ok(());
                 }
-                let (_, token_mail) = core.token_mail(user.id, &user.email, purpose);
+                let (_, token_mail) =
+                    core.token_mail_to(user.id, &user.email, purpose, page.as_ref());
                 let cap = core.config.security.mail_per_address_per_hour;
                 if core.store.issue_token(token_mail, cap).await? {
                     core.mail_wake.notify_one();

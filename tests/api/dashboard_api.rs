@@ -240,3 +240,55 @@ async fn the_auth_routes_take_sessions_not_personal_access_tokens() {
     assert_eq!(app.get(&c, "/auth/me").await.status(), StatusCode::OK);
     assert_eq!(app.get(&c, "/auth/session").await.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn forget_password_links_to_the_apps_own_page_when_allowed() {
+    let app = TestApp::spawn().await;
+    let email = unique_email("dash-reset");
+    app.user(&email).await;
+    // An origin off the allowlist is refused, and nothing is sent.
+    let res = app
+        .post(
+            &new_client(),
+            "/auth/forget-password",
+            json!({"email": email, "redirectTo": "https://evil.test/reset"}),
+        )
+        .await;
+    let err = expect_error(res, StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED").await;
+    assert!(err["fields"]["redirectTo"].is_string(), "{err}");
+    // The app's own page: the mailed link is that page with the token.
+    let page = format!("{}/account/new-password", app.base);
+    let res = app
+        .post(
+            &new_client(),
+            "/auth/forget-password",
+            json!({"email": email, "redirectTo": page}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let mail = app.mail.wait_for(&email, 2).await;
+    assert!(
+        mail.text().contains(&format!("{page}?token=")),
+        "{}",
+        mail.text()
+    );
+    assert_eq!(
+        app.mail.to(&email).len(),
+        2,
+        "the refused request sent nothing"
+    );
+    let res = app
+        .post(
+            &new_client(),
+            "/api/v1/auth/reset-password",
+            json!({"token": mail.token(), "password": "brand-new-secret-4"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.login(&new_client(), &email, "brand-new-secret-4")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+}
