@@ -124,6 +124,9 @@ struct SignUpBody {
     email: String,
     password: String,
     name: Option<String>,
+    /// Where the verification link lands once it has done its work.
+    #[serde(rename = "callbackURL")]
+    callback_url: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -206,10 +209,23 @@ async fn sign_up(
     client: ClientInfo,
     AppJson(body): AppJson<SignUpBody>,
 ) -> AppResult<Json<Value>> {
+    // Through the same allowlist as social sign-in; never followed blindly.
+    let verify_callback = match body
+        .callback_url
+        .as_deref()
+        .filter(|c| !c.trim().is_empty())
+    {
+        Some(raw) => Some(
+            core.redirect_target(raw)
+                .ok_or_else(|| AppError::field("callbackURL", "is not an allowed address"))?,
+        ),
+        None => None,
+    };
     let input = SignupInput {
         email: body.email,
         password: body.password,
         name: body.name,
+        verify_callback,
         ..SignupInput::default()
     };
     let user = core.signup_unverified(input, &client).await?;

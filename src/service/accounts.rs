@@ -33,6 +33,9 @@ pub struct SignupInput {
     pub invite_token: Option<String>,
     /// Create the account without signing in (dashboard sign-up).
     pub without_session: bool,
+    /// Where the verification link lands once the address is verified
+    /// (Better Auth's `callbackURL`), already checked against the allowlist.
+    pub verify_callback: Option<url::Url>,
 }
 
 pub struct SignupOutcome {
@@ -60,12 +63,10 @@ pub(super) fn slugify(name: &str) -> String {
 }
 
 impl Tessera {
-    fn token_mail(&self, user_id: Uuid, email: &str, purpose: TokenPurpose) -> (String, TokenMail) {
-        self.token_mail_to(user_id, email, purpose, None)
-    }
-
-    /// A token and its mail; the link is `page?token=…` when the caller
-    /// named its own (allowed) page, else the configured one.
+    /// A token and its mail. For a reset, `page` (an allowed address) is
+    /// the app's own page and the link is `page?token=…`; for a
+    /// verification, it is where the link lands afterwards (`callbackURL`).
+    /// Without it, the configured link.
     fn token_mail_to(
         &self,
         user_id: Uuid,
@@ -86,13 +87,22 @@ impl Tessera {
                     (VERIFY_TTL, MailLink::VerifyEmail, templates::verify_email)
                 }
             };
-        let link = match page {
-            Some(page) => {
+        let link = match (page, purpose) {
+            (Some(page), TokenPurpose::PasswordReset) => {
                 let mut link = page.clone();
                 link.query_pairs_mut().append_pair("token", &secret);
                 link.to_string()
             }
-            None => self.mail_link(kind, &secret),
+            // A verification link carries where to land afterwards.
+            (Some(callback), TokenPurpose::EmailVerification) => {
+                let base = self.mail_link(kind, &secret);
+                let pairs = form_urlencoded::Serializer::new(String::new())
+                    .append_pair("callbackURL", callback.as_str())
+                    .finish();
+                let glue = if base.contains('?') { '&' } else { '?' };
+                format!("{base}{glue}{pairs}")
+            }
+            (None, _) => self.mail_link(kind, &secret),
         };
         let message = rendered(&link);
         let token_mail = TokenMail {
@@ -236,8 +246,12 @@ impl Tessera {
                     }
                 }
                 None => {
-                    self.create_account(new_user.clone(), tenant_name.clone(), true)
-                        .await
+                    self.create_account(
+                        new_user.clone(),
+                        tenant_name.clone(),
+                        Some(input.verify_callback.as_ref()),
+                    )
+                    .await
                 }
             };
             match created {
@@ -462,7 +476,7 @@ impl Tessera {
                 now: self.clock.now(),
             };
             let tenant_name = format!("{}'s workspace", email.local_part());
-            let fresh = self.create_account(fresh, tenant_name, false).await?;
+            let fresh = self.create_account(fresh, tenant_name, None).await?;
             self.store.clear_login_failures(&fresh.email).await?;
             self.record(
                 Audit::new("password.reset")
@@ -700,25 +714,32 @@ impl Tessera {
             is_admin: admin,
             now: self.clock.now(),
         };
-        self.create_account(user, tenant_name, false).await
+        self.create_account(user, tenant_name, None).await
     }
 
-    /// Stores a new account with its own tenant and, when asked, the
-    /// verification mail, in one transaction.
+    /// Stores a new account with its own tenant and, when asked
+    /// (`Some(landing after verifying)`), the verification mail, in one
+    /// transaction.
     async fn create_account(
         &self,
         user: NewUser,
         tenant_name: String,
-        send_verification: bool,
+        verification: Option<Option<&url::Url>>,
     ) -> AppResult<User> {
+        let send_verification = verification.is_some();
         let tenant = NewTenant {
             id: Uuid::new_v4(),
             slug: slugify(&tenant_name),
             name: tenant_name,
         };
-        let verification = send_verification.then(|| {
-            self.token_mail(user.id, &user.email, TokenPurpose::EmailVerification)
-                .1
+        let verification = verification.map(|callback| {
+            self.token_mail_to(
+                user.id,
+                &user.email,
+                TokenPurpose::EmailVerification,
+                callback,
+            )
+            .1
         });
         match self
             .store

@@ -292,3 +292,69 @@ async fn forget_password_links_to_the_apps_own_page_when_allowed() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn sign_up_callback_url_is_where_the_verification_link_lands() {
+    let app = TestApp::spawn().await;
+    let email = unique_email("dash-callback");
+    let res = app
+        .post(
+            &new_client(),
+            "/auth/sign-up/email",
+            json!({"email": email, "password": PASSWORD, "name": "Ada",
+                   "callbackURL": "https://evil.test/welcome"}),
+        )
+        .await;
+    let err = expect_error(res, StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED").await;
+    assert!(err["fields"]["callbackURL"].is_string(), "{err}");
+
+    let landing = format!("{}/welcome?from=mail", app.base);
+    let res = app
+        .post(
+            &new_client(),
+            "/auth/sign-up/email",
+            json!({"email": email, "password": PASSWORD, "name": "Ada", "callbackURL": landing}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let mail = app.mail.wait_for(&email, 1).await;
+    let text = mail.text();
+    let start = text.find("http").unwrap();
+    let link: String = text[start..]
+        .chars()
+        .take_while(|c| !c.is_whitespace())
+        .collect();
+    assert!(link.contains("callbackURL="), "{link}");
+    // Opening the link shows the button; pressing it verifies and lands.
+    let browser = new_client();
+    let html = browser
+        .get(&link)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let field = |name: &str| {
+        let marker = format!("name=\"{name}\" value=\"");
+        let at = html.find(&marker).expect(name) + marker.len();
+        html[at..].split('"').next().unwrap().replace("&amp;", "&")
+    };
+    let res = browser
+        .post(app.url("/ui/verify-email"))
+        .form(&[
+            ("form_token", field("form_token")),
+            ("token", field("token")),
+            ("callbackURL", field("callbackURL")),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(res.headers()["location"], landing.as_str());
+    let res = app.login(&new_client(), &email, PASSWORD).await;
+    assert_eq!(
+        body(res, StatusCode::OK).await["user"]["email_verified"],
+        true
+    );
+}

@@ -398,6 +398,7 @@ pub async fn sign_up(
             tenant_name: None,
             invite_token: none_if_empty(&f.invite_token).map(str::to_owned),
             without_session: false,
+            verify_callback: None,
         };
         core.signup(input, &client).await
     }
@@ -560,6 +561,9 @@ struct ResetPage {
 #[serde(default)]
 pub struct TokenQuery {
     token: String,
+    /// The verification link's landing (dashboard sign-up's `callbackURL`).
+    #[serde(rename = "callbackURL")]
+    callback_url: String,
 }
 
 fn dead_reset_link(core: &Tessera) -> Response {
@@ -675,6 +679,7 @@ struct VerifyConfirmPage {
     layout: Layout,
     form_token: String,
     token: String,
+    callback_url: String,
 }
 
 /// The mailed verification link: opening it verifies nothing (a mail
@@ -693,6 +698,7 @@ pub async fn verify_page(
                 layout: Layout::new(&core, "Confirm your email address"),
                 form_token,
                 token: q.token,
+                callback_url: q.callback_url,
             };
             render(StatusCode::OK, &page, cookie)
         }
@@ -711,6 +717,8 @@ pub async fn verify_page(
 pub struct VerifyForm {
     form_token: String,
     token: String,
+    #[serde(rename = "callbackURL")]
+    callback_url: String,
 }
 
 /// The button of the verification page: verifies the address and joins the
@@ -721,6 +729,10 @@ pub async fn verify(
     AnonymousForm(f): AnonymousForm<VerifyForm>,
 ) -> Response {
     match core.verify_email_and_join(&f.token).await {
+        // Where the app asked to land, when the allowlist agrees.
+        Ok(_) if !f.callback_url.is_empty() && core.redirect_target(&f.callback_url).is_some() => {
+            see_other(core.redirect_or_app(Some(&f.callback_url)).as_str())
+        }
         Ok(user) => {
             let page = MessagePage::new(
                 Layout::new(&core, "Email verified"),

@@ -147,6 +147,7 @@ pub async fn signup(
         tenant_name: body.tenant_name,
         invite_token: body.invite_token,
         without_session: false,
+        verify_callback: None,
     };
     let outcome = core.signup(input, &client).await?;
     let tenants = core.store.memberships(outcome.user.id).await?;
