@@ -68,11 +68,7 @@ pub async fn check(req: Request, next: Next) -> Response {
     if let Err(mut err) = verify(&core, token.as_deref(), client.addr).await {
         // Seed 002 names a failed bot check on `/auth` `403 FORBIDDEN`;
         // the other surfaces say `CAPTCHA_FAILED`.
-        // (The full path: inside a nested router `uri` lost its prefix.)
-        let path = parts
-            .extensions
-            .get::<axum::extract::OriginalUri>()
-            .map_or(parts.uri.path(), |o| o.0.path());
+        let path = crate::http::extract::original_path(&parts);
         if err.code == ErrorCode::CaptchaFailed && path.starts_with("/auth/") {
             err.code = ErrorCode::Forbidden;
         }

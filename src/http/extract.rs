@@ -52,13 +52,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AppJson<T> {
                 "Expected a JSON body with Content-Type: application/json.",
             ));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                AppError::new(ErrorCode::PayloadTooLarge, "The request body is too large.")
-            } else {
-                AppError::bad_request("The request body could not be read.")
-            }
-        })?;
+        let bytes = read_body(req, state).await?;
         let value: serde_json::Value = serde_json::from_slice(&bytes)
             .map_err(|_| AppError::bad_request("The request body is not valid JSON."))?;
         if !value.is_object() {
@@ -97,13 +91,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
                 .await
                 .map(|AppJson(v)| OptionalJson(v));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                AppError::new(ErrorCode::PayloadTooLarge, "The request body is too large.")
-            } else {
-                AppError::bad_request("The request body could not be read.")
-            }
-        })?;
+        let bytes = read_body(req, state).await?;
         if bytes.is_empty() {
             Ok(OptionalJson(T::default()))
         } else {
@@ -112,6 +100,26 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
             ))
         }
     }
+}
+
+/// The request body, within the body limit (`413` past it).
+async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, AppError> {
+    Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            AppError::new(ErrorCode::PayloadTooLarge, "The request body is too large.")
+        } else {
+            AppError::bad_request("The request body could not be read.")
+        }
+    })
+}
+
+/// The request's path as the client sent it: inside a nested router,
+/// `uri` has lost its prefix.
+pub fn original_path(parts: &Parts) -> &str {
+    parts
+        .extensions
+        .get::<axum::extract::OriginalUri>()
+        .map_or(parts.uri.path(), |o| o.0.path())
 }
 
 /// A reason for a wrong-typed field that names the expected type but never
@@ -275,10 +283,7 @@ fn check_origin(parts: &Parts, core: &Tessera) -> Result<(), AppError> {
 /// [`cookies::MAX_VALUES`] per name). A browser using two surfaces holds
 /// both; the one its surface set is the one it means.
 pub fn session_cookies(parts: &Parts) -> Vec<String> {
-    let path = parts
-        .extensions
-        .get::<axum::extract::OriginalUri>()
-        .map_or(parts.uri.path(), |o| o.0.path());
+    let path = original_path(parts);
     let mut names = SESSION_COOKIES;
     if path == "/api/auth" || path.starts_with("/api/auth/") {
         names.reverse();

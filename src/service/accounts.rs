@@ -633,10 +633,8 @@ impl Tessera {
             .await
             .map_err(AppError::internal)?;
         if !verdict.matched() {
-            if let Ok(email) = Email::parse(&user.email) {
-                self.login_failed(&email, Some(user.id), &budget, attempt, client)
-                    .await;
-            }
+            self.login_failed(&user.email, Some(user.id), &budget, attempt, client)
+                .await;
             return Err(AppError::field(field, "is incorrect"));
         }
         self.refund_attempt(&budget).await

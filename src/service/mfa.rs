@@ -16,7 +16,6 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::crypto::token::{self, hash_secret};
 use crate::crypto::totp::{self, SecretBox};
-use crate::domain::Email;
 use crate::error::{AppError, AppResult};
 use crate::store::{Store, TotpFactor, User};
 
@@ -385,10 +384,8 @@ impl Tessera {
     ) {
         self.record(Audit::new("2fa.failure").target(user.id).client(client))
             .await;
-        if let Ok(email) = Email::parse(&user.email) {
-            self.login_failed(&email, Some(user.id), budget, attempt, client)
-                .await;
-        }
+        self.login_failed(&user.email, Some(user.id), budget, attempt, client)
+            .await;
     }
 
     /// The user a live login challenge belongs to.

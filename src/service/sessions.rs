@@ -434,8 +434,14 @@ impl Tessera {
         let user = match user {
             Some(user) if verdict.matched() => user,
             other => {
-                self.login_failed(&email, other.map(|u| u.id), &budget, attempt, client)
-                    .await;
+                self.login_failed(
+                    email.as_str(),
+                    other.map(|u| u.id),
+                    &budget,
+                    attempt,
+                    client,
+                )
+                .await;
                 return Err(AppError::invalid_credentials());
             }
         };
@@ -594,7 +600,7 @@ impl Tessera {
     /// Records a failed attempt (already counted by `spend_attempt`).
     pub(super) async fn login_failed(
         &self,
-        email: &Email,
+        email: &str,
         user_id: Option<Uuid>,
         budget: &Budget,
         attempt: i32,
@@ -606,7 +612,7 @@ impl Tessera {
             self.metrics.lockout();
         }
         let mut event = Audit::new("login.failure").client(client).detail(json!({
-            "email": email.as_str(),
+            "email": email,
             "locked": locked,
             "device": budget.key.starts_with("device:"),
         }));

@@ -56,6 +56,22 @@ async fn wait_for_kind(app: &TestApp, email: &str, marker: &str, count: usize) {
     panic!("no mail #{count} with {marker} for {email}");
 }
 
+/// Follows the newest reset link mailed to `email` with a new password;
+/// returns the (now spent) token.
+async fn reset_by_mail(app: &TestApp, email: &str, password: &str) -> String {
+    wait_for_kind(app, email, RESET_LINK, 1).await;
+    let token = newest_token(app, email, RESET_LINK);
+    let res = app
+        .post(
+            &new_client(),
+            "/api/v1/auth/reset-password",
+            json!({"token": token, "password": password}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    token
+}
+
 const VERIFY_LINK: &str = "/verify-email?token=";
 const RESET_LINK: &str = "/reset-password?token=";
 
@@ -399,16 +415,7 @@ async fn a_completed_reset_revokes_every_session_and_every_token() {
         )
         .await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
-    wait_for_kind(&app, &email, RESET_LINK, 1).await;
-    let token = newest_token(&app, &email, RESET_LINK);
-    let res = app
-        .post(
-            &new_client(),
-            "/api/v1/auth/reset-password",
-            json!({"token": token, "password": "brand-new-secret-9"}),
-        )
-        .await;
-    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    reset_by_mail(&app, &email, "brand-new-secret-9").await;
 
     assert_eq!(app.me_status(&first).await, StatusCode::UNAUTHORIZED);
     assert_eq!(app.me_status(&second).await, StatusCode::UNAUTHORIZED);
@@ -433,16 +440,7 @@ async fn a_reset_of_a_squatted_address_starts_the_account_afresh() {
         )
         .await;
     assert_eq!(res.status(), StatusCode::OK);
-    wait_for_kind(&app, &email, RESET_LINK, 1).await;
-    let token = newest_token(&app, &email, RESET_LINK);
-    let res = app
-        .post(
-            &new_client(),
-            "/api/v1/auth/reset-password",
-            json!({"token": token, "password": "owners-real-secret"}),
-        )
-        .await;
-    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let token = reset_by_mail(&app, &email, "owners-real-secret").await;
 
     assert_eq!(app.me_status(&squatter).await, StatusCode::UNAUTHORIZED);
     let owner = new_client();
