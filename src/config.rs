@@ -304,6 +304,10 @@ pub struct JwtConfig {
     /// A new signing key every this many days (0: never). The old key stays
     /// in the JWKS, and valid, until the tokens it signed have expired.
     pub rotation_days: u32,
+    /// How long a spent refresh token still answers with the pair it was
+    /// exchanged for (parallel or retried refreshes); a use after that
+    /// revokes the session.
+    pub refresh_grace_seconds: u32,
 }
 
 impl Default for JwtConfig {
@@ -312,6 +316,7 @@ impl Default for JwtConfig {
             ttl_seconds: 900,
             audience: "tessera".into(),
             rotation_days: 30,
+            refresh_grace_seconds: 5,
         }
     }
 }
@@ -517,6 +522,12 @@ impl Config {
                 u64::from(self.jwt.ttl_seconds),
                 1,
                 60 * 60 * 24 * 30,
+            ),
+            (
+                "jwt.refresh_grace_seconds",
+                u64::from(self.jwt.refresh_grace_seconds),
+                0,
+                300,
             ),
             (
                 "security.lockout_max_attempts",

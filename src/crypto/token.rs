@@ -97,6 +97,13 @@ impl Signer {
         format!("{nonce}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
     }
 
+    /// A value that only the key holder can compute from `input`, the same
+    /// every time (a secret's successor, say): `base64url(HMAC(purpose, input))`.
+    pub fn derive(&self, purpose: &str, input: &str) -> String {
+        let tag = ring::hmac::sign(&self.key, format!("{purpose}\0{input}").as_bytes());
+        URL_SAFE_NO_PAD.encode(tag.as_ref())
+    }
+
     /// Whether `value` was made by `issue(purpose)` with this key.
     pub fn verify(&self, value: &str, purpose: &str) -> bool {
         if value.len() > 128 {
@@ -127,5 +134,16 @@ mod signer_tests {
         assert!(!signer.verify(nonce, "form"));
         assert!(!signer.verify(&format!("{nonce}.AAAA"), "form"));
         assert!(!signer.verify(&crate::crypto::token::random_secret(), "form"));
+    }
+
+    #[test]
+    fn derived_values_are_stable_and_keyed() {
+        let signer = Signer::new(b"k1k1k1k1k1k1k1k1k1k1k1k1k1k1k1k1");
+        let other = Signer::new(b"k2k2k2k2k2k2k2k2k2k2k2k2k2k2k2k2");
+        assert_eq!(signer.derive("next", "a"), signer.derive("next", "a"));
+        assert_ne!(signer.derive("next", "a"), signer.derive("next", "b"));
+        assert_ne!(signer.derive("next", "a"), signer.derive("other", "a"));
+        assert_ne!(signer.derive("next", "a"), other.derive("next", "a"));
+        assert_eq!(signer.derive("next", "a").len(), 43);
     }
 }

@@ -480,12 +480,13 @@ impl axum::extract::FromRequestParts<Arc<Tessera>> for SessionAuth {
         core: &Arc<Tessera>,
     ) -> Result<Self, Self::Rejection> {
         let Auth(p) = Auth::from_request_parts(parts, core).await?;
-        match p.kind {
-            PrincipalKind::Pat { .. } => Err(AppError::new(
+        // A PAT, or a JWT exchanged for one, has no session behind it.
+        if matches!(p.kind, PrincipalKind::Pat { .. }) || p.session.is_none() {
+            return Err(AppError::new(
                 crate::error::ErrorCode::Unauthorized,
                 "The /auth routes take a session, not a personal access token.",
-            )),
-            _ => Ok(SessionAuth(p)),
+            ));
         }
+        Ok(SessionAuth(p))
     }
 }

@@ -47,6 +47,7 @@ pub fn router() -> Router<Arc<Tessera>> {
             post(forgot_password).route_layer(from_fn(bot::check)),
         )
         .route("/reset-password", post(reset_password))
+        .route("/refresh", post(refresh))
         .route("/validate", get(validate))
         .route("/2fa/verify", post(verify_two_factor))
         .route("/google", get(google))
@@ -85,6 +86,27 @@ pub struct LegacyLoginResponse {
     pub access_token: String,
     #[schema(example = "bearer")]
     pub token_type: String,
+    /// Tessera's addition to seed 003: exchanged at `POST /api/auth/refresh`
+    /// for a new access token while the session lasts. Single use.
+    pub refresh_token: String,
+}
+
+/// Seed 003's refresh (a Tessera addition): the refresh token to spend.
+#[derive(Deserialize, ToSchema)]
+pub struct RefreshBody {
+    pub refresh_token: String,
+}
+
+/// A new access token and the refresh token to use next time.
+#[derive(Serialize, ToSchema)]
+pub struct RefreshResponse {
+    pub access_token: String,
+    #[schema(example = "bearer")]
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: u32,
+    /// The next refresh token; the one sent is now spent.
+    pub refresh_token: String,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -196,6 +218,7 @@ async fn login_answer(core: &Tessera, outcome: LoginOutcome) -> AppResult<Respon
     };
     let cookie = cookies::set_session(core, COOKIE, &secret, session.expires_at);
     let (tenants, invites) = me_parts(core, &user).await?;
+    let refresh_token = core.first_refresh_token(&session).await?;
     let jwt = core.issue_jwt(&Principal::for_new_session(user.clone(), secret, session))?;
     let body = LegacyLoginResponse {
         user: LegacyUser::from(&user),
@@ -203,6 +226,7 @@ async fn login_answer(core: &Tessera, outcome: LoginOutcome) -> AppResult<Respon
         invites,
         access_token: jwt.access_token,
         token_type: "bearer".into(),
+        refresh_token,
     };
     let device = cookies::set_device(core, &device);
     // Two cookies: appended (an array of header pairs would keep only one).
@@ -337,25 +361,48 @@ pub async fn signup_invite(
     };
     let outcome = core.signup(input, &client).await?;
     let user = outcome.user;
-    let access_token = match outcome.session {
-        Some((secret, session)) => {
-            core.issue_jwt(&Principal::for_new_session(user.clone(), secret, session))?
-                .access_token
-        }
-        None => {
-            let (secret, session) = core.start_session(&user, None, &client).await?;
-            core.issue_jwt(&Principal::for_new_session(user.clone(), secret, session))?
-                .access_token
-        }
+    let (secret, session) = match outcome.session {
+        Some(started) => started,
+        None => core.start_session(&user, None, &client).await?,
     };
+    let refresh_token = core.first_refresh_token(&session).await?;
+    let access_token = core
+        .issue_jwt(&Principal::for_new_session(user.clone(), secret, session))?
+        .access_token;
     Ok((
         StatusCode::CREATED,
         Json(json!({
             "id": user.id, "email": user.email,
             "first_name": user.first_name, "last_name": user.last_name,
             "access_token": access_token,
+            "refresh_token": refresh_token,
         })),
     ))
+}
+
+/// Tessera's addition to seed 003: a JWT-only client spends its refresh
+/// token for a new access token and the next refresh token. A token is good
+/// once; parallel uses within a few seconds get the same pair, and a later
+/// reuse ends the session.
+#[utoipa::path(post, path = "/api/auth/refresh", tag = "legacy", request_body = RefreshBody,
+    responses((status = 200, body = RefreshResponse), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn refresh(
+    State(core): State<Arc<Tessera>>,
+    client: ClientInfo,
+    AppJson(body): AppJson<RefreshBody>,
+) -> AppResult<Json<RefreshResponse>> {
+    match body.refresh_token.trim().len() {
+        0 => return Err(AppError::field("refresh_token", "is required")),
+        n if n > 1024 => return Err(AppError::field("refresh_token", "is too long")),
+        _ => {}
+    }
+    let pair = core.refresh_pair(&body.refresh_token, &client).await?;
+    Ok(Json(RefreshResponse {
+        access_token: pair.access_token,
+        token_type: "bearer".into(),
+        expires_in: pair.expires_in,
+        refresh_token: pair.refresh_token,
+    }))
 }
 
 /// Seed 001: change the password (`currentPassword`, `newPassword`).

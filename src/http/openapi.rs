@@ -39,6 +39,7 @@ use crate::error::{ErrorBody, ErrorCode};
         super::legacy::register, super::legacy::signup, super::legacy::signup_invite,
         super::legacy::password, super::legacy::forgot_password, super::legacy::reset_password,
         super::legacy::google, super::legacy::google_callback, super::legacy::verify_two_factor,
+        super::legacy::refresh,
         mfa::status, mfa::totp_setup, mfa::totp_enable, mfa::disable, mfa::backup_codes, mfa::verify,
         mfa::passkey_start, passkeys::register_start, passkeys::register_finish, passkeys::list,
         passkeys::rename, passkeys::delete, passkeys::login_start, passkeys::login_finish,

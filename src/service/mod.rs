@@ -39,7 +39,7 @@ pub use oauth::{
     CallbackParams, OAuthCallback, OAuthResult, StartedOAuth, STATE_TTL as OAUTH_STATE_TTL,
 };
 pub use passkeys::{PasskeyAssertion, PasskeyCeremony};
-pub use sessions::{Credential, LoginOutcome, Principal, PrincipalKind};
+pub use sessions::{Credential, LoginOutcome, Principal, PrincipalKind, RefreshedPair};
 pub use tokens::{IssuedJwt, NewPatInput};
 
 /// The kinds of link Tessera mails.
@@ -106,6 +106,8 @@ pub struct Tessera {
     pub device_key: crate::crypto::device::DeviceKey,
     /// Signs the hosted pages' anonymous-form tokens (every node alike).
     pub form_signer: crate::crypto::token::Signer,
+    /// Derives each refresh token's successor (see `refresh_pair`).
+    refresh_signer: crate::crypto::token::Signer,
 }
 
 /// `429 RATE_LIMITED` for a budget on what an account creates, naming the
@@ -182,6 +184,15 @@ impl Tessera {
                 )
                 .await?,
         );
+        let refresh_signer = crate::crypto::token::Signer::new(
+            &store
+                .app_secret(
+                    "refresh_token_key",
+                    &crate::crypto::totp::new_secret_key(),
+                    clock.now(),
+                )
+                .await?,
+        );
         let hasher = PasswordHasher::new(&config.argon2)?
             .with_max_bcrypt_cost(config.security.max_bcrypt_cost);
         let totp_box = Self::totp_box(&config, store.as_ref(), clock.as_ref()).await?;
@@ -237,6 +248,7 @@ impl Tessera {
             passkey_decoy_key,
             device_key,
             form_signer,
+            refresh_signer,
             oauth_http: oauth::provider_http_client().context("building the OAuth HTTP client")?,
         })
     }

@@ -11,12 +11,13 @@ use uuid::Uuid;
 use super::cache::CachedCredential;
 
 use super::audit::Audit;
+use super::tokens::JwtSubject;
 use super::{ClientInfo, Tessera};
 use crate::crypto::token::{self, hash_secret, PAT_PREFIX};
 use crate::domain::{Email, Scope};
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::metrics::LoginOutcome as LoginCount;
-use crate::store::{Membership, NewSession, Session, User};
+use crate::store::{Membership, NewSession, RefreshPresented, RefreshUse, Session, User};
 
 /// Writes of "last seen" and "last used" happen at most this often.
 const TOUCH_EVERY: Duration = Duration::seconds(60);
@@ -116,6 +117,22 @@ impl Principal {
             _ => None,
         }
     }
+}
+
+/// What a refresh token buys: a new access token and the next refresh token.
+pub struct RefreshedPair {
+    pub access_token: String,
+    pub expires_in: u32,
+    pub refresh_token: String,
+}
+
+/// One answer for every refused refresh token (unknown, spent, or its
+/// session over), so the answer tells nothing about which.
+fn refresh_refused() -> AppError {
+    AppError::new(
+        ErrorCode::Unauthorized,
+        "The refresh token is invalid or has been used; sign in again.",
+    )
 }
 
 // The large variant is the usual one; boxing it would allocate on every login.
@@ -656,6 +673,83 @@ impl Tessera {
             Some(session) => Ok((secret, session)),
             None => Err(AppError::unauthorized()),
         }
+    }
+
+    /// Starts the refresh-token chain of a session just signed in (seed 003's
+    /// JWT-only clients keep signing in with it). The token dies with the
+    /// session.
+    pub async fn first_refresh_token(&self, session: &Session) -> AppResult<String> {
+        let secret = token::random_secret();
+        self.store
+            .add_refresh_token(session.id, &hash_secret(&secret), self.clock.now())
+            .await?;
+        Ok(secret)
+    }
+
+    /// Exchanges a refresh token for a new access token and the next refresh
+    /// token. Each refresh token is good once. Its successor is derived from
+    /// it under a server key, so parallel or retried uses within the grace
+    /// window (`jwt.refresh_grace_seconds`) all get the very same pair; a
+    /// use after that is taken for a stolen copy and ends the session.
+    pub async fn refresh_pair(
+        &self,
+        presented: &str,
+        client: &ClientInfo,
+    ) -> AppResult<RefreshedPair> {
+        let presented = presented.trim();
+        if presented.is_empty() || presented.len() > 1024 {
+            return Err(refresh_refused());
+        }
+        let now = self.clock.now();
+        let successor = self.refresh_signer.derive("refresh-next", presented);
+        let idle = Duration::hours(i64::from(self.config.session.idle_hours));
+        let grace = Duration::seconds(i64::from(self.config.jwt.refresh_grace_seconds));
+        let used = self
+            .store
+            .use_refresh_token(RefreshPresented {
+                hash: &hash_secret(presented),
+                successor_hash: &hash_secret(&successor),
+                now,
+                idle_since: now - idle,
+                replay_since: now - grace,
+            })
+            .await?;
+        let (session, issued_at) = match used {
+            RefreshUse::Rotated(session) => (session, now),
+            RefreshUse::Replayed { session, used_at } => (session, used_at),
+            RefreshUse::Reused { user_id } => {
+                self.record(
+                    Audit::new("refresh_token.reused")
+                        .actor(user_id)
+                        .client(client),
+                )
+                .await;
+                return Err(refresh_refused());
+            }
+            RefreshUse::Unknown => return Err(refresh_refused()),
+        };
+        let Some(user) = self.active_user(session.user_id).await? else {
+            return Err(refresh_refused());
+        };
+        let subject = JwtSubject {
+            user_id: user.id,
+            tenant_id: session.tenant_id,
+            session_id: Some(session.id),
+            pat: None,
+        };
+        // The same pair for every use of one token: the JWT's id comes from
+        // the successor and its time from the first use.
+        let digest = Sha256::digest(format!("tessera-jti\0{successor}").as_bytes());
+        let mut jti = [0u8; 16];
+        jti.copy_from_slice(&digest[..16]);
+        let jti = uuid::Builder::from_random_bytes(jti).into_uuid();
+        let issued = self.sign_jwt(&subject, issued_at.timestamp(), jti)?;
+        let age = u32::try_from((now - issued_at).num_seconds()).unwrap_or(0);
+        Ok(RefreshedPair {
+            access_token: issued.access_token,
+            expires_in: issued.expires_in.saturating_sub(age).max(1),
+            refresh_token: successor,
+        })
     }
 
     /// Ends the caller's session (for a JWT, the session it was issued for).

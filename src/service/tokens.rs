@@ -25,6 +25,15 @@ pub struct IssuedJwt {
     pub expires_in: u32,
 }
 
+/// Whom a JWT speaks for.
+pub(super) struct JwtSubject {
+    pub user_id: Uuid,
+    pub tenant_id: Option<Uuid>,
+    pub session_id: Option<Uuid>,
+    /// The PAT it was exchanged for, with that token's expiry.
+    pub pat: Option<(Uuid, Option<i64>)>,
+}
+
 const MAX_PAT_DAYS: i64 = 3650;
 
 impl Tessera {
@@ -184,8 +193,6 @@ impl Tessera {
         }
     }
 
-    /// A short-lived JWT for the caller, tied to its session when it has one.
-    /// A JWT cannot be exchanged for a fresh one.
     /// A JWT for the caller, naming a tenant only while the user is still a
     /// member of it: a credential bound to a tenant the user has left gets
     /// none, and a session's stale current tenant is left out. A JWT
@@ -212,35 +219,53 @@ impl Tessera {
         }
     }
 
+    /// A short-lived JWT for the caller, tied to its session when it has one.
+    /// A JWT cannot be exchanged for a fresh one.
     pub fn issue_jwt(&self, principal: &Principal) -> AppResult<IssuedJwt> {
         if matches!(principal.kind, PrincipalKind::Jwt) {
             return Err(AppError::forbidden(
                 "A JWT cannot be exchanged for another; use a session or a personal access token.",
             ));
         }
-        let now = self.clock.now().timestamp();
-        let (pat, pat_expiry) = match &principal.kind {
+        let pat = match &principal.kind {
             PrincipalKind::Pat { id, expires_at, .. } => {
-                (Some(*id), expires_at.map(|t| t.timestamp()))
+                Some((*id, expires_at.map(|t| t.timestamp())))
             }
-            _ => (None, None),
+            _ => None,
         };
+        let subject = JwtSubject {
+            user_id: principal.user.id,
+            tenant_id: principal.tenant_id,
+            session_id: principal.session.as_ref().map(|s| s.id),
+            pat,
+        };
+        self.sign_jwt(&subject, self.clock.now().timestamp(), Uuid::new_v4())
+    }
+
+    /// Signs a JWT issued at `iat`. The same inputs give the same token
+    /// (Ed25519 signatures are deterministic).
+    pub(super) fn sign_jwt(
+        &self,
+        subject: &JwtSubject,
+        iat: i64,
+        jti: Uuid,
+    ) -> AppResult<IssuedJwt> {
         let mut ttl = self.config.jwt.ttl_seconds.max(1);
         // Never outlive the token it was issued for.
-        if let Some(limit) = pat_expiry {
-            ttl = ttl.min(u32::try_from((limit - now).max(1)).unwrap_or(u32::MAX));
+        if let Some((_, Some(limit))) = subject.pat {
+            ttl = ttl.min(u32::try_from((limit - iat).max(1)).unwrap_or(u32::MAX));
         }
         let keys = self.keys();
         let claims = Claims {
             iss: keys.issuer().to_owned(),
-            sub: principal.user.id,
+            sub: subject.user_id,
             aud: keys.audience().to_owned(),
-            iat: now,
-            exp: now + i64::from(ttl),
-            jti: Uuid::new_v4(),
-            tid: principal.tenant_id,
-            sid: principal.session.as_ref().map(|s| s.id),
-            pat,
+            iat,
+            exp: iat + i64::from(ttl),
+            jti,
+            tid: subject.tenant_id,
+            sid: subject.session_id,
+            pat: subject.pat.map(|(id, _)| id),
         };
         let access_token = keys.sign(&claims).map_err(AppError::internal)?;
         Ok(IssuedJwt {

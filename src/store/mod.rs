@@ -175,6 +175,38 @@ pub struct Session {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
+/// A refresh token as presented, with what its use needs.
+#[derive(Debug, Clone, Copy)]
+pub struct RefreshPresented<'a> {
+    pub hash: &'a [u8],
+    /// The hash of the token that replaces it when it is current.
+    pub successor_hash: &'a [u8],
+    pub now: DateTime<Utc>,
+    /// Sessions not seen since then are idle, hence dead.
+    pub idle_since: DateTime<Utc>,
+    /// Tokens spent since then are inside the grace window.
+    pub replay_since: DateTime<Utc>,
+}
+
+/// What presenting a refresh token did.
+#[derive(Debug, Clone)]
+pub enum RefreshUse {
+    /// It was current: it is now spent, its successor is current and the
+    /// session was seen (for the idle timeout).
+    Rotated(Session),
+    /// Spent at `used_at`, within the grace window (a parallel or retried
+    /// refresh): nothing changed.
+    Replayed {
+        session: Session,
+        used_at: DateTime<Utc>,
+    },
+    /// Spent before the grace window: a stolen copy, or a client that lost
+    /// track. The session (and so every token of it) is revoked.
+    Reused { user_id: Uuid },
+    /// Unknown, or its session is no longer live.
+    Unknown,
+}
+
 #[derive(Debug, Clone)]
 pub struct NewSession {
     pub id: Uuid,
@@ -523,6 +555,19 @@ pub trait Store: Send + Sync + 'static {
     /// Revokes `old` and creates `new` atomically; `None` when `old` was no
     /// longer active (a concurrent refresh or logout won).
     async fn rotate_session(&self, old: Uuid, new: NewSession) -> StoreResult<Option<Session>>;
+    /// Adds a refresh token (by hash) to a session.
+    async fn add_refresh_token(
+        &self,
+        session_id: Uuid,
+        hash: &[u8],
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Presents a refresh token, atomically (see [`RefreshUse`]). The
+    /// session must be live at `now`: not revoked, before its absolute
+    /// expiry, and seen after `idle_since`. A token spent after
+    /// `replay_since` answers `Replayed`; one spent before it revokes the
+    /// session.
+    async fn use_refresh_token(&self, presented: RefreshPresented<'_>) -> StoreResult<RefreshUse>;
     /// True when the session was active and is now revoked.
     async fn revoke_session(
         &self,

@@ -302,6 +302,87 @@ impl Store for Backend {
         Ok(Some(session))
     }
 
+    async fn add_refresh_token(&self, session_id: Uuid, hash: &[u8], now: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES ($1, $2, $3)")
+            .bind(hash)
+            .bind(session_id)
+            .bind(now)
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn use_refresh_token(&self, presented: RefreshPresented<'_>) -> StoreResult<RefreshUse> {
+        let RefreshPresented { hash, successor_hash, now, idle_since, replay_since } = presented;
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        // The spend comes first: of parallel uses, one wins the row (the
+        // others wait for its lock, then find it spent).
+        let spent = sqlx::query("UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL")
+            .bind(hash)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .rows_affected()
+            == 1;
+        let row: Option<(Uuid, Option<DateTime<Utc>>)> =
+            sqlx::query_as("SELECT session_id, used_at FROM refresh_tokens WHERE token_hash = $1")
+                .bind(hash)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        let Some((session_id, used_at)) = row else {
+            return Ok(RefreshUse::Unknown);
+        };
+        let session: Option<Session> = sqlx::query_as(&format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions \
+             WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2 AND last_seen_at > $3"
+        ))
+        .bind(session_id)
+        .bind(now)
+        .bind(idle_since)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        // A dead session: the spend rolls back with the transaction.
+        let Some(mut session) = session else {
+            return Ok(RefreshUse::Unknown);
+        };
+        if spent {
+            sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES ($1, $2, $3)")
+                .bind(successor_hash)
+                .bind(session_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE id = $1 AND last_seen_at < $2")
+                .bind(session_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            tx.commit().await.map_err(map_err)?;
+            session.last_seen_at = session.last_seen_at.max(now);
+            return Ok(RefreshUse::Rotated(session));
+        }
+        match used_at {
+            Some(used_at) if used_at > replay_since => Ok(RefreshUse::Replayed { session, used_at }),
+            _ => {
+                sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                    .bind(session_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                tx.commit().await.map_err(map_err)?;
+                self.changes.emit(Change::User(session.user_id));
+                Ok(RefreshUse::Reused { user_id: session.user_id })
+            }
+        }
+    }
+
     async fn revoke_session(&self, user_id: Uuid, id: Uuid, now: DateTime<Utc>) -> StoreResult<bool> {
         let done = sqlx::query(
             "UPDATE sessions SET revoked_at = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",

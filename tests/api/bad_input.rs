@@ -51,6 +51,7 @@ fn endpoints() -> Vec<(&'static str, bool, Value)> {
             json!({"name": "n", "scopes": ["read"]}),
         ),
         ("/api/v1/auth/2fa/verify", false, json!({"challenge": "c"})),
+        ("/api/auth/refresh", false, json!({"refresh_token": "r"})),
         (
             "/api/v1/auth/2fa/totp/setup",
             true,

@@ -236,6 +236,37 @@ async fn the_auth_routes_take_sessions_not_personal_access_tokens() {
         .await
         .unwrap();
     expect_error(res, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
+    // Nor does a JWT exchanged for the token: it has no session either.
+    let res = reqwest::Client::new()
+        .post(app.url("/api/v1/auth/token"))
+        .bearer_auth(&pat)
+        .send()
+        .await
+        .unwrap();
+    let jwt = body(res, StatusCode::OK).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        app.bearer_get(&jwt, "/api/v1/auth/me").await.status(),
+        StatusCode::OK
+    );
+    for path in ["/auth/me", "/auth/session"] {
+        let res = app.bearer_get(&jwt, path).await;
+        expect_error(res, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
+    }
+    // A JWT issued for the browser's session is that session.
+    let res = app
+        .write(&c, reqwest::Method::POST, "/api/v1/auth/token", None)
+        .await;
+    let session_jwt = body(res, StatusCode::OK).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        app.bearer_get(&session_jwt, "/auth/me").await.status(),
+        StatusCode::OK
+    );
     // The browser's session cookie keeps working.
     assert_eq!(app.get(&c, "/auth/me").await.status(), StatusCode::OK);
     assert_eq!(app.get(&c, "/auth/session").await.status(), StatusCode::OK);

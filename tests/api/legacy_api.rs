@@ -199,6 +199,8 @@ async fn seed_003_walkthrough() {
     assert_eq!(body["token_type"], "bearer");
     let jwt = body["access_token"].as_str().unwrap().to_owned();
     assert_eq!(jwt.matches('.').count(), 2);
+    // Tessera's addition: a refresh token for a client without the cookie.
+    assert!(body["refresh_token"].as_str().unwrap().len() >= 43);
     assert_eq!(
         body["tenants"][0]["role"], "owner",
         "the organization was created"
@@ -248,6 +250,14 @@ async fn seed_003_walkthrough() {
     assert_eq!(body["last_name"], "Roe");
     assert!(body["id"].is_string());
     let jwt = body["access_token"].as_str().unwrap();
+    let refreshed = app
+        .post(
+            &new_client(),
+            "/api/auth/refresh",
+            json!({"refresh_token": body["refresh_token"]}),
+        )
+        .await;
+    assert_eq!(refreshed.status(), StatusCode::OK);
     let me: Value = app
         .bearer_get(jwt, "/api/auth/me")
         .await
@@ -448,4 +458,212 @@ async fn two_surfaces_in_one_browser_each_mean_their_own_cookie() {
     assert_eq!(who("/api/v1/auth/me").await, dashboard_user);
     // With auth_token gone, the legacy surface falls back to the other.
     assert_eq!(who("/api/auth/me").await, dashboard_user);
+}
+
+/// Seed 003 JWT client: sign in once, then keep a fresh access token with
+/// `POST /api/auth/refresh`, no cookie involved.
+async fn jwt_client_login(app: &TestApp, email: &str) -> (String, String) {
+    // A client without a cookie jar: nothing but the body is kept.
+    let res = reqwest::Client::new()
+        .post(app.url("/api/auth/login"))
+        .json(&json!({"email": email, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let body = body(res, StatusCode::OK).await;
+    (
+        body["access_token"].as_str().unwrap().to_owned(),
+        body["refresh_token"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn refresh(app: &TestApp, token: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(app.url("/api/auth/refresh"))
+        .json(&json!({ "refresh_token": token }))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn refreshed(app: &TestApp, token: &str) -> (String, String) {
+    let body = body(refresh(app, token).await, StatusCode::OK).await;
+    assert_eq!(body["token_type"], "bearer");
+    assert!(body["expires_in"].as_u64().unwrap() > 0);
+    (
+        body["access_token"].as_str().unwrap().to_owned(),
+        body["refresh_token"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn seed_003_refresh_tokens_rotate_and_a_late_reuse_ends_the_session() {
+    let app = TestApp::spawn().await;
+    let email = unique_email("refresh");
+    let browser = app.user(&email).await;
+    let (jwt, rt1) = jwt_client_login(&app, &email).await;
+    assert_eq!(
+        app.bearer_get(&jwt, "/api/auth/me").await.status(),
+        StatusCode::OK
+    );
+
+    // A new pair; the new access token works.
+    let (jwt2, rt2) = refreshed(&app, &rt1).await;
+    assert_ne!(rt2, rt1);
+    assert_ne!(jwt2, jwt);
+    let me = body(app.bearer_get(&jwt2, "/api/auth/me").await, StatusCode::OK).await;
+    assert_eq!(me["user"]["email"], email);
+
+    // Two tabs refresh at once with the same token: both get the same new
+    // pair, and nobody is signed out.
+    let answers = futures::future::join_all((0..6).map(|_| refreshed(&app, &rt2))).await;
+    let (jwt3, rt3) = answers[0].clone();
+    assert!(
+        answers.iter().all(|a| *a == (jwt3.clone(), rt3.clone())),
+        "{answers:?}"
+    );
+    assert_ne!(rt3, rt2);
+    assert_eq!(
+        app.bearer_get(&jwt3, "/api/auth/me").await.status(),
+        StatusCode::OK
+    );
+    let (jwt4, rt4) = refreshed(&app, &rt3).await;
+
+    // Within the grace window a retry still gets the same pair.
+    app.clock.advance(chrono::Duration::seconds(2));
+    assert_eq!(refreshed(&app, &rt3).await, (jwt4.clone(), rt4.clone()));
+
+    // Long after: a spent token coming back is a stolen copy. The session
+    // ends, with every token of it and the JWT it minted.
+    app.clock.advance(chrono::Duration::seconds(60));
+    let res = refresh(&app, &rt1).await;
+    expect_error(res, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
+    let res = refresh(&app, &rt4).await;
+    expect_error(res, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
+    assert_eq!(
+        app.bearer_get(&jwt4, "/api/auth/me").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // Other sessions of the account are not touched.
+    assert_eq!(app.me_status(&browser).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn seed_003_refresh_tokens_die_with_their_session() {
+    let app = TestApp::spawn().await;
+    let email = unique_email("refresh-end");
+    let browser = app.user(&email).await;
+
+    // Signing out with the access token ends the refresh chain.
+    let (jwt, rt) = jwt_client_login(&app, &email).await;
+    let res = reqwest::Client::new()
+        .post(app.url("/api/auth/logout"))
+        .bearer_auth(&jwt)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    expect_error(
+        refresh(&app, &rt).await,
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHORIZED",
+    )
+    .await;
+
+    // A password change elsewhere signs the other sessions out, this one too.
+    let (_, rt) = jwt_client_login(&app, &email).await;
+    let res = app
+        .write(
+            &browser,
+            reqwest::Method::POST,
+            "/api/v1/auth/change-password",
+            Some(json!({"current_password": PASSWORD, "new_password": "An0ther-long-passphrase"})),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    expect_error(
+        refresh(&app, &rt).await,
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHORIZED",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn seed_003_refreshing_keeps_an_idle_client_alive_but_never_past_expiry() {
+    let app = TestApp::spawn().await;
+    let email = unique_email("refresh-idle");
+    app.user(&email).await;
+    let (_, mut rt) = jwt_client_login(&app, &email).await;
+    // Idle timeout 168 h, absolute 720 h (the defaults). A client that
+    // refreshes every 100 hours stays signed in...
+    for _ in 0..7 {
+        app.clock.advance(chrono::Duration::hours(100));
+        let (jwt, next) = refreshed(&app, &rt).await;
+        assert_eq!(
+            app.bearer_get(&jwt, "/api/auth/me").await.status(),
+            StatusCode::OK
+        );
+        rt = next;
+    }
+    // ...until the session's absolute expiry.
+    app.clock.advance(chrono::Duration::hours(21));
+    expect_error(
+        refresh(&app, &rt).await,
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHORIZED",
+    )
+    .await;
+
+    // One that goes quiet for longer than the idle timeout must sign in again.
+    let (_, rt) = jwt_client_login(&app, &email).await;
+    app.clock.advance(chrono::Duration::hours(169));
+    expect_error(
+        refresh(&app, &rt).await,
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHORIZED",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn seed_003_refresh_refuses_bad_bodies_and_unknown_tokens() {
+    let app = TestApp::spawn().await;
+    for bad in [
+        json!({}),
+        json!({"refresh_token": 12}),
+        json!({"refresh_token": null}),
+        json!([]),
+    ] {
+        let res = reqwest::Client::new()
+            .post(app.url("/api/auth/refresh"))
+            .json(&bad)
+            .send()
+            .await
+            .unwrap();
+        expect_error(res, StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED").await;
+    }
+    for token in ["", "  ", &"x".repeat(10_000)] {
+        let res = refresh(&app, token).await;
+        let err = expect_error(res, StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED").await;
+        assert!(err["fields"]["refresh_token"].is_string(), "{err}");
+    }
+    // Well-formed but never issued.
+    for token in [
+        "not-a-token",
+        "Zm9yZ2VkLXJlZnJlc2gtdG9rZW4tb2YtZm9ydHktdGhyZWU",
+    ] {
+        let res = refresh(&app, token).await;
+        expect_error(res, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
+    }
+    // A session token or an access token is not a refresh token.
+    let email = unique_email("refresh-kinds");
+    app.user(&email).await;
+    let (jwt, _) = jwt_client_login(&app, &email).await;
+    expect_error(
+        refresh(&app, &jwt).await,
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHORIZED",
+    )
+    .await;
 }

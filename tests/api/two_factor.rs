@@ -532,6 +532,15 @@ async fn legacy_and_dashboard_second_steps() {
     let answer = body(res, StatusCode::OK).await;
     assert_eq!(answer["token_type"], "bearer");
     assert!(answer["access_token"].is_string());
+    // The refresh token of a two-step sign-in works like any other.
+    let res = app
+        .post(
+            &new_client(),
+            "/api/auth/refresh",
+            json!({"refresh_token": answer["refresh_token"]}),
+        )
+        .await;
+    assert!(body(res, StatusCode::OK).await["access_token"].is_string());
 
     next_step(&app);
     let dash = new_client();
