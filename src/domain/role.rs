@@ -41,6 +41,12 @@ impl Role {
     }
 }
 
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What a personal access token may do. `write` implies `read`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -63,6 +69,32 @@ impl Scope {
             "write" => Some(Scope::Write),
             _ => None,
         }
+    }
+}
+
+/// A token's scopes, stored as their names separated by spaces
+/// (`"read write"`); unknown names are dropped when read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scopes(pub Vec<Scope>);
+
+impl Scopes {
+    pub fn contains(&self, scope: Scope) -> bool {
+        self.0.contains(&scope)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.0.iter().map(|s| s.as_str())
+    }
+
+    /// The stored form: names separated by spaces.
+    pub fn from_text(text: &str) -> Scopes {
+        Scopes(text.split_whitespace().filter_map(Scope::parse).collect())
+    }
+}
+
+impl std::fmt::Display for Scopes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.names().collect::<Vec<_>>().join(" "))
     }
 }
 

@@ -121,7 +121,7 @@ impl Tessera {
                             name: tenant_name,
                             slug,
                         },
-                        role.as_str().to_owned(),
+                        role,
                     ));
                 }
             }
@@ -136,7 +136,7 @@ impl Tessera {
                         slug: super::accounts::slugify(&tenant_name),
                         name: tenant_name,
                     },
-                    "owner".into(),
+                    Role::Owner,
                 ));
             }
         }

@@ -309,11 +309,7 @@ impl Tessera {
         if user.disabled_at.is_some() {
             return Ok(None);
         }
-        let scopes = pat
-            .scopes
-            .split_whitespace()
-            .filter_map(Scope::parse)
-            .collect();
+        let scopes = pat.scopes.0.clone();
         Ok(Some(CachedCredential {
             valid_until: pat.expires_at,
             touched: AtomicI64::new(pat.last_used_at.map_or(i64::MIN / 2, |t| t.timestamp())),

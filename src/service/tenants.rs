@@ -19,12 +19,8 @@ use crate::store::{
 pub const INVITE_TTL: Duration = Duration::days(7);
 const TENANT_NAME_MAX: usize = 100;
 
-fn role_of(m: &Membership) -> Role {
-    Role::parse(&m.role).unwrap_or(Role::Member)
-}
-
 fn require(m: &Membership, at_least: Role) -> AppResult<Role> {
-    let role = role_of(m);
+    let role = m.role;
     if role.at_least(at_least) {
         Ok(role)
     } else {
@@ -180,7 +176,7 @@ impl Tessera {
             .membership(target, tenant_id)
             .await?
             .ok_or_else(|| AppError::not_found("No such member."))?;
-        let (my_role, their_role) = (role_of(&mine), role_of(&theirs));
+        let (my_role, their_role) = (mine.role, theirs.role);
         if target != principal.user.id {
             require(&mine, Role::Admin)?;
             if their_role == Role::Owner && my_role != Role::Owner {
@@ -222,7 +218,7 @@ impl Tessera {
         }
         let change = self
             .store
-            .change_member(tenant_id, target, Some(role.as_str()), self.clock.now())
+            .change_member(tenant_id, target, Some(role), self.clock.now())
             .await?;
         Self::member_change_result(change)?;
         self.record(
@@ -303,7 +299,7 @@ impl Tessera {
                     id: Uuid::new_v4(),
                     tenant_id,
                     email: email.as_str().to_owned(),
-                    role: role.as_str().to_owned(),
+                    role,
                     token_hash: hash_secret(&secret),
                     invited_by: principal.user.id,
                     now,

@@ -9,7 +9,7 @@ use super::audit::Audit;
 use super::{ClientInfo, Principal, PrincipalKind, Tessera};
 use crate::crypto::jwt::Claims;
 use crate::crypto::token::{self, hash_secret};
-use crate::domain::{self, Scope};
+use crate::domain::{self, Scope, Scopes};
 use crate::error::{AppError, AppResult, FieldErrors};
 use crate::store::{NewPat, Pat};
 
@@ -121,11 +121,7 @@ impl Tessera {
                     user_id: principal.user.id,
                     tenant_id: input.tenant_id,
                     name,
-                    scopes: scopes
-                        .iter()
-                        .map(|s| s.as_str())
-                        .collect::<Vec<_>>()
-                        .join(" "),
+                    scopes: Scopes(scopes),
                     token_hash: hash_secret(&secret),
                     now,
                     expires_at: input.expires_in_days.map(|d| now + Duration::days(d)),
@@ -146,7 +142,9 @@ impl Tessera {
                 .actor(principal.user.id)
                 .tenant_opt(pat.tenant_id)
                 .client(client)
-                .detail(json!({"token_id": pat.id, "name": pat.name, "scopes": pat.scopes})),
+                .detail(
+                    json!({"token_id": pat.id, "name": pat.name, "scopes": pat.scopes.to_string()}),
+                ),
         )
         .await;
         Ok((secret, pat))

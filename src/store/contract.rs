@@ -89,7 +89,7 @@ async fn users_are_unique_by_email_and_get_an_owned_tenant() {
             .unwrap();
         let tenants = store.memberships(created.id).await.unwrap();
         assert_eq!(tenants.len(), 1, "{name}");
-        assert_eq!(tenants[0].role, "owner", "{name}");
+        assert_eq!(tenants[0].role, Role::Owner, "{name}");
         assert_eq!(tenants[0].id, tenant.id, "{name}");
 
         let (again, tenant2) = new_user("a@x.test");

@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::crypto::jwt::StoredKey;
+use crate::domain::{Role, Scopes};
 
 mod audit;
 mod changes;

@@ -1,6 +1,8 @@
 //! The rows the store reads and the values it writes.
 
 use chrono::{DateTime, Utc};
+
+use crate::domain::{Role, Scopes};
 use uuid::Uuid;
 
 #[derive(Clone, sqlx::FromRow)]
@@ -58,7 +60,7 @@ pub struct Membership {
     pub name: String,
     pub slug: String,
     pub plan: String,
-    pub role: String,
+    pub role: Role,
     pub created_at: DateTime<Utc>,
 }
 
@@ -125,8 +127,7 @@ pub struct Pat {
     pub user_id: Uuid,
     pub tenant_id: Option<Uuid>,
     pub name: String,
-    /// Space-separated scope names.
-    pub scopes: String,
+    pub scopes: Scopes,
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
     pub last_used_at: Option<DateTime<Utc>>,
@@ -139,7 +140,7 @@ pub struct NewPat {
     pub user_id: Uuid,
     pub tenant_id: Option<Uuid>,
     pub name: String,
-    pub scopes: String,
+    pub scopes: Scopes,
     pub token_hash: Vec<u8>,
     pub now: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
@@ -202,7 +203,7 @@ pub struct Member {
     pub user_id: Uuid,
     pub email: String,
     pub name: Option<String>,
-    pub role: String,
+    pub role: Role,
     pub joined_at: DateTime<Utc>,
 }
 
@@ -212,7 +213,7 @@ pub struct Invite {
     pub tenant_id: Uuid,
     pub tenant_name: String,
     pub email: String,
-    pub role: String,
+    pub role: Role,
     pub invited_by: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
@@ -225,7 +226,7 @@ pub struct NewInvite {
     pub id: Uuid,
     pub tenant_id: Uuid,
     pub email: String,
-    pub role: String,
+    pub role: Role,
     pub token_hash: Vec<u8>,
     pub invited_by: Uuid,
     pub now: DateTime<Utc>,

@@ -35,7 +35,7 @@ pub trait TenantStore: Send + Sync {
         &self,
         tenant_id: Uuid,
         user_id: Uuid,
-        role: Option<&str>,
+        role: Option<Role>,
         now: DateTime<Utc>,
     ) -> StoreResult<MemberChange>;
 

@@ -20,7 +20,7 @@ pub trait UserStore: Send + Sync {
     async fn import_user(
         &self,
         user: NewUser,
-        tenants: Vec<(NewTenant, String)>,
+        tenants: Vec<(NewTenant, Role)>,
     ) -> StoreResult<User>;
 
     async fn find_user_by_email(&self, email: &str) -> StoreResult<Option<User>>;

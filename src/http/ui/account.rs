@@ -175,7 +175,7 @@ async fn account_page(core: &Tessera, viewer: &Viewer, extras: Extras) -> AppRes
         .iter()
         .map(|m| OrgRow {
             name: m.name.clone(),
-            role: m.role.clone(),
+            role: m.role.to_string(),
         })
         .collect();
     let sessions = core
@@ -200,7 +200,7 @@ async fn account_page(core: &Tessera, viewer: &Viewer, extras: Extras) -> AppRes
         .into_iter()
         .map(|t| TokenRow {
             id: t.id,
-            scopes: t.scopes.split_whitespace().collect::<Vec<_>>().join(", "),
+            scopes: t.scopes.names().collect::<Vec<_>>().join(", "),
             detail: format!(
                 "created {}; last used {}; {}",
                 when(t.created_at),

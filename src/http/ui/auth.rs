@@ -835,7 +835,7 @@ pub async fn invite_page(
     let page = InvitePage {
         layout,
         org: invite.tenant_name,
-        role: invite.role,
+        role: invite.role.to_string(),
         invited: invite.email,
         token: q.token.clone(),
         viewer: who,

@@ -5,6 +5,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::domain::Role;
 use crate::store::{Membership, Pat, Session, User};
 
 #[derive(Serialize, ToSchema)]
@@ -46,8 +47,7 @@ pub struct TenantView {
     pub name: String,
     pub slug: String,
     /// The viewer's role in this tenant.
-    #[schema(example = "owner")]
-    pub role: String,
+    pub role: Role,
     pub plan: String,
     pub created_at: DateTime<Utc>,
 }
@@ -58,7 +58,7 @@ impl From<&Membership> for TenantView {
             id: m.id,
             name: m.name.clone(),
             slug: m.slug.clone(),
-            role: m.role.clone(),
+            role: m.role,
             plan: m.plan.clone(),
             created_at: m.created_at,
         }
@@ -81,7 +81,7 @@ pub struct InviteView {
     pub id: Uuid,
     pub tenant: InviteTenantView,
     pub email: String,
-    pub role: String,
+    pub role: Role,
     pub status: String,
     pub expires_at: DateTime<Utc>,
 }
@@ -132,7 +132,7 @@ impl TokenView {
         TokenView {
             id: p.id,
             name: p.name.clone(),
-            scopes: p.scopes.split_whitespace().map(str::to_owned).collect(),
+            scopes: p.scopes.names().map(str::to_owned).collect(),
             tenant_id: p.tenant_id,
             created_at: p.created_at,
             expires_at: p.expires_at,
@@ -160,7 +160,7 @@ impl InviteView {
                 name: i.tenant_name.clone(),
             },
             email: i.email.clone(),
-            role: i.role.clone(),
+            role: i.role,
             status: status.into(),
             expires_at: i.expires_at,
         }
@@ -176,7 +176,7 @@ pub struct MemberView {
     pub user_id: Uuid,
     pub email: String,
     pub name: Option<String>,
-    pub role: String,
+    pub role: Role,
     pub joined_at: DateTime<Utc>,
 }
 
@@ -186,7 +186,7 @@ impl From<&crate::store::Member> for MemberView {
             user_id: m.user_id,
             email: m.email.clone(),
             name: m.name.clone(),
-            role: m.role.clone(),
+            role: m.role,
             joined_at: m.joined_at,
         }
     }

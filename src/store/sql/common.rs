@@ -16,7 +16,7 @@ pub(super) struct PatUserRow {
     pub(super) p_id: Uuid,
     pub(super) p_tenant_id: Option<Uuid>,
     pub(super) p_name: String,
-    pub(super) p_scopes: String,
+    pub(super) p_scopes: Scopes,
     pub(super) p_created_at: DateTime<Utc>,
     pub(super) p_expires_at: Option<DateTime<Utc>>,
     pub(super) p_last_used_at: Option<DateTime<Utc>>,
@@ -68,7 +68,7 @@ pub(super) async fn insert_tenant_with_member(
     tx: &mut Tx,
     tenant: &NewTenant,
     user_id: Uuid,
-    role: &str,
+    role: Role,
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
     sqlx::query("INSERT INTO tenants (id, name, slug, created_at) VALUES ($1, $2, $3, $4)")
@@ -97,7 +97,7 @@ pub(super) async fn use_invite(
     hash: &[u8],
     email: &str,
     now: DateTime<Utc>,
-) -> StoreResult<Option<(Uuid, Uuid, String)>> {
+) -> StoreResult<Option<(Uuid, Uuid, Role)>> {
     sqlx::query_as(
         "UPDATE invites SET accepted_at = $3 \
          WHERE token_hash = $1 AND email = $2 AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > $3 \
@@ -318,4 +318,64 @@ pub(super) async fn revoke_sessions_except(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// Roles are stored as their names (`owner`, `admin`, `member`) and read
+/// back typed; a name the code does not know is a decode error, not a role.
+impl sqlx::Type<Db> for Role {
+    fn type_info() -> <Db as sqlx::Database>::TypeInfo {
+        <str as sqlx::Type<Db>>::type_info()
+    }
+
+    fn compatible(ty: &<Db as sqlx::Database>::TypeInfo) -> bool {
+        <str as sqlx::Type<Db>>::compatible(ty)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, Db> for Role {
+    fn decode(
+        value: <Db as sqlx::Database>::ValueRef<'r>,
+    ) -> Result<Role, sqlx::error::BoxDynError> {
+        let name = <&str as sqlx::Decode<Db>>::decode(value)?;
+        Role::parse(name).ok_or_else(|| format!("unknown role {name:?}").into())
+    }
+}
+
+impl<'q> sqlx::Encode<'q, Db> for Role {
+    fn encode_by_ref(
+        &self,
+        buf: &mut <Db as sqlx::Database>::ArgumentBuffer<'q>,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        <&str as sqlx::Encode<'q, Db>>::encode_by_ref(&self.as_str(), buf)
+    }
+}
+
+/// Scopes are stored as their names separated by spaces.
+impl sqlx::Type<Db> for Scopes {
+    fn type_info() -> <Db as sqlx::Database>::TypeInfo {
+        <str as sqlx::Type<Db>>::type_info()
+    }
+
+    fn compatible(ty: &<Db as sqlx::Database>::TypeInfo) -> bool {
+        <str as sqlx::Type<Db>>::compatible(ty)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, Db> for Scopes {
+    fn decode(
+        value: <Db as sqlx::Database>::ValueRef<'r>,
+    ) -> Result<Scopes, sqlx::error::BoxDynError> {
+        Ok(Scopes::from_text(<&str as sqlx::Decode<Db>>::decode(
+            value,
+        )?))
+    }
+}
+
+impl<'q> sqlx::Encode<'q, Db> for Scopes {
+    fn encode_by_ref(
+        &self,
+        buf: &mut <Db as sqlx::Database>::ArgumentBuffer<'q>,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        <String as sqlx::Encode<'q, Db>>::encode(self.to_string(), buf)
+    }
 }

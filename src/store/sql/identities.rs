@@ -79,7 +79,7 @@ impl IdentityStore for Backend {
     ) -> StoreResult<User> {
         let mut tx = self.writer.begin().await?;
         let created = insert_user(&mut tx, &user).await?;
-        insert_tenant_with_member(&mut tx, &tenant, created.id, "owner", user.now).await?;
+        insert_tenant_with_member(&mut tx, &tenant, created.id, Role::Owner, user.now).await?;
         insert_identity(&mut tx, &identity).await?;
         tx.commit().await?;
         Ok(created)

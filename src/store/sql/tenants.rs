@@ -38,7 +38,7 @@ impl TenantStore for Backend {
             max_per_hour,
         )
         .await?;
-        insert_tenant_with_member(&mut tx, &tenant, owner, "owner", now).await?;
+        insert_tenant_with_member(&mut tx, &tenant, owner, Role::Owner, now).await?;
         tx.commit().await?;
         self.changes.emit(Change::User(owner));
         Ok(Membership {
@@ -46,7 +46,7 @@ impl TenantStore for Backend {
             name: tenant.name,
             slug: tenant.slug,
             plan: "free".into(),
-            role: "owner".into(),
+            role: Role::Owner,
             created_at: now,
         })
     }
@@ -105,7 +105,7 @@ impl TenantStore for Backend {
         &self,
         tenant_id: Uuid,
         user_id: Uuid,
-        role: Option<&str>,
+        role: Option<Role>,
         now: DateTime<Utc>,
     ) -> StoreResult<MemberChange> {
         let mut tx = self.writer.begin().await?;
@@ -113,7 +113,7 @@ impl TenantStore for Backend {
             .bind(tenant_id)
             .execute(&mut *tx)
             .await?;
-        let current: Option<String> = sqlx::query_scalar(
+        let current: Option<Role> = sqlx::query_scalar(
             "SELECT role FROM memberships WHERE tenant_id = $1 AND user_id = $2",
         )
         .bind(tenant_id)
@@ -123,7 +123,7 @@ impl TenantStore for Backend {
         let Some(current) = current else {
             return Ok(MemberChange::NotAMember);
         };
-        if current == "owner" && role != Some("owner") {
+        if current == Role::Owner && role != Some(Role::Owner) {
             let owners: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM memberships WHERE tenant_id = $1 AND role = 'owner'",
             )
@@ -162,7 +162,7 @@ impl TenantStore for Backend {
                     .await?;
             }
         }
-        if !matches!(role, Some("owner" | "admin")) {
+        if !matches!(role, Some(Role::Owner | Role::Admin)) {
             // No longer allowed to invite: what they sent stops working.
             sqlx::query(
                 "UPDATE invites SET revoked_at = $3 WHERE tenant_id = $1 AND invited_by = $2 \
@@ -210,7 +210,7 @@ impl TenantStore for Backend {
         .bind(invite.id)
         .bind(invite.tenant_id)
         .bind(&invite.email)
-        .bind(&invite.role)
+        .bind(invite.role)
         .bind(&invite.token_hash)
         .bind(invite.invited_by)
         .bind(invite.now)
@@ -301,7 +301,7 @@ impl TenantStore for Backend {
         )
         .bind(tenant_id)
         .bind(user_id)
-        .bind(&role)
+        .bind(role)
         .bind(now)
         .execute(&mut *tx)
         .await?;
@@ -329,7 +329,7 @@ impl TenantStore for Backend {
         sqlx::query("INSERT INTO memberships (tenant_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)")
             .bind(tenant_id)
             .bind(created.id)
-            .bind(&role)
+            .bind(role)
             .bind(user.now)
             .execute(&mut *tx)
             .await?;

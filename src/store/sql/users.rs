@@ -13,7 +13,7 @@ impl UserStore for Backend {
     ) -> StoreResult<User> {
         let mut tx = self.writer.begin().await?;
         let created = insert_user(&mut tx, &user).await?;
-        insert_tenant_with_member(&mut tx, &tenant, created.id, "owner", user.now).await?;
+        insert_tenant_with_member(&mut tx, &tenant, created.id, Role::Owner, user.now).await?;
         if let Some(token_mail) = verification {
             insert_token_mail(&mut tx, &token_mail).await?;
         }
@@ -24,7 +24,7 @@ impl UserStore for Backend {
     async fn import_user(
         &self,
         user: NewUser,
-        tenants: Vec<(NewTenant, String)>,
+        tenants: Vec<(NewTenant, Role)>,
     ) -> StoreResult<User> {
         let mut tx = self.writer.begin().await?;
         let created = insert_user(&mut tx, &user).await?;
