@@ -15,12 +15,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{to_bytes, Body};
-use axum::extract::{FromRequestParts, Request};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use secrecy::ExposeSecret;
 
 use crate::error::{AppError, ErrorCode};
+use crate::http::surface::Surface;
 use crate::service::{ClientInfo, Tessera};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -35,12 +36,9 @@ fn miswired(what: &str) -> AppError {
     AppError::unavailable("The bot check is unavailable.")
 }
 
-/// Middleware for the bot-checked routes; needs `Arc<Tessera>` in the
-/// request extensions (without it, nothing passes).
-pub async fn check(req: Request, next: Next) -> Response {
-    let Some(core) = req.extensions().get::<Arc<Tessera>>().cloned() else {
-        return miswired("the router has no Tessera extension").into_response();
-    };
+/// Middleware for the bot-checked routes, wired with the state
+/// (`from_fn_with_state`), so it cannot be mounted without what it needs.
+pub async fn check(State(core): State<Arc<Tessera>>, req: Request, next: Next) -> Response {
     if core.config.turnstile.secret.is_none() {
         return next.run(req).await;
     }
@@ -68,8 +66,7 @@ pub async fn check(req: Request, next: Next) -> Response {
     if let Err(mut err) = verify(&core, token.as_deref(), client.addr).await {
         // Seed 002 names a failed bot check on `/auth` `403 FORBIDDEN`;
         // the other surfaces say `CAPTCHA_FAILED`.
-        let path = crate::http::extract::original_path(&parts);
-        if err.code == ErrorCode::CaptchaFailed && path.starts_with("/auth/") {
+        if err.code == ErrorCode::CaptchaFailed && Surface::of(&parts) == Surface::Dashboard {
             err.code = ErrorCode::Forbidden;
         }
         return err.into_response();

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap};
-use axum::middleware::from_fn;
+use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
@@ -19,17 +19,18 @@ use uuid::Uuid;
 use crate::error::{AppError, AppResult};
 use crate::http::bot;
 use crate::http::cookies;
-use crate::http::extract::{AppJson, AppQuery, Auth, CredentialLimit, Surface};
+use crate::http::extract::{AppJson, AppQuery, CredentialLimit};
 use crate::http::oauth;
-use crate::service::PrincipalKind;
+use crate::http::surface::{self, SessionUser, SignedInSession, Surface};
 use crate::service::{
     CallbackParams, ClientInfo, LoginOutcome, OAuthCallback, SecondFactor, SignupInput, Tessera,
 };
 use crate::store::{Membership, Session, User};
 
-const COOKIE: &str = "ces_session";
+/// The surface of every route here.
+const SURFACE: Surface = Surface::Dashboard;
 
-pub fn router() -> Router<Arc<Tessera>> {
+pub fn router(core: &Arc<Tessera>) -> Router<Arc<Tessera>> {
     Router::new()
         .route("/me", get(me))
         .route("/session", get(session))
@@ -37,15 +38,15 @@ pub fn router() -> Router<Arc<Tessera>> {
         .route("/sign-out", post(logout))
         .route(
             "/sign-up/email",
-            post(sign_up).route_layer(from_fn(bot::check)),
+            post(sign_up).route_layer(from_fn_with_state(core.clone(), bot::check)),
         )
         .route(
             "/sign-in/email",
-            post(sign_in).route_layer(from_fn(bot::check)),
+            post(sign_in).route_layer(from_fn_with_state(core.clone(), bot::check)),
         )
         .route(
             "/forget-password",
-            post(forget_password).route_layer(from_fn(bot::check)),
+            post(forget_password).route_layer(from_fn_with_state(core.clone(), bot::check)),
         )
         .route("/set-password", post(set_password))
         .route("/verify-email", get(verify_email))
@@ -57,7 +58,7 @@ pub fn router() -> Router<Arc<Tessera>> {
         .route("/unlink-provider", post(unlink_provider))
         .route("/two-factor/status", get(two_factor_status))
         .route("/two-factor/verify", post(verify_two_factor))
-        .layer(Extension(Surface::OriginChecked))
+        .layer(Extension(SURFACE))
 }
 
 #[derive(Serialize)]
@@ -167,7 +168,7 @@ struct VerifyQuery {
 /// The user and a summary of their workspaces.
 async fn me(
     State(core): State<Arc<Tessera>>,
-    SessionAuth(p): SessionAuth,
+    SessionUser(p): SessionUser,
 ) -> AppResult<Json<Value>> {
     let (current, tenants) = core.tenant_context(&p).await?;
     Ok(Json(json!({
@@ -178,7 +179,7 @@ async fn me(
 }
 
 /// The raw session and user.
-async fn session(SessionAuth(p): SessionAuth) -> AppResult<Json<Value>> {
+async fn session(SessionUser(p): SessionUser) -> AppResult<Json<Value>> {
     let session = p
         .session
         .as_ref()
@@ -191,14 +192,10 @@ async fn session(SessionAuth(p): SessionAuth) -> AppResult<Json<Value>> {
 async fn logout(
     State(core): State<Arc<Tessera>>,
     client: ClientInfo,
-    SessionAuth(p): SessionAuth,
+    SessionUser(p): SessionUser,
 ) -> AppResult<Response> {
-    core.logout(&p, &client).await?;
-    Ok((
-        [(header::SET_COOKIE, cookies::clear_session(&core, COOKIE))],
-        Json(json!({"success": true})),
-    )
-        .into_response())
+    let cleared = surface::sign_out(&core, SURFACE, &p, &client).await?;
+    Ok((cleared, Json(json!({"success": true}))).into_response())
 }
 
 /// Creates an unverified account and mails the verification link; an
@@ -239,34 +236,15 @@ async fn sign_in(
     AppJson(body): AppJson<SignInBody>,
 ) -> AppResult<Response> {
     let outcome = core.login(&body.email, &body.password, &client).await?;
-    sign_in_answer(&core, outcome)
+    sign_in_answer(&core, outcome).await
 }
 
 /// `{user, session}` and the cookie, or the 2FA challenge.
-fn sign_in_answer(core: &Tessera, outcome: LoginOutcome) -> AppResult<Response> {
-    let (user, secret, session, device) = match outcome {
-        LoginOutcome::LoggedIn {
-            user,
-            secret,
-            session,
-            device,
-        } => (user, secret, session, device),
-        LoginOutcome::TwoFactorRequired { challenge } => {
-            // The surface's own casing, like every other `/auth` body.
-            return Ok(
-                Json(json!({"twoFactorRequired": true, "challenge": challenge})).into_response(),
-            );
-        }
-    };
-    let cookie = cookies::set_session(core, COOKIE, &secret, session.expires_at);
-    let device = cookies::set_device(core, &device);
-    let body = json!({"user": DashUser::from(&user), "session": DashSession::from(&session)});
-    // Two cookies: appended (an array of header pairs would keep only one).
-    Ok((
-        axum::response::AppendHeaders([(header::SET_COOKIE, cookie), (header::SET_COOKIE, device)]),
-        Json(body),
-    )
-        .into_response())
+async fn sign_in_answer(core: &Tessera, outcome: LoginOutcome) -> AppResult<Response> {
+    surface::login_answer(core, SURFACE, outcome, |s| async move {
+        Ok(json!({"user": DashUser::from(&s.user), "session": DashSession::from(&s.session)}))
+    })
+    .await
 }
 
 async fn forget_password(
@@ -287,11 +265,11 @@ async fn forget_password(
 async fn set_password(
     State(core): State<Arc<Tessera>>,
     client: ClientInfo,
-    SessionAuth(p): SessionAuth,
+    signed_in: SignedInSession,
     AppJson(body): AppJson<SetPasswordBody>,
 ) -> AppResult<Json<Value>> {
-    let keep = core.require_session(&p)?;
-    core.set_password(&p.user, Some(keep), &body.new_password, &client)
+    let keep = Some(signed_in.session_id);
+    core.set_password(&signed_in.principal.user, keep, &body.new_password, &client)
         .await
         .map_err(AppError::camel_case_fields)?;
     Ok(Json(json!({"status": true})))
@@ -323,7 +301,7 @@ async fn resend_verification(
 /// every social identity.
 async fn linked_accounts(
     State(core): State<Arc<Tessera>>,
-    SessionAuth(p): SessionAuth,
+    SessionUser(p): SessionUser,
 ) -> AppResult<Json<Value>> {
     let mut accounts = Vec::new();
     if p.user.password_hash.is_some() {
@@ -349,7 +327,7 @@ async fn linked_accounts(
 async fn unlink_provider(
     State(core): State<Arc<Tessera>>,
     client: ClientInfo,
-    SessionAuth(p): SessionAuth,
+    SessionUser(p): SessionUser,
     AppJson(body): AppJson<UnlinkBody>,
 ) -> AppResult<Json<Value>> {
     core.unlink_provider(&p.user, &body.provider_id, &client)
@@ -378,11 +356,10 @@ async fn sign_in_social(
 /// Links another provider to the signed-in account.
 async fn link_social(
     State(core): State<Arc<Tessera>>,
-    SessionAuth(p): SessionAuth,
+    signed_in: SignedInSession,
     AppJson(body): AppJson<SocialBody>,
 ) -> AppResult<Response> {
-    core.require_session(&p)?;
-    social_start(&core, body, Some(&p.user)).await
+    social_start(&core, body, Some(&signed_in.principal.user)).await
 }
 
 async fn social_start(
@@ -417,7 +394,7 @@ async fn social_callback(
         q,
         &headers,
         &client,
-        COOKIE,
+        SURFACE.session_cookie(),
         oauth::CallbackErrors::ToApp,
     )
     .await
@@ -426,7 +403,7 @@ async fn social_callback(
 /// Two-factor status (two-factor authentication is not available yet).
 async fn two_factor_status(
     State(core): State<Arc<Tessera>>,
-    SessionAuth(p): SessionAuth,
+    SessionUser(p): SessionUser,
 ) -> AppResult<Json<Value>> {
     let status = core.two_factor_status(&p.user).await?;
     Ok(Json(json!({
@@ -460,33 +437,8 @@ async fn verify_two_factor(
         .verify_two_factor(&challenge, factor, &client)
         .await
         .map_err(AppError::camel_case_fields)?;
-    let answer = sign_in_answer(&core, outcome)?;
+    let answer = sign_in_answer(&core, outcome).await?;
     Ok(cookies::clear_two_factor_on_success(
         &core, &headers, answer,
     ))
-}
-
-/// The caller of a `/auth` route. Seed 002: "Use API keys for workspace
-/// automation APIs, not account-auth lifecycle routes": a personal access
-/// token is refused here (`401`) as if absent; sessions (cookie or bearer)
-/// and session JWTs work.
-pub struct SessionAuth(pub crate::service::Principal);
-
-impl axum::extract::FromRequestParts<Arc<Tessera>> for SessionAuth {
-    type Rejection = AppError;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        core: &Arc<Tessera>,
-    ) -> Result<Self, Self::Rejection> {
-        let Auth(p) = Auth::from_request_parts(parts, core).await?;
-        // A PAT, or a JWT exchanged for one, has no session behind it.
-        if matches!(p.kind, PrincipalKind::Pat { .. }) || p.session.is_none() {
-            return Err(AppError::new(
-                crate::error::ErrorCode::Unauthorized,
-                "The /auth routes take a session, not a personal access token.",
-            ));
-        }
-        Ok(SessionAuth(p))
-    }
 }

@@ -1,5 +1,6 @@
-//! Extractors: JSON bodies in the contract's error shape, the caller's
-//! credential, and what the network says about the client.
+//! Extractors: JSON bodies and queries in the contract's error shape, and
+//! what the network says about the client. The caller's credential is in
+//! `surface.rs`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -7,25 +8,12 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{header, Method, StatusCode};
+use axum::http::{header, StatusCode};
 use serde::de::DeserializeOwned;
 
-use crate::crypto::token::{constant_time_eq, csrf_token_for};
+use crate::crypto::token::constant_time_eq;
 use crate::error::{AppError, ErrorCode};
-use crate::service::{ClientInfo, Credential, Principal, PrincipalKind, Tessera};
-
-/// The cookie names that carry a session, in the order they are read.
-pub const SESSION_COOKIES: [&str; 2] = ["ces_session", "auth_token"];
-
-/// How a surface protects cookie-authenticated writes; set as a router
-/// extension. Routes without one get the strict default: `X-CSRF-Token`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Surface {
-    /// `/api/v1`: cookie writes need `X-CSRF-Token`.
-    V1,
-    /// `/api/auth` and `/auth`: cookie writes are checked by `Origin`.
-    OriginChecked,
-}
+use crate::service::{ClientInfo, Tessera};
 
 /// A JSON body. Malformed JSON and wrong content types are `400 BAD_REQUEST`,
 /// oversized bodies `413 PAYLOAD_TOO_LARGE`, and well-formed bodies with
@@ -111,15 +99,6 @@ async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, App
             AppError::bad_request("The request body could not be read.")
         }
     })
-}
-
-/// The request's path as the client sent it: inside a nested router,
-/// `uri` has lost its prefix.
-pub fn original_path(parts: &Parts) -> &str {
-    parts
-        .extensions
-        .get::<axum::extract::OriginalUri>()
-        .map_or(parts.uri.path(), |o| o.0.path())
 }
 
 /// A reason for a wrong-typed field that names the expected type but never
@@ -253,128 +232,6 @@ pub fn operator_access(
                     .any(|secret| constant_time_eq(sent, secret.expose_secret()))
             }),
         None => client.admin_allowed,
-    }
-}
-
-/// Cookie writes on the adapter surfaces: a present `Origin` must be the
-/// public URL's origin or on the CORS allowlist.
-fn check_origin(parts: &Parts, core: &Tessera) -> Result<(), AppError> {
-    let Some(origin) = parts.headers.get(header::ORIGIN) else {
-        return Ok(());
-    };
-    let origin = origin.to_str().unwrap_or_default();
-    let public = core.config.public_url.origin().ascii_serialization();
-    if origin == public
-        || core
-            .config
-            .cors_origins
-            .iter()
-            .any(|o| o.trim_end_matches('/') == origin)
-    {
-        Ok(())
-    } else {
-        Err(AppError::forbidden("Cross-origin request refused."))
-    }
-}
-
-/// The session tokens in the request's cookies: every distinct value of
-/// each session cookie, the surface's own cookie first (`auth_token` on
-/// `/api/auth`, `ces_session` elsewhere) and then as sent (at most
-/// [`cookies::MAX_VALUES`] per name). A browser using two surfaces holds
-/// both; the one its surface set is the one it means.
-pub fn session_cookies(parts: &Parts) -> Vec<String> {
-    let path = original_path(parts);
-    let mut names = SESSION_COOKIES;
-    if path == "/api/auth" || path.starts_with("/api/auth/") {
-        names.reverse();
-    }
-    names
-        .iter()
-        .flat_map(|name| crate::http::cookies::values(&parts.headers, name))
-        .collect()
-}
-
-/// An authenticated caller. Missing or bad credentials are `401`; on
-/// `/api/v1`, a cookie-authenticated write without the session's
-/// `X-CSRF-Token` is `403 CSRF_FAILED`; a read-only token used to write is
-/// `403 FORBIDDEN`.
-pub struct Auth(pub Principal);
-
-impl FromRequestParts<Arc<Tessera>> for Auth {
-    type Rejection = AppError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        core: &Arc<Tessera>,
-    ) -> Result<Self, Self::Rejection> {
-        // One header at most: the router answers two with 400
-        // (`http::one_authorization`).
-        let principal = match parts.headers.get(header::AUTHORIZATION) {
-            Some(value) => {
-                let token = value
-                    .to_str()
-                    .ok()
-                    .and_then(|v| {
-                        v.strip_prefix("Bearer ")
-                            .or_else(|| v.strip_prefix("bearer "))
-                    })
-                    .map(str::trim)
-                    .filter(|t| !t.is_empty())
-                    .ok_or_else(AppError::unauthorized)?;
-                core.authenticate(Credential::Bearer(token)).await?
-            }
-            // Any valid session cookie authenticates: a stale or planted
-            // copy sent first must not hide the one that works.
-            None => {
-                let mut found = None;
-                for secret in session_cookies(parts) {
-                    found = core.authenticate(Credential::Cookie(&secret)).await?;
-                    if found.is_some() {
-                        break;
-                    }
-                }
-                found
-            }
-        }
-        .ok_or_else(AppError::unauthorized)?;
-
-        let writes = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
-        if writes {
-            if !principal.may_write() {
-                return Err(AppError::forbidden("This token has read-only scope."));
-            }
-            let surface = parts.extensions.get::<Surface>().copied();
-            if let (
-                Some(Surface::OriginChecked),
-                PrincipalKind::Session {
-                    from_cookie: true, ..
-                },
-            ) = (surface, &principal.kind)
-            {
-                check_origin(parts, core)?;
-            }
-            if let (
-                Some(Surface::V1),
-                PrincipalKind::Session {
-                    secret,
-                    from_cookie: true,
-                },
-            ) = (surface, &principal.kind)
-            {
-                let sent = parts
-                    .headers
-                    .get("x-csrf-token")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default();
-                if !constant_time_eq(sent, &csrf_token_for(secret)) {
-                    return Err(AppError::new(
-                        ErrorCode::CsrfFailed,
-                        "Missing or invalid X-CSRF-Token; get one from GET /api/v1/auth/csrf.",
-                    ));
-                }
-            }
-        }
-        Ok(Auth(principal))
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::middleware::from_fn;
+use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
@@ -19,8 +19,9 @@ use uuid::Uuid;
 use crate::error::{AppError, AppResult, ErrorBody};
 use crate::http::bot;
 use crate::http::cookies;
-use crate::http::extract::{operator_access, AppJson, AppQuery, Auth, CredentialLimit, Surface};
+use crate::http::extract::{operator_access, AppJson, AppQuery, CredentialLimit};
 use crate::http::oauth;
+use crate::http::surface::{self, AnyPrincipal, SignedIn, Surface};
 use crate::http::v1::views::{self, InviteView, TenantView};
 use crate::service::{
     CallbackParams, ClientInfo, LoginOutcome, OAuthCallback, Principal, SecondFactor, SignupInput,
@@ -28,23 +29,33 @@ use crate::service::{
 };
 use crate::store::User;
 
-const COOKIE: &str = "auth_token";
+/// The surface of every route here.
+const SURFACE: Surface = Surface::Legacy;
 
-pub fn router() -> Router<Arc<Tessera>> {
+pub fn router(core: &Arc<Tessera>) -> Router<Arc<Tessera>> {
     Router::new()
-        .route("/login", post(login).route_layer(from_fn(bot::check)))
+        .route(
+            "/login",
+            post(login).route_layer(from_fn_with_state(core.clone(), bot::check)),
+        )
         .route("/logout", post(logout))
         .route("/me", get(me))
-        .route("/register", post(register).route_layer(from_fn(bot::check)))
-        .route("/signup", post(signup).route_layer(from_fn(bot::check)))
+        .route(
+            "/register",
+            post(register).route_layer(from_fn_with_state(core.clone(), bot::check)),
+        )
+        .route(
+            "/signup",
+            post(signup).route_layer(from_fn_with_state(core.clone(), bot::check)),
+        )
         .route(
             "/signup_invite",
-            post(signup_invite).route_layer(from_fn(bot::check)),
+            post(signup_invite).route_layer(from_fn_with_state(core.clone(), bot::check)),
         )
         .route("/password", post(password))
         .route(
             "/forgot-password",
-            post(forgot_password).route_layer(from_fn(bot::check)),
+            post(forgot_password).route_layer(from_fn_with_state(core.clone(), bot::check)),
         )
         .route("/reset-password", post(reset_password))
         .route("/refresh", post(refresh))
@@ -52,7 +63,7 @@ pub fn router() -> Router<Arc<Tessera>> {
         .route("/2fa/verify", post(verify_two_factor))
         .route("/google", get(google))
         .route("/google/callback", get(google_callback))
-        .layer(Extension(Surface::OriginChecked))
+        .layer(Extension(SURFACE))
 }
 
 /// The user as seeds 001 and 003 show it.
@@ -205,36 +216,22 @@ pub async fn login(
 
 /// The union answer and the `auth_token` cookie, or the 2FA challenge.
 async fn login_answer(core: &Tessera, outcome: LoginOutcome) -> AppResult<Response> {
-    let (user, secret, session, device) = match outcome {
-        LoginOutcome::LoggedIn {
-            user,
-            secret,
-            session,
-            device,
-        } => (user, secret, session, device),
-        LoginOutcome::TwoFactorRequired { challenge } => {
-            return Ok(crate::http::two_factor_required(challenge))
-        }
-    };
-    let cookie = cookies::set_session(core, COOKIE, &secret, session.expires_at);
-    let (tenants, invites) = me_parts(core, &user).await?;
-    let refresh_token = core.first_refresh_token(&session).await?;
-    let jwt = core.issue_jwt(&Principal::for_new_session(user.clone(), secret, session))?;
-    let body = LegacyLoginResponse {
-        user: LegacyUser::from(&user),
+    surface::login_answer(core, SURFACE, outcome, |s| union_answer(core, s)).await
+}
+
+/// Seeds 001 and 003's login body for a new session.
+async fn union_answer(core: &Tessera, s: SignedIn) -> AppResult<LegacyLoginResponse> {
+    let (tenants, invites) = me_parts(core, &s.user).await?;
+    let refresh_token = core.first_refresh_token(&s.session).await?;
+    let jwt = core.issue_jwt(&s.principal())?;
+    Ok(LegacyLoginResponse {
+        user: LegacyUser::from(&s.user),
         tenants,
         invites,
         access_token: jwt.access_token,
         token_type: "bearer".into(),
         refresh_token,
-    };
-    let device = cookies::set_device(core, &device);
-    // Two cookies: appended (an array of header pairs would keep only one).
-    Ok((
-        axum::response::AppendHeaders([(header::SET_COOKIE, cookie), (header::SET_COOKIE, device)]),
-        Json(body),
-    )
-        .into_response())
+    })
 }
 
 /// Ends the session; `{"success": true}` and a cleared cookie.
@@ -243,14 +240,10 @@ async fn login_answer(core: &Tessera, outcome: LoginOutcome) -> AppResult<Respon
 pub async fn logout(
     State(core): State<Arc<Tessera>>,
     client: ClientInfo,
-    Auth(p): Auth,
+    AnyPrincipal(p): AnyPrincipal,
 ) -> AppResult<Response> {
-    core.logout(&p, &client).await?;
-    Ok((
-        [(header::SET_COOKIE, cookies::clear_session(&core, COOKIE))],
-        Json(json!({ "success": true })),
-    )
-        .into_response())
+    let cleared = surface::sign_out(&core, SURFACE, &p, &client).await?;
+    Ok((cleared, Json(json!({ "success": true }))).into_response())
 }
 
 /// The current user, tenants and pending invites (cookie or Bearer JWT).
@@ -258,7 +251,7 @@ pub async fn logout(
     responses((status = 200, body = LegacyMeResponse), (status = 401, body = ErrorBody)))]
 pub async fn me(
     State(core): State<Arc<Tessera>>,
-    Auth(p): Auth,
+    AnyPrincipal(p): AnyPrincipal,
 ) -> AppResult<Json<LegacyMeResponse>> {
     let (tenants, invites) = visible_me_parts(&core, &p).await?;
     Ok(Json(LegacyMeResponse {
@@ -290,7 +283,7 @@ pub async fn register(
             StatusCode::CREATED,
             [(
                 header::SET_COOKIE,
-                cookies::set_session(&core, COOKIE, &secret, session.expires_at),
+                cookies::set_session(&core, SURFACE.session_cookie(), &secret, session.expires_at),
             )],
             body,
         )
@@ -411,7 +404,7 @@ pub async fn refresh(
 pub async fn password(
     State(core): State<Arc<Tessera>>,
     client: ClientInfo,
-    Auth(p): Auth,
+    AnyPrincipal(p): AnyPrincipal,
     AppJson(body): AppJson<PasswordBody>,
 ) -> AppResult<Json<Value>> {
     // A JWT issued for a session acts for that session here (seed 003 clients
@@ -523,7 +516,7 @@ pub async fn google_callback(
         q,
         &headers,
         &client,
-        COOKIE,
+        SURFACE.session_cookie(),
         oauth::CallbackErrors::ToApp,
     )
     .await

@@ -28,16 +28,9 @@ pub mod metrics;
 pub mod oauth;
 pub mod openapi;
 pub mod server;
+pub mod surface;
 pub mod ui;
 pub mod v1;
-
-/// The answer to a right password when 2FA is on, the same on every
-/// surface: `200 {two_factor_required: true, challenge}`, no cookie.
-pub fn two_factor_required(challenge: String) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    axum::Json(serde_json::json!({"two_factor_required": true, "challenge": challenge}))
-        .into_response()
-}
 
 /// CORS for the API surfaces: only origins in `cors_origins`, echoed
 /// exactly, with credentials, and `Vary: Origin`; `null` and look-alike
@@ -86,16 +79,15 @@ pub fn router(core: Arc<Tessera>) -> Router {
         .route("/metrics", get(metrics::metrics))
         // Before the nests: each sub-router marks its own (full) routes.
         .route_layer(mark())
-        .nest("/api/v1", v1::router().route_layer(mark()))
-        .nest("/api/auth", legacy::router().route_layer(mark()))
-        .nest("/auth", dashboard::router().route_layer(mark()))
+        .nest("/api/v1", v1::router(&core).route_layer(mark()))
+        .nest("/api/auth", legacy::router(&core).route_layer(mark()))
+        .nest("/auth", dashboard::router(&core).route_layer(mark()))
         .nest("/ui", pages)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Outside the routes, so preflights of any path are answered.
         .layer(cors(&core))
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(axum::Extension(core.clone()))
         .layer(axum::middleware::from_fn(one_authorization))
         .layer(
             ServiceBuilder::new()

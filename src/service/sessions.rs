@@ -765,17 +765,6 @@ impl Tessera {
         }
     }
 
-    /// The id of the caller's session; tokens (PATs, JWTs) are refused, so a
-    /// leaked token cannot take over the password or mint more credentials.
-    pub fn require_session(&self, principal: &Principal) -> AppResult<Uuid> {
-        match (&principal.kind, &principal.session) {
-            (PrincipalKind::Session { .. }, Some(session)) => Ok(session.id),
-            _ => Err(AppError::forbidden(
-                "This needs a signed-in session, not a token.",
-            )),
-        }
-    }
-
     /// Refuses an account whose address is not verified yet: until then it
     /// may use its sessions but mint nothing durable (PATs, passkeys, TOTP,
     /// linked identities), so a squatter on someone else's address keeps no

@@ -23,7 +23,7 @@ use crate::crypto::token::{constant_time_eq, csrf_token_for};
 use crate::error::AppError;
 use crate::http::cookies;
 // The session cookie: the canonical surface's.
-use crate::http::v1::auth::COOKIE as SESSION_COOKIE;
+use crate::http::surface::{origin_allowed, SESSION_COOKIE};
 use crate::service::{Credential, Principal, Tessera};
 
 mod account;
@@ -341,15 +341,12 @@ pub fn check_anonymous_form(
 }
 
 /// A present `Origin` must be the public URL's (browsers send it with
-/// every form post).
+/// every form post); unlike the API surfaces, no CORS origin may post.
 pub fn check_origin(core: &Tessera, headers: &HeaderMap) -> Result<(), FormRefused> {
-    match headers
-        .get(header::ORIGIN)
-        .map(|o| o.to_str().unwrap_or(""))
-    {
-        None => Ok(()),
-        Some(origin) if origin == core.config.public_url.origin().ascii_serialization() => Ok(()),
-        Some(_) => Err(FormRefused),
+    if origin_allowed(core, headers, false) {
+        Ok(())
+    } else {
+        Err(FormRefused)
     }
 }
 

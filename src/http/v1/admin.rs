@@ -13,7 +13,8 @@ use uuid::Uuid;
 use super::tenants::{audit_response, path_id, AuditQuery, AuditResponse};
 use super::views::AdminUserView;
 use crate::error::{AppResult, ErrorBody};
-use crate::http::extract::{AppJson, AppQuery, Auth};
+use crate::http::extract::{AppJson, AppQuery};
+use crate::http::surface::AnyPrincipal;
 use crate::service::{ClientInfo, Tessera, UserPatch};
 
 #[derive(Deserialize, IntoParams)]
@@ -63,7 +64,7 @@ pub struct PlanCheckResponse {
     responses((status = 200, body = UsersResponse), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list_users(
     State(core): State<Arc<Tessera>>,
-    Auth(p): Auth,
+    AnyPrincipal(p): AnyPrincipal,
     AppQuery(q): AppQuery<UsersQuery>,
 ) -> AppResult<Json<UsersResponse>> {
     let (limit, offset) = (q.limit.unwrap_or(50), q.offset.unwrap_or(0));
@@ -83,7 +84,7 @@ pub async fn list_users(
     responses((status = 200, body = AdminUserView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_user(
     State(core): State<Arc<Tessera>>,
-    Auth(p): Auth,
+    AnyPrincipal(p): AnyPrincipal,
     Path(id): Path<String>,
 ) -> AppResult<Json<AdminUserView>> {
     let (user, tenants) = core.admin_get_user(&p, path_id(&id)?).await?;
@@ -98,7 +99,7 @@ pub async fn get_user(
 pub async fn update_user(
     State(core): State<Arc<Tessera>>,
     client: ClientInfo,
-    Auth(p): Auth,
+    AnyPrincipal(p): AnyPrincipal,
     Path(id): Path<String>,
     AppJson(body): AppJson<PatchUserBody>,
 ) -> AppResult<Json<AdminUserView>> {
@@ -122,7 +123,7 @@ pub async fn update_user(
 pub async fn delete_user(
     State(core): State<Arc<Tessera>>,
     client: ClientInfo,
-    Auth(p): Auth,
+    AnyPrincipal(p): AnyPrincipal,
     Path(id): Path<String>,
 ) -> AppResult<StatusCode> {
     core.admin_delete_user(&p, path_id(&id)?, &client).await?;
@@ -134,7 +135,7 @@ pub async fn delete_user(
     responses((status = 200, body = PlanCheckResponse), (status = 403, body = ErrorBody)))]
 pub async fn validate_plans(
     State(core): State<Arc<Tessera>>,
-    Auth(p): Auth,
+    AnyPrincipal(p): AnyPrincipal,
 ) -> AppResult<Json<PlanCheckResponse>> {
     core.require_admin(&p)?;
     let ids = core.run_plan_check(Some(p.user.id)).await?;
@@ -149,7 +150,7 @@ pub async fn validate_plans(
     responses((status = 200, body = AuditResponse), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn audit(
     State(core): State<Arc<Tessera>>,
-    Auth(p): Auth,
+    AnyPrincipal(p): AnyPrincipal,
     AppQuery(q): AppQuery<AuditQuery>,
 ) -> AppResult<Json<AuditResponse>> {
     core.require_admin(&p)?;

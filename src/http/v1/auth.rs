@@ -13,10 +13,12 @@ use utoipa::ToSchema;
 use super::views::{self, InviteView, TenantView, UserView};
 use crate::error::{AppResult, ErrorBody};
 use crate::http::cookies;
-use crate::http::extract::{AppJson, Auth, CredentialLimit};
+use crate::http::extract::{AppJson, CredentialLimit};
+use crate::http::surface::{self, AnyPrincipal, SignedIn, SignedInSession, Surface};
 use crate::service::{ClientInfo, LoginOutcome, Principal, SignupInput, Tessera};
 
-pub(crate) const COOKIE: &str = "ces_session";
+/// The surface of every route here.
+const SURFACE: Surface = Surface::V1;
 
 #[derive(Deserialize, ToSchema)]
 pub struct SignupBody {
@@ -158,7 +160,7 @@ pub async fn signup(
     Ok(match outcome.session {
         Some((secret, session)) => with_cookie(
             StatusCode::CREATED,
-            cookies::set_session(&core, COOKIE, &secret, session.expires_at),
+            cookies::set_session(&core, SURFACE.session_cookie(), &secret, session.expires_at),
             body,
         ),
         None => (StatusCode::CREATED, Json(body)).into_response(),
@@ -185,33 +187,17 @@ pub async fn login(
 
 /// A login's answer: the session cookie and the user, or the 2FA challenge.
 pub(crate) async fn login_answer(core: &Tessera, outcome: LoginOutcome) -> AppResult<Response> {
-    let (user, secret, session, device) = match outcome {
-        LoginOutcome::LoggedIn {
-            user,
-            secret,
-            session,
-            device,
-        } => (user, secret, session, device),
-        LoginOutcome::TwoFactorRequired { challenge } => {
-            return Ok(crate::http::two_factor_required(challenge))
-        }
-    };
-    let tenants = core.memberships(user.id).await?;
-    let invites = core.my_invites(&user.email).await?;
-    let body = LoginResponse {
-        user: UserView::from(&user),
+    surface::login_answer(core, SURFACE, outcome, |s| login_body(core, s)).await
+}
+
+async fn login_body(core: &Tessera, s: SignedIn) -> AppResult<LoginResponse> {
+    let tenants = core.memberships(s.user.id).await?;
+    let invites = core.my_invites(&s.user.email).await?;
+    Ok(LoginResponse {
+        user: UserView::from(&s.user),
         tenants: views::tenants(&tenants),
         invites: views::invites(&invites, core.clock.now()),
-    };
-    let mut response = with_cookie(
-        StatusCode::OK,
-        cookies::set_session(core, COOKIE, &secret, session.expires_at),
-        body,
-    );
-    response
-        .headers_mut()
-        .append(header::SET_COOKIE, cookies::set_device(core, &device));
-    Ok(response)
+    })
 }
 
 /// End the current session and clear the cookie.
@@ -224,14 +210,10 @@ pub(crate) async fn login_answer(core: &Tessera, outcome: LoginOutcome) -> AppRe
 pub async fn logout(
     State(core): State<Arc<Tessera>>,
     client: ClientInfo,
-    Auth(principal): Auth,
+    AnyPrincipal(principal): AnyPrincipal,
 ) -> AppResult<Response> {
-    core.logout(&principal, &client).await?;
-    Ok((
-        StatusCode::NO_CONTENT,
-        [(header::SET_COOKIE, cookies::clear_session(&core, COOKIE))],
-    )
-        .into_response())
+    let cleared = surface::sign_out(&core, SURFACE, &principal, &client).await?;
+    Ok((StatusCode::NO_CONTENT, cleared).into_response())
 }
 
 /// Replace the session token; the old one stops working at once.
@@ -244,7 +226,7 @@ pub async fn logout(
 pub async fn refresh(
     State(core): State<Arc<Tessera>>,
     client: ClientInfo,
-    Auth(principal): Auth,
+    AnyPrincipal(principal): AnyPrincipal,
 ) -> AppResult<Response> {
     let (secret, session) = core.refresh(&principal, &client).await?;
     let body = RefreshResponse {
@@ -253,7 +235,7 @@ pub async fn refresh(
     };
     Ok(with_cookie(
         StatusCode::OK,
-        cookies::set_session(&core, COOKIE, &secret, session.expires_at),
+        cookies::set_session(&core, SURFACE.session_cookie(), &secret, session.expires_at),
         body,
     ))
 }
@@ -265,7 +247,7 @@ pub async fn refresh(
         (status = 401, body = ErrorBody),
         (status = 403, description = "The credential is a token: token requests need no CSRF token", body = ErrorBody),
     ))]
-pub async fn csrf(Auth(principal): Auth) -> AppResult<Json<CsrfResponse>> {
+pub async fn csrf(AnyPrincipal(principal): AnyPrincipal) -> AppResult<Json<CsrfResponse>> {
     let secret = principal.session_secret().ok_or_else(|| {
         crate::error::AppError::forbidden(
             "CSRF tokens belong to sessions; token requests need none.",
@@ -296,7 +278,7 @@ pub struct SwitchTenantBody {
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn switch_tenant(
     State(core): State<Arc<Tessera>>,
-    Auth(principal): Auth,
+    AnyPrincipal(principal): AnyPrincipal,
     AppJson(body): AppJson<SwitchTenantBody>,
 ) -> AppResult<Json<MeResponse>> {
     let principal = core.switch_tenant(&principal, body.tenant_id).await?;
@@ -308,7 +290,7 @@ pub async fn switch_tenant(
     responses((status = 200, body = MeResponse), (status = 401, body = ErrorBody)))]
 pub async fn me(
     State(core): State<Arc<Tessera>>,
-    Auth(principal): Auth,
+    AnyPrincipal(principal): AnyPrincipal,
 ) -> AppResult<Json<MeResponse>> {
     Ok(Json(me_response(&core, &principal).await?))
 }
@@ -328,7 +310,7 @@ pub struct ProfileBody {
         (status = 422, body = ErrorBody)))]
 pub async fn update_me(
     State(core): State<Arc<Tessera>>,
-    Auth(principal): Auth,
+    AnyPrincipal(principal): AnyPrincipal,
     client: ClientInfo,
     AppJson(body): AppJson<ProfileBody>,
 ) -> AppResult<Json<MeResponse>> {
@@ -389,10 +371,13 @@ pub async fn reset_password(
 pub async fn change_password(
     State(core): State<Arc<Tessera>>,
     client: ClientInfo,
-    Auth(principal): Auth,
+    SignedInSession {
+        principal,
+        session_id,
+    }: SignedInSession,
     AppJson(body): AppJson<ChangePasswordBody>,
 ) -> AppResult<StatusCode> {
-    let keep = core.require_session(&principal)?;
+    let keep = session_id;
     core.change_password(
         &principal.user,
         Some(keep),
@@ -416,10 +401,13 @@ pub async fn change_password(
 pub async fn set_password(
     State(core): State<Arc<Tessera>>,
     client: ClientInfo,
-    Auth(principal): Auth,
+    SignedInSession {
+        principal,
+        session_id,
+    }: SignedInSession,
     AppJson(body): AppJson<SetPasswordBody>,
 ) -> AppResult<StatusCode> {
-    let keep = core.require_session(&principal)?;
+    let keep = session_id;
     core.set_password(&principal.user, Some(keep), &body.new_password, &client)
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -465,7 +453,7 @@ pub async fn resend_verification(
     ))]
 pub async fn token(
     State(core): State<Arc<Tessera>>,
-    Auth(principal): Auth,
+    AnyPrincipal(principal): AnyPrincipal,
 ) -> AppResult<Json<AccessTokenResponse>> {
     let issued = core.access_token(&principal).await?;
     Ok(Json(AccessTokenResponse {

@@ -12,7 +12,8 @@ use utoipa::ToSchema;
 use super::auth::login_answer;
 use crate::error::{AppResult, ErrorBody};
 use crate::http::cookies;
-use crate::http::extract::{AppJson, Auth, CredentialLimit};
+use crate::http::extract::{AppJson, CredentialLimit};
+use crate::http::surface::{AnyPrincipal, SignedInSession};
 use crate::service::{ClientInfo, PasskeyAssertion, SecondFactor, Tessera};
 
 #[derive(Serialize, ToSchema)]
@@ -28,7 +29,7 @@ pub struct TwoFactorStatusView {
     responses((status = 200, body = TwoFactorStatusView), (status = 401, body = ErrorBody)))]
 pub async fn status(
     State(core): State<Arc<Tessera>>,
-    Auth(p): Auth,
+    AnyPrincipal(p): AnyPrincipal,
 ) -> AppResult<Json<TwoFactorStatusView>> {
     let status = core.two_factor_status(&p.user).await?;
     Ok(Json(TwoFactorStatusView {
@@ -62,10 +63,9 @@ pub struct TotpSetupView {
 pub async fn totp_setup(
     State(core): State<Arc<Tessera>>,
     client: ClientInfo,
-    Auth(p): Auth,
+    SignedInSession { principal: p, .. }: SignedInSession,
     AppJson(body): AppJson<PasswordBody>,
 ) -> AppResult<Json<TotpSetupView>> {
-    core.require_session(&p)?;
     let setup = core.totp_setup(&p.user, &body.password, &client).await?;
     Ok(Json(TotpSetupView {
         secret: setup.secret,
@@ -93,10 +93,13 @@ pub struct BackupCodesView {
 pub async fn totp_enable(
     State(core): State<Arc<Tessera>>,
     client: ClientInfo,
-    Auth(p): Auth,
+    SignedInSession {
+        principal: p,
+        session_id,
+    }: SignedInSession,
     AppJson(body): AppJson<CodeBody>,
 ) -> AppResult<Json<BackupCodesView>> {
-    let keep = core.require_session(&p)?;
+    let keep = session_id;
     let codes = core
         .totp_enable(&p.user, Some(keep), &body.code, &client)
         .await?;
@@ -119,10 +122,9 @@ pub struct DisableBody {
 pub async fn disable(
     State(core): State<Arc<Tessera>>,
     client: ClientInfo,
-    Auth(p): Auth,
+    SignedInSession { principal: p, .. }: SignedInSession,
     AppJson(body): AppJson<DisableBody>,
 ) -> AppResult<StatusCode> {
-    core.require_session(&p)?;
     let factor = SecondFactor::codes(body.code.as_deref(), body.backup_code.as_deref());
     core.two_factor_disable(&p.user, &body.password, factor, &client)
         .await?;
@@ -138,10 +140,9 @@ pub async fn disable(
 pub async fn backup_codes(
     State(core): State<Arc<Tessera>>,
     client: ClientInfo,
-    Auth(p): Auth,
+    SignedInSession { principal: p, .. }: SignedInSession,
     AppJson(body): AppJson<DisableBody>,
 ) -> AppResult<Json<BackupCodesView>> {
-    core.require_session(&p)?;
     let factor = SecondFactor::codes(body.code.as_deref(), body.backup_code.as_deref());
     let codes = core
         .regenerate_backup_codes(&p.user, &body.password, factor, &client)

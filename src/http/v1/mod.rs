@@ -2,12 +2,12 @@
 
 use std::sync::Arc;
 
-use axum::middleware::from_fn;
+use axum::middleware::from_fn_with_state;
 use axum::routing::{delete, get, patch, post};
 use axum::{Extension, Router};
 
 use crate::http::bot;
-use crate::http::extract::Surface;
+use crate::http::surface::Surface;
 use crate::service::Tessera;
 
 pub mod admin;
@@ -22,17 +22,17 @@ pub mod tokens;
 pub mod views;
 
 /// Routes under `/api/v1` (paths here are relative to it).
-pub fn router() -> Router<Arc<Tessera>> {
+pub fn router(core: &Arc<Tessera>) -> Router<Arc<Tessera>> {
     Router::new()
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route(
             "/auth/signup",
-            post(auth::signup).route_layer(from_fn(bot::check)),
+            post(auth::signup).route_layer(from_fn_with_state(core.clone(), bot::check)),
         )
         .route(
             "/auth/login",
-            post(auth::login).route_layer(from_fn(bot::check)),
+            post(auth::login).route_layer(from_fn_with_state(core.clone(), bot::check)),
         )
         .route("/auth/logout", post(auth::logout))
         .route("/auth/refresh", post(auth::refresh))
@@ -40,7 +40,7 @@ pub fn router() -> Router<Arc<Tessera>> {
         .route("/auth/me", get(auth::me).patch(auth::update_me))
         .route(
             "/auth/forgot-password",
-            post(auth::forgot_password).route_layer(from_fn(bot::check)),
+            post(auth::forgot_password).route_layer(from_fn_with_state(core.clone(), bot::check)),
         )
         .route("/auth/reset-password", post(auth::reset_password))
         .route("/auth/change-password", post(auth::change_password))

@@ -11,10 +11,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::auth::COOKIE;
 use crate::error::{AppResult, ErrorBody};
-use crate::http::extract::{AppJson, AppQuery, Auth, CredentialLimit};
+use crate::http::extract::{AppJson, AppQuery, CredentialLimit};
 use crate::http::oauth;
+use crate::http::surface::{AnyPrincipal, SignedInSession, Surface};
 use crate::service::{CallbackParams, ClientInfo, OAuthCallback, Tessera};
 
 #[derive(Deserialize, IntoParams)]
@@ -90,7 +90,7 @@ pub async fn callback(
         q.into(),
         &headers,
         &client,
-        COOKIE,
+        Surface::V1.session_cookie(),
         oauth::CallbackErrors::Json,
     )
     .await
@@ -108,7 +108,7 @@ pub struct LinkedAccount {
     responses((status = 200, body = [LinkedAccount]), (status = 401, body = ErrorBody)))]
 pub async fn linked(
     State(core): State<Arc<Tessera>>,
-    Auth(p): Auth,
+    AnyPrincipal(p): AnyPrincipal,
 ) -> AppResult<Json<Vec<LinkedAccount>>> {
     let identities = core.linked_accounts(&p.user).await?;
     Ok(Json(
@@ -147,10 +147,9 @@ pub struct LinkStarted {
 pub async fn link(
     State(core): State<Arc<Tessera>>,
     Path(provider): Path<String>,
-    Auth(p): Auth,
+    SignedInSession { principal: p, .. }: SignedInSession,
     AppJson(body): AppJson<LinkBody>,
 ) -> AppResult<Response> {
-    core.require_session(&p)?;
     let (to, cookie) = oauth::start(
         &core,
         &provider,
@@ -177,7 +176,7 @@ pub async fn unlink(
     State(core): State<Arc<Tessera>>,
     Path(provider): Path<String>,
     client: ClientInfo,
-    Auth(p): Auth,
+    AnyPrincipal(p): AnyPrincipal,
 ) -> AppResult<StatusCode> {
     core.unlink_provider(&p.user, &provider, &client).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -14,7 +14,8 @@ use uuid::Uuid;
 
 use super::auth::login_answer;
 use crate::error::{AppError, AppResult, ErrorBody};
-use crate::http::extract::{AppJson, Auth, CredentialLimit, OptionalJson};
+use crate::http::extract::{AppJson, CredentialLimit, OptionalJson};
+use crate::http::surface::{AnyPrincipal, SignedInSession};
 use crate::service::{ClientInfo, PasskeyCeremony, SecondFactor, Tessera};
 use crate::store::StoredPasskey;
 
@@ -80,10 +81,9 @@ pub struct RegisterStartBody {
 pub async fn register_start(
     State(core): State<Arc<Tessera>>,
     client: ClientInfo,
-    Auth(p): Auth,
+    SignedInSession { principal: p, .. }: SignedInSession,
     OptionalJson(body): OptionalJson<RegisterStartBody>,
 ) -> AppResult<Json<CeremonyView>> {
-    core.require_session(&p)?;
     let factor = SecondFactor::codes(body.code.as_deref(), body.backup_code.as_deref());
     Ok(Json(
         core.passkey_register_start(&p.user, factor, &client)
@@ -107,10 +107,9 @@ pub struct RegisterFinishBody {
 pub async fn register_finish(
     State(core): State<Arc<Tessera>>,
     client: ClientInfo,
-    Auth(p): Auth,
+    SignedInSession { principal: p, .. }: SignedInSession,
     AppJson(body): AppJson<RegisterFinishBody>,
 ) -> AppResult<(StatusCode, Json<PasskeyView>)> {
-    core.require_session(&p)?;
     let stored = core
         .passkey_register_finish(
             &p.user,
@@ -128,7 +127,7 @@ pub async fn register_finish(
     responses((status = 200, body = [PasskeyView]), (status = 401, body = ErrorBody)))]
 pub async fn list(
     State(core): State<Arc<Tessera>>,
-    Auth(p): Auth,
+    AnyPrincipal(p): AnyPrincipal,
 ) -> AppResult<Json<Vec<PasskeyView>>> {
     let passkeys = core.list_passkeys(&p.user).await?;
     Ok(Json(passkeys.iter().map(PasskeyView::from).collect()))
@@ -146,7 +145,7 @@ pub struct RenameBody {
 pub async fn rename(
     State(core): State<Arc<Tessera>>,
     Path(id): Path<String>,
-    Auth(p): Auth,
+    AnyPrincipal(p): AnyPrincipal,
     AppJson(body): AppJson<RenameBody>,
 ) -> AppResult<StatusCode> {
     let id = passkey_id(&id)?;
@@ -162,7 +161,7 @@ pub async fn delete(
     State(core): State<Arc<Tessera>>,
     Path(id): Path<String>,
     client: ClientInfo,
-    Auth(p): Auth,
+    AnyPrincipal(p): AnyPrincipal,
 ) -> AppResult<StatusCode> {
     let id = passkey_id(&id)?;
     core.delete_passkey(&p.user, id, &client).await?;

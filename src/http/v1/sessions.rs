@@ -9,7 +9,7 @@ use axum::Json;
 use super::tenants::path_id;
 use super::views::SessionView;
 use crate::error::{AppResult, ErrorBody};
-use crate::http::extract::Auth;
+use crate::http::surface::AnyPrincipal;
 use crate::service::{ClientInfo, Tessera};
 
 /// My active sessions; the one making the request has `current: true`.
@@ -17,7 +17,7 @@ use crate::service::{ClientInfo, Tessera};
     responses((status = 200, body = Vec<SessionView>), (status = 401, body = ErrorBody)))]
 pub async fn list(
     State(core): State<Arc<Tessera>>,
-    Auth(p): Auth,
+    AnyPrincipal(p): AnyPrincipal,
 ) -> AppResult<Json<Vec<SessionView>>> {
     let current = p.session.as_ref().map(|s| s.id);
     let sessions = core.list_sessions(&p).await?;
@@ -35,7 +35,7 @@ pub async fn list(
 pub async fn revoke(
     State(core): State<Arc<Tessera>>,
     client: ClientInfo,
-    Auth(p): Auth,
+    AnyPrincipal(p): AnyPrincipal,
     Path(id): Path<String>,
 ) -> AppResult<StatusCode> {
     core.revoke_own_session(&p, path_id(&id)?, &client).await?;
@@ -48,7 +48,7 @@ pub async fn revoke(
 pub async fn revoke_others(
     State(core): State<Arc<Tessera>>,
     client: ClientInfo,
-    Auth(p): Auth,
+    AnyPrincipal(p): AnyPrincipal,
 ) -> AppResult<StatusCode> {
     core.revoke_other_sessions(&p, &client).await?;
     Ok(StatusCode::NO_CONTENT)

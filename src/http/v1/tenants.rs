@@ -11,7 +11,8 @@ use uuid::Uuid;
 
 use super::views::{self, AuditEventView, InviteView, MemberView, TenantView};
 use crate::error::{AppError, AppResult, ErrorBody};
-use crate::http::extract::{AppJson, Auth};
+use crate::http::extract::AppJson;
+use crate::http::surface::AnyPrincipal;
 use crate::service::{ClientInfo, Tessera};
 use crate::store::AuditFilter;
 
@@ -54,7 +55,7 @@ pub struct TenantResponse {
     responses((status = 200, body = Vec<TenantView>), (status = 401, body = ErrorBody)))]
 pub async fn list(
     State(core): State<Arc<Tessera>>,
-    Auth(p): Auth,
+    AnyPrincipal(p): AnyPrincipal,
 ) -> AppResult<Json<Vec<TenantView>>> {
     Ok(Json(views::tenants(&core.list_tenants(&p).await?)))
 }
@@ -65,7 +66,7 @@ pub async fn list(
 pub async fn create(
     State(core): State<Arc<Tessera>>,
     client: ClientInfo,
-    Auth(p): Auth,
+    AnyPrincipal(p): AnyPrincipal,
     AppJson(body): AppJson<NameBody>,
 ) -> AppResult<(StatusCode, Json<TenantView>)> {
     let created = core.create_tenant(&p, &body.name, &client).await?;
@@ -77,7 +78,7 @@ pub async fn create(
     responses((status = 200, body = TenantView), (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(core): State<Arc<Tessera>>,
-    Auth(p): Auth,
+    AnyPrincipal(p): AnyPrincipal,
     Path(id): Path<String>,
 ) -> AppResult<Json<TenantView>> {
     Ok(Json(TenantView::from(
@@ -90,7 +91,7 @@ pub async fn get(
     responses((status = 200, body = TenantView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn rename(
     State(core): State<Arc<Tessera>>,
-    Auth(p): Auth,
+    AnyPrincipal(p): AnyPrincipal,
     Path(id): Path<String>,
     AppJson(body): AppJson<NameBody>,
 ) -> AppResult<Json<TenantView>> {
@@ -105,7 +106,7 @@ pub async fn rename(
 pub async fn delete(
     State(core): State<Arc<Tessera>>,
     client: ClientInfo,
-    Auth(p): Auth,
+    AnyPrincipal(p): AnyPrincipal,
     Path(id): Path<String>,
 ) -> AppResult<StatusCode> {
     core.delete_tenant(&p, path_id(&id)?, &client).await?;
@@ -117,7 +118,7 @@ pub async fn delete(
     responses((status = 200, body = Vec<MemberView>), (status = 404, body = ErrorBody)))]
 pub async fn members(
     State(core): State<Arc<Tessera>>,
-    Auth(p): Auth,
+    AnyPrincipal(p): AnyPrincipal,
     Path(id): Path<String>,
 ) -> AppResult<Json<Vec<MemberView>>> {
     let members = core.list_members(&p, path_id(&id)?).await?;
@@ -132,7 +133,7 @@ pub async fn members(
 pub async fn change_role(
     State(core): State<Arc<Tessera>>,
     client: ClientInfo,
-    Auth(p): Auth,
+    AnyPrincipal(p): AnyPrincipal,
     Path((id, user_id)): Path<(String, String)>,
     AppJson(body): AppJson<RoleBody>,
 ) -> AppResult<StatusCode> {
@@ -148,7 +149,7 @@ pub async fn change_role(
 pub async fn remove_member(
     State(core): State<Arc<Tessera>>,
     client: ClientInfo,
-    Auth(p): Auth,
+    AnyPrincipal(p): AnyPrincipal,
     Path((id, user_id)): Path<(String, String)>,
 ) -> AppResult<StatusCode> {
     core.remove_member(&p, path_id(&id)?, path_id(&user_id)?, &client)
@@ -163,7 +164,7 @@ pub async fn remove_member(
 pub async fn invite(
     State(core): State<Arc<Tessera>>,
     client: ClientInfo,
-    Auth(p): Auth,
+    AnyPrincipal(p): AnyPrincipal,
     Path(id): Path<String>,
     AppJson(body): AppJson<InviteBody>,
 ) -> AppResult<(StatusCode, Json<InviteView>)> {
@@ -181,7 +182,7 @@ pub async fn invite(
     responses((status = 200, body = Vec<InviteView>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn invites(
     State(core): State<Arc<Tessera>>,
-    Auth(p): Auth,
+    AnyPrincipal(p): AnyPrincipal,
     Path(id): Path<String>,
 ) -> AppResult<Json<Vec<InviteView>>> {
     let list = core.tenant_invites(&p, path_id(&id)?).await?;
@@ -195,7 +196,7 @@ pub async fn invites(
 pub async fn revoke_invite(
     State(core): State<Arc<Tessera>>,
     client: ClientInfo,
-    Auth(p): Auth,
+    AnyPrincipal(p): AnyPrincipal,
     Path((id, invite_id)): Path<(String, String)>,
 ) -> AppResult<StatusCode> {
     core.revoke_invite(&p, path_id(&id)?, path_id(&invite_id)?, &client)
@@ -210,7 +211,7 @@ pub async fn revoke_invite(
         (status = 403, description = "A tenant-bound token", body = ErrorBody)))]
 pub async fn my_invites(
     State(core): State<Arc<Tessera>>,
-    Auth(p): Auth,
+    AnyPrincipal(p): AnyPrincipal,
 ) -> AppResult<Json<Vec<InviteView>>> {
     p.require_unbound()?;
     let list = core.my_invites(&p.user.email).await?;
@@ -224,7 +225,7 @@ pub async fn my_invites(
 pub async fn accept(
     State(core): State<Arc<Tessera>>,
     client: ClientInfo,
-    Auth(p): Auth,
+    AnyPrincipal(p): AnyPrincipal,
     AppJson(body): AppJson<AcceptBody>,
 ) -> AppResult<Json<TenantResponse>> {
     let membership = core.accept_invite(&p, &body.invite_token, &client).await?;
@@ -287,7 +288,7 @@ pub fn audit_response(
     responses((status = 200, body = AuditResponse), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn audit(
     State(core): State<Arc<Tessera>>,
-    Auth(p): Auth,
+    AnyPrincipal(p): AnyPrincipal,
     Path(id): Path<String>,
     query: crate::http::extract::AppQuery<AuditQuery>,
 ) -> AppResult<Json<AuditResponse>> {

@@ -11,7 +11,8 @@ use uuid::Uuid;
 
 use super::views::TokenView;
 use crate::error::{AppError, AppResult, ErrorBody};
-use crate::http::extract::{AppJson, Auth};
+use crate::http::extract::AppJson;
+use crate::http::surface::AnyPrincipal;
 use crate::service::{ClientInfo, NewPatInput, Tessera};
 
 #[derive(Deserialize, ToSchema)]
@@ -38,7 +39,7 @@ pub struct CreateTokenBody {
 pub async fn create(
     State(core): State<Arc<Tessera>>,
     client: ClientInfo,
-    Auth(principal): Auth,
+    AnyPrincipal(principal): AnyPrincipal,
     AppJson(body): AppJson<CreateTokenBody>,
 ) -> AppResult<(StatusCode, Json<TokenView>)> {
     let input = NewPatInput {
@@ -59,7 +60,7 @@ pub async fn create(
     responses((status = 200, body = Vec<TokenView>), (status = 401, body = ErrorBody)))]
 pub async fn list(
     State(core): State<Arc<Tessera>>,
-    Auth(principal): Auth,
+    AnyPrincipal(principal): AnyPrincipal,
 ) -> AppResult<Json<Vec<TokenView>>> {
     let pats = core.list_pats(&principal).await?;
     Ok(Json(pats.iter().map(|p| TokenView::new(p, None)).collect()))
@@ -76,7 +77,7 @@ pub async fn list(
 pub async fn revoke(
     State(core): State<Arc<Tessera>>,
     client: ClientInfo,
-    Auth(principal): Auth,
+    AnyPrincipal(principal): AnyPrincipal,
     Path(id): Path<String>,
 ) -> AppResult<StatusCode> {
     let id = Uuid::parse_str(&id).map_err(|_| AppError::not_found("No such token."))?;
