@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use serde_json::json;
 
-use super::audit::Audit;
+use super::audit::{Audit, AuditAction};
 use super::{ClientInfo, MailLink, Tessera};
 use crate::crypto::token::{self, hash_secret};
 use crate::domain::{self, Email, NewPassword};
@@ -263,7 +263,7 @@ impl Tessera {
             }
         };
         self.record(
-            Audit::new("signup")
+            Audit::new(AuditAction::Signup)
                 .actor(user.id)
                 .target(user.id)
                 .client(client)
@@ -326,7 +326,7 @@ impl Tessera {
             return Ok(false);
         }
         self.record(
-            Audit::new("account.discarded")
+            Audit::new(AuditAction::AccountDiscarded)
                 .target(old.id)
                 .client(client)
                 .detail(json!({"reason": "unverified address claimed again"})),
@@ -479,7 +479,7 @@ impl Tessera {
             let fresh = self.create_account(fresh, tenant_name, None).await?;
             self.store.clear_login_failures(&fresh.email).await?;
             self.record(
-                Audit::new("password.reset")
+                Audit::new(AuditAction::PasswordReset)
                     .target(fresh.id)
                     .client(client)
                     .detail(json!({"unverified_account_replaced": user.id})),
@@ -493,8 +493,12 @@ impl Tessera {
             .ok_or_else(Self::invalid_token)?;
         // A completed reset also lifts a lockout of the address.
         self.store.clear_login_failures(&user.email).await?;
-        self.record(Audit::new("password.reset").target(user.id).client(client))
-            .await;
+        self.record(
+            Audit::new(AuditAction::PasswordReset)
+                .target(user.id)
+                .client(client),
+        )
+        .await;
         Ok(user)
     }
 
@@ -554,7 +558,7 @@ impl Tessera {
             .await?
             .ok_or_else(AppError::unauthorized)?;
         self.record(
-            Audit::new("user.update")
+            Audit::new(AuditAction::UserUpdate)
                 .actor(user.id)
                 .target(user.id)
                 .client(client)
@@ -591,7 +595,7 @@ impl Tessera {
             user,
             &new_password,
             current_session,
-            "password.change",
+            AuditAction::PasswordChange,
             client,
         )
         .await
@@ -653,7 +657,7 @@ impl Tessera {
         user: &User,
         password: &NewPassword,
         keep: Option<Uuid>,
-        action: &'static str,
+        action: AuditAction,
         client: &ClientInfo,
     ) -> AppResult<()> {
         let hash = self.hash_new_password(password, "new_password").await?;
@@ -684,8 +688,14 @@ impl Tessera {
                 "This account already has a password; use change-password.",
             ));
         }
-        self.store_password(user, &new_password, current_session, "password.set", client)
-            .await
+        self.store_password(
+            user,
+            &new_password,
+            current_session,
+            AuditAction::PasswordSet,
+            client,
+        )
+        .await
     }
 
     /// Creates an account from the command line (optionally a global admin),

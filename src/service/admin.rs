@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::audit::Audit;
+use super::audit::{Audit, AuditAction};
 use super::{ClientInfo, Principal, Tessera};
 use crate::error::{AppError, AppResult};
 use crate::store::{Membership, StoreError, User};
@@ -106,10 +106,10 @@ impl Tessera {
             if disabled && user.disabled_at.is_none() {
                 user.disabled_at = Some(now);
                 revoke = true;
-                events.push(Audit::new("user.disable"));
+                events.push(Audit::new(AuditAction::UserDisable));
             } else if !disabled && user.disabled_at.is_some() {
                 user.disabled_at = None;
-                events.push(Audit::new("user.enable"));
+                events.push(Audit::new(AuditAction::UserEnable));
             }
         }
         if let Some(plan) = patch.plan {
@@ -122,9 +122,9 @@ impl Tessera {
             if admin != user.is_admin {
                 user.is_admin = admin;
                 events.push(Audit::new(if admin {
-                    "admin.grant"
+                    AuditAction::AdminGrant
                 } else {
-                    "admin.revoke"
+                    AuditAction::AdminRevoke
                 }));
             }
         }
@@ -132,9 +132,9 @@ impl Tessera {
         self.store.save_user_admin(&user, revoke, now).await?;
         if patch.unlock {
             self.unlock(&user.email).await?;
-            events.push(Audit::new("user.unlock"));
+            events.push(Audit::new(AuditAction::UserUnlock));
         }
-        events.push(Audit::new("user.update").detail(json!({
+        events.push(Audit::new(AuditAction::UserUpdate).detail(json!({
             "plan": user.plan, "plan_expires_at": user.plan_expires_at,
         })));
         for event in events {
@@ -167,7 +167,7 @@ impl Tessera {
             Err(other) => return Err(other.into()),
         }
         self.record(
-            Audit::new("user.delete")
+            Audit::new(AuditAction::UserDelete)
                 .actor(principal.user.id)
                 .target(id)
                 .client(client),
@@ -184,7 +184,7 @@ impl Tessera {
             .expire_plans(&self.config.plans.default_plan, self.clock.now())
             .await?;
         for id in &ids {
-            let mut event = Audit::new("plan.reset").target(*id);
+            let mut event = Audit::new(AuditAction::PlanReset).target(*id);
             if let Some(actor) = actor {
                 event = event.actor(actor);
             }

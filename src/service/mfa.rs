@@ -9,7 +9,7 @@ use secrecy::ExposeSecret;
 use totp_rs::TOTP;
 use uuid::Uuid;
 
-use super::audit::Audit;
+use super::audit::{Audit, AuditAction};
 use super::sessions::LoginOutcome;
 use super::{ClientInfo, PasskeyAssertion, Tessera};
 use crate::clock::Clock;
@@ -254,7 +254,7 @@ impl Tessera {
             ));
         }
         self.record(
-            Audit::new("2fa.enable")
+            Audit::new(AuditAction::TwoFactorEnable)
                 .actor(user.id)
                 .target(user.id)
                 .client(client),
@@ -298,7 +298,7 @@ impl Tessera {
                 .await?;
             if spent {
                 self.record(
-                    Audit::new("2fa.backup_code_used")
+                    Audit::new(AuditAction::TwoFactorBackupCodeUsed)
                         .actor(user.id)
                         .target(user.id)
                         .client(client),
@@ -325,7 +325,7 @@ impl Tessera {
         self.recheck_second_factor(user, factor, client).await?;
         self.store.disable_totp(user.id, self.clock.now()).await?;
         self.record(
-            Audit::new("2fa.disable")
+            Audit::new(AuditAction::TwoFactorDisable)
                 .actor(user.id)
                 .target(user.id)
                 .client(client),
@@ -353,7 +353,7 @@ impl Tessera {
             .replace_backup_codes(user.id, &Self::backup_hashes(&codes), self.clock.now())
             .await?;
         self.record(
-            Audit::new("2fa.backup_codes_regenerated")
+            Audit::new(AuditAction::TwoFactorBackupCodesRegenerated)
                 .actor(user.id)
                 .target(user.id)
                 .client(client),
@@ -382,8 +382,12 @@ impl Tessera {
         attempt: i32,
         client: &ClientInfo,
     ) {
-        self.record(Audit::new("2fa.failure").target(user.id).client(client))
-            .await;
+        self.record(
+            Audit::new(AuditAction::TwoFactorFailure)
+                .target(user.id)
+                .client(client),
+        )
+        .await;
         self.login_failed(&user.email, Some(user.id), budget, attempt, client)
             .await;
     }

@@ -30,7 +30,7 @@ mod tokens;
 
 pub use accounts::{SignupInput, SignupOutcome};
 pub use admin::UserPatch;
-pub use audit::Audit;
+pub use audit::{Audit, AuditAction};
 pub use import::ImportReport;
 pub use mfa::{
     SecondFactor, TotpSetup, TwoFactorStatus, CHALLENGE_TTL as TWO_FACTOR_CHALLENGE_TTL,

@@ -20,7 +20,7 @@ use serde_json::json;
 use url::Url;
 use uuid::Uuid;
 
-use super::audit::Audit;
+use super::audit::{Audit, AuditAction};
 use super::sessions::LoginOutcome;
 use super::{ClientInfo, Tessera};
 use crate::config::{OAuthKind, OAuthProviderConfig};
@@ -627,7 +627,7 @@ impl Tessera {
                         other => other.into(),
                     })?;
                 self.record(
-                    Audit::new("signup")
+                    Audit::new(AuditAction::Signup)
                         .actor(user.id)
                         .target(user.id)
                         .client(client)
@@ -684,7 +684,7 @@ impl Tessera {
 
     async fn record_link(&self, user: &User, provider: &str, client: &ClientInfo) {
         self.record(
-            Audit::new("identity.link")
+            Audit::new(AuditAction::IdentityLink)
                 .actor(user.id)
                 .target(user.id)
                 .client(client)
@@ -708,7 +708,7 @@ impl Tessera {
         match self.store.unlink_identity(user.id, provider).await? {
             UnlinkOutcome::Done => {
                 self.record(
-                    Audit::new("identity.unlink")
+                    Audit::new(AuditAction::IdentityUnlink)
                         .actor(user.id)
                         .target(user.id)
                         .client(client)

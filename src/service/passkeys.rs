@@ -14,7 +14,7 @@ use webauthn_rs::prelude::{
 };
 use webauthn_rs::{Webauthn, WebauthnBuilder};
 
-use super::audit::Audit;
+use super::audit::{Audit, AuditAction};
 use super::sessions::LoginOutcome;
 use super::{ClientInfo, Tessera};
 use crate::config::Config;
@@ -300,7 +300,7 @@ impl Tessera {
                 other => other.into(),
             })?;
         self.record(
-            Audit::new("passkey.add")
+            Audit::new(AuditAction::PasskeyAdd)
                 .actor(user.id)
                 .target(user.id)
                 .client(client),
@@ -340,7 +340,7 @@ impl Tessera {
             }
         }
         self.record(
-            Audit::new("passkey.delete")
+            Audit::new(AuditAction::PasskeyDelete)
                 .actor(user.id)
                 .target(user.id)
                 .client(client),

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::cache::CachedCredential;
 
-use super::audit::Audit;
+use super::audit::{Audit, AuditAction};
 use super::tokens::JwtSubject;
 use super::{ClientInfo, Tessera};
 use crate::crypto::token::{self, hash_secret, PAT_PREFIX};
@@ -521,7 +521,7 @@ impl Tessera {
         let (secret, session) = self.start_session(&user, None, client).await?;
         self.metrics.login(LoginCount::Success);
         self.record(
-            Audit::new("login.success")
+            Audit::new(AuditAction::LoginSuccess)
                 .actor(user.id)
                 .target(user.id)
                 .client(client)
@@ -624,11 +624,13 @@ impl Tessera {
         if locked {
             self.metrics.lockout();
         }
-        let mut event = Audit::new("login.failure").client(client).detail(json!({
-            "email": email,
-            "locked": locked,
-            "device": budget.key.starts_with("device:"),
-        }));
+        let mut event = Audit::new(AuditAction::LoginFailure)
+            .client(client)
+            .detail(json!({
+                "email": email,
+                "locked": locked,
+                "device": budget.key.starts_with("device:"),
+            }));
         if let Some(id) = user_id {
             event = event.target(id);
         }
@@ -715,7 +717,7 @@ impl Tessera {
             RefreshUse::Replayed { session, used_at } => (session, used_at),
             RefreshUse::Reused { user_id } => {
                 self.record(
-                    Audit::new("refresh_token.reused")
+                    Audit::new(AuditAction::RefreshTokenReused)
                         .actor(user_id)
                         .client(client),
                 )
@@ -755,8 +757,12 @@ impl Tessera {
                 self.store
                     .revoke_session(principal.user.id, session.id, self.clock.now())
                     .await?;
-                self.record(Audit::new("logout").actor(principal.user.id).client(client))
-                    .await;
+                self.record(
+                    Audit::new(AuditAction::Logout)
+                        .actor(principal.user.id)
+                        .client(client),
+                )
+                .await;
                 Ok(())
             }
             None => Err(AppError::forbidden(
@@ -801,7 +807,7 @@ impl Tessera {
             return Err(AppError::not_found("No such session."));
         }
         self.record(
-            Audit::new("session.revoke")
+            Audit::new(AuditAction::SessionRevoke)
                 .actor(principal.user.id)
                 .client(client)
                 .detail(json!({"session_id": id})),
@@ -822,7 +828,7 @@ impl Tessera {
             .revoke_other_sessions(principal.user.id, keep, self.clock.now())
             .await?;
         self.record(
-            Audit::new("session.revoke")
+            Audit::new(AuditAction::SessionRevoke)
                 .actor(principal.user.id)
                 .client(client)
                 .detail(json!({"all_but": keep})),

@@ -6,7 +6,7 @@ use chrono::Duration;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::audit::Audit;
+use super::audit::{Audit, AuditAction};
 use super::{ClientInfo, Principal, Tessera};
 use crate::crypto::token::{self, hash_secret};
 use crate::domain::{self, Email, Role};
@@ -112,7 +112,7 @@ impl Tessera {
                 other => other.into(),
             })?;
         self.record(
-            Audit::new("tenant.create")
+            Audit::new(AuditAction::TenantCreate)
                 .actor(principal.user.id)
                 .tenant(created.id)
                 .client(client),
@@ -144,7 +144,7 @@ impl Tessera {
         require(&membership, Role::Owner)?;
         self.store.delete_tenant(tenant_id).await?;
         self.record(
-            Audit::new("tenant.delete")
+            Audit::new(AuditAction::TenantDelete)
                 .actor(principal.user.id)
                 .tenant(tenant_id)
                 .client(client)
@@ -222,7 +222,7 @@ impl Tessera {
             .await?;
         Self::member_change_result(change)?;
         self.record(
-            Audit::new("member.role_change")
+            Audit::new(AuditAction::MemberRoleChange)
                 .actor(principal.user.id)
                 .target(target)
                 .tenant(tenant_id)
@@ -247,7 +247,7 @@ impl Tessera {
             .await?;
         Self::member_change_result(change)?;
         self.record(
-            Audit::new("member.remove")
+            Audit::new(AuditAction::MemberRemove)
                 .actor(principal.user.id)
                 .target(target)
                 .tenant(tenant_id)
@@ -323,7 +323,7 @@ impl Tessera {
             })?;
         self.mail_wake.notify_one();
         self.record(
-            Audit::new("invite.send")
+            Audit::new(AuditAction::InviteSend)
                 .actor(principal.user.id)
                 .tenant(tenant_id)
                 .client(client)
@@ -360,7 +360,7 @@ impl Tessera {
             return Err(AppError::not_found("No such pending invite."));
         }
         self.record(
-            Audit::new("invite.revoke")
+            Audit::new(AuditAction::InviteRevoke)
                 .actor(principal.user.id)
                 .tenant(tenant_id)
                 .client(client)
@@ -467,7 +467,7 @@ impl Tessera {
             .await?
             .ok_or_else(Self::invalid_invite)?;
         self.record(
-            Audit::new("invite.accept")
+            Audit::new(AuditAction::InviteAccept)
                 .actor(principal.user.id)
                 .tenant(accepted.tenant_id)
                 .client(client)

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use serde_json::json;
 
-use super::audit::Audit;
+use super::audit::{Audit, AuditAction};
 use super::{ClientInfo, Principal, PrincipalKind, Tessera};
 use crate::crypto::jwt::Claims;
 use crate::crypto::token::{self, hash_secret};
@@ -138,7 +138,7 @@ impl Tessera {
                 other => other.into(),
             })?;
         self.record(
-            Audit::new("token.create")
+            Audit::new(AuditAction::TokenCreate)
                 .actor(principal.user.id)
                 .tenant_opt(pat.tenant_id)
                 .client(client)
@@ -179,7 +179,7 @@ impl Tessera {
             .await?
         {
             self.record(
-                Audit::new("token.revoke")
+                Audit::new(AuditAction::TokenRevoke)
                     .actor(principal.user.id)
                     .client(client)
                     .detail(json!({"token_id": id})),
