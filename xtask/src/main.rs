@@ -3,7 +3,7 @@
 //! a machine that has nothing but the Rust toolchain.
 //!
 //! ```text
-//! cargo xtask test [-- ARGS]   set up what the suite needs, then `cargo test ARGS`
+//! cargo xtask test [ARGS]      set up what the suite needs, then `cargo test ARGS`
 //! cargo xtask setup            the set-up alone
 //! cargo xtask help
 //! ```
@@ -25,7 +25,7 @@ const HELP: &str = "\
 cargo xtask: Tessera's project tasks
 
 USAGE:
-    cargo xtask test [-- ARGS]   set up what the test suite needs, then run
+    cargo xtask test [ARGS]      set up what the test suite needs, then run
                                  `cargo test ARGS` and exit with its status
     cargo xtask setup            the set-up alone
     cargo xtask help             this text
@@ -106,12 +106,10 @@ fn root() -> PathBuf {
     xtask.parent().unwrap_or(xtask).to_path_buf()
 }
 
-/// `cargo xtask test [-- ARGS]`: the set-up, then `cargo test ARGS` in its
-/// place (its exit status is this command's).
-fn test(mut args: Vec<OsString>) -> Result<ExitCode> {
-    if args.first().is_some_and(|a| a == "--") {
-        args.remove(0);
-    }
+/// `cargo xtask test [ARGS]`: the set-up, then `cargo test ARGS` in its
+/// place, the arguments as they are (`cargo xtask test -- --include-ignored`
+/// is `cargo test -- --include-ignored`); its exit status is this command's.
+fn test(args: Vec<OsString>) -> Result<ExitCode> {
     setup()?;
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
