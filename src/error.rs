@@ -1,13 +1,10 @@
-//! The one place where failures become HTTP answers.
-//!
-//! Every error body is `{"code": "...", "message": "...", "fields": {...}?}`.
-//! `ErrorCode::status` is an exhaustive match, so adding a code forces a
-//! decision about its status.
+//! The error every service call returns: a code from the contract's error
+//! model, a message for the client, the fields at fault, and (for the log
+//! only) the cause. It knows nothing of HTTP: `http/error.rs` is the one
+//! place that turns it into a status and a body, and logs what failed.
 
 use std::collections::BTreeMap;
 
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -31,27 +28,6 @@ pub enum ErrorCode {
     PayloadTooLarge,
     Internal,
     Unavailable,
-}
-
-impl ErrorCode {
-    pub fn status(self) -> StatusCode {
-        match self {
-            ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
-            ErrorCode::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
-            ErrorCode::Forbidden
-            | ErrorCode::CsrfFailed
-            | ErrorCode::CaptchaFailed
-            | ErrorCode::EmailNotVerified => StatusCode::FORBIDDEN,
-            ErrorCode::NotFound => StatusCode::NOT_FOUND,
-            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ErrorCode::UserExists | ErrorCode::Conflict => StatusCode::CONFLICT,
-            ErrorCode::AccountLocked | ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        }
-    }
 }
 
 /// `Retry-After` when a dependency is down: about what a database restart
@@ -230,62 +206,6 @@ impl From<crate::store::StoreError> for AppError {
 #[error("overloaded: {0}")]
 pub struct Overloaded(pub &'static str);
 
-/// The error body as documented in the OpenAPI document.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    pub code: ErrorCode,
-    pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fields: Option<FieldErrors>,
-}
-
-impl AppError {
-    /// Logs a 5xx (with its source, which is never sent); anything else is
-    /// the client's business.
-    pub fn log(&self) {
-        if !self.code.status().is_server_error() {
-            return;
-        }
-        match &self.source {
-            // A dependency down (a database restart) is an outage to see,
-            // not a bug of ours.
-            Some(source) if self.code == ErrorCode::Unavailable => {
-                tracing::warn!(code = ?self.code, error = %format!("{source:#}"), "dependency unavailable")
-            }
-            Some(source) => {
-                tracing::error!(code = ?self.code, error = %format!("{source:#}"), "request failed")
-            }
-            // Shedding load (a full hash queue) is expected under a
-            // flood: one line per refusal would flood the log too.
-            None if self.retry_after.is_some() => {
-                tracing::debug!(code = ?self.code, message = %self.message, "request refused")
-            }
-            None => {
-                tracing::warn!(code = ?self.code, message = %self.message, "request failed")
-            }
-        }
-    }
-}
-
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
-        self.log();
-        let status = self.code.status();
-        let body = ErrorBody {
-            code: self.code,
-            message: self.message,
-            fields: self.fields,
-        };
-        let mut response = (status, axum::Json(body)).into_response();
-        if let Some(seconds) = self.retry_after {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-        }
-        response
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,12 +236,6 @@ mod tests {
         // Anything else from the store is still ours.
         let other = AppError::from(StoreError::Other(anyhow::anyhow!("bad column")));
         assert_eq!(other.code, ErrorCode::Internal);
-        let response = AppError::from(down()).into_response();
-        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(
-            response.headers()[header::RETRY_AFTER],
-            RETRY_AFTER_DEPENDENCY.to_string().as_str()
-        );
     }
 
     #[test]

@@ -64,7 +64,7 @@ pub async fn check(State(core): State<Arc<Tessera>>, req: Request, next: Next) -
             .find_map(|k| value.get(*k).and_then(|v| v.as_str()).map(str::to_owned))
     });
     if let Err(mut err) = verify(&core, token.as_deref(), client.addr).await {
-        // Seed 002 names a failed bot check on `/auth` `403 FORBIDDEN`;
+        // `/auth` clients expect a failed bot check as `403 FORBIDDEN`;
         // the other surfaces say `CAPTCHA_FAILED`.
         if err.code == ErrorCode::CaptchaFailed && Surface::of(&parts) == Surface::Dashboard {
             err.code = ErrorCode::Forbidden;

@@ -1,4 +1,4 @@
-//! The dashboard surface, `/auth` (seed 002), with camelCase bodies: a thin
+//! The dashboard surface, `/auth`, with camelCase bodies: a thin
 //! adapter over the same service calls. Sessions ride in `ces_session`;
 //! cookie writes are protected by the `Origin` check, and CORS answers only
 //! origins on the allowlist.
@@ -13,9 +13,10 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+
 use uuid::Uuid;
 
+use crate::domain::Role;
 use crate::error::{AppError, AppResult};
 use crate::http::bot;
 use crate::http::cookies;
@@ -111,12 +112,110 @@ impl From<&Session> for DashSession {
     }
 }
 
-fn workspaces(list: &[Membership]) -> Value {
-    Value::Array(
-        list.iter()
-            .map(|m| json!({"id": m.id, "name": m.name, "slug": m.slug, "role": m.role, "plan": m.plan}))
-            .collect(),
-    )
+/// A workspace (tenant) as `/auth/me` lists it; the current one has no plan.
+#[derive(Serialize)]
+struct DashWorkspace {
+    id: Uuid,
+    name: String,
+    slug: String,
+    role: Role,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plan: Option<String>,
+}
+
+impl DashWorkspace {
+    fn current(m: &Membership) -> Self {
+        DashWorkspace {
+            id: m.id,
+            name: m.name.clone(),
+            slug: m.slug.clone(),
+            role: m.role,
+            plan: None,
+        }
+    }
+
+    fn listed(m: &Membership) -> Self {
+        DashWorkspace {
+            plan: Some(m.plan.clone()),
+            ..DashWorkspace::current(m)
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct MeAnswer {
+    user: DashUser,
+    workspace: Option<DashWorkspace>,
+    workspaces: Vec<DashWorkspace>,
+}
+
+/// A session and its user (`session`, and a sign-in's answer).
+#[derive(Serialize)]
+struct SessionAnswer {
+    user: DashUser,
+    session: DashSession,
+}
+
+#[derive(Serialize)]
+struct UserAnswer {
+    user: DashUser,
+}
+
+/// `{"success": true}` (sign-out).
+#[derive(Serialize)]
+struct Success {
+    success: bool,
+}
+
+/// `{"status": true}`, with the user or a message when there is one.
+#[derive(Serialize)]
+struct Status {
+    status: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<DashUser>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'static str>,
+}
+
+impl Status {
+    const DONE: Status = Status {
+        status: true,
+        user: None,
+        message: None,
+    };
+}
+
+/// One way into the account: the password (`credential`) or a provider.
+#[derive(Serialize)]
+#[serde(untagged, rename_all_fields = "camelCase")]
+enum LinkedAccount {
+    Credential {
+        provider_id: &'static str,
+        account_id: Uuid,
+        created_at: DateTime<Utc>,
+    },
+    Social {
+        id: Uuid,
+        provider_id: String,
+        account_id: String,
+        email: Option<String>,
+        created_at: DateTime<Utc>,
+    },
+}
+
+/// Where the browser goes to sign in with a provider.
+#[derive(Serialize)]
+struct SocialStart {
+    url: String,
+    redirect: bool,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TwoFactorStatus {
+    enabled: bool,
+    methods: Vec<&'static str>,
+    backup_codes_remaining: i64,
 }
 
 #[derive(Deserialize)]
@@ -169,24 +268,25 @@ struct VerifyQuery {
 async fn me(
     State(core): State<Arc<Tessera>>,
     SessionUser(p): SessionUser,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<MeAnswer>> {
     let (current, tenants) = core.tenant_context(&p).await?;
-    Ok(Json(json!({
-        "user": DashUser::from(&p.user),
-        "workspace": current.map(|m| json!({"id": m.id, "name": m.name, "slug": m.slug, "role": m.role})),
-        "workspaces": workspaces(&tenants),
-    })))
+    Ok(Json(MeAnswer {
+        user: DashUser::from(&p.user),
+        workspace: current.as_ref().map(DashWorkspace::current),
+        workspaces: tenants.iter().map(DashWorkspace::listed).collect(),
+    }))
 }
 
 /// The raw session and user.
-async fn session(SessionUser(p): SessionUser) -> AppResult<Json<Value>> {
+async fn session(SessionUser(p): SessionUser) -> AppResult<Json<SessionAnswer>> {
     let session = p
         .session
         .as_ref()
         .ok_or_else(|| AppError::forbidden("This credential is not a session."))?;
-    Ok(Json(
-        json!({"session": DashSession::from(session), "user": DashUser::from(&p.user)}),
-    ))
+    Ok(Json(SessionAnswer {
+        user: DashUser::from(&p.user),
+        session: DashSession::from(session),
+    }))
 }
 
 async fn logout(
@@ -195,7 +295,7 @@ async fn logout(
     SessionUser(p): SessionUser,
 ) -> AppResult<Response> {
     let cleared = surface::sign_out(&core, SURFACE, &p, &client).await?;
-    Ok((cleared, Json(json!({"success": true}))).into_response())
+    Ok((cleared, Json(Success { success: true })).into_response())
 }
 
 /// Creates an unverified account and mails the verification link; an
@@ -205,7 +305,7 @@ async fn sign_up(
     _limit: CredentialLimit,
     client: ClientInfo,
     AppJson(body): AppJson<SignUpBody>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<UserAnswer>> {
     // Through the same allowlist as social sign-in; never followed blindly.
     let verify_callback = match body
         .callback_url
@@ -226,7 +326,9 @@ async fn sign_up(
         ..SignupInput::default()
     };
     let user = core.signup_unverified(input, &client).await?;
-    Ok(Json(json!({"user": DashUser::from(&user)})))
+    Ok(Json(UserAnswer {
+        user: DashUser::from(&user),
+    }))
 }
 
 async fn sign_in(
@@ -242,7 +344,10 @@ async fn sign_in(
 /// `{user, session}` and the cookie, or the 2FA challenge.
 async fn sign_in_answer(core: &Tessera, outcome: LoginOutcome) -> AppResult<Response> {
     surface::login_answer(core, SURFACE, outcome, |s| async move {
-        Ok(json!({"user": DashUser::from(&s.user), "session": DashSession::from(&s.session)}))
+        Ok(SessionAnswer {
+            user: DashUser::from(&s.user),
+            session: DashSession::from(&s.session),
+        })
     })
     .await
 }
@@ -251,15 +356,17 @@ async fn forget_password(
     State(core): State<Arc<Tessera>>,
     _limit: CredentialLimit,
     AppJson(body): AppJson<EmailBody>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<Status>> {
     match body.redirect_to.as_deref().filter(|r| !r.trim().is_empty()) {
         Some(page) => core.forgot_password_to(&body.email, page, "redirectTo")?,
         None => core.forgot_password(&body.email)?,
     }
-    Ok(Json(json!({
-        "status": true,
-        "message": "If an account exists with this email, you will receive a reset link shortly."
-    })))
+    Ok(Json(Status {
+        message: Some(
+            "If an account exists with this email, you will receive a reset link shortly.",
+        ),
+        ..Status::DONE
+    }))
 }
 
 async fn set_password(
@@ -267,12 +374,12 @@ async fn set_password(
     client: ClientInfo,
     signed_in: SignedInSession,
     AppJson(body): AppJson<SetPasswordBody>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<Status>> {
     let keep = Some(signed_in.session_id);
     core.set_password(&signed_in.principal.user, keep, &body.new_password, &client)
         .await
         .map_err(AppError::camel_case_fields)?;
-    Ok(Json(json!({"status": true})))
+    Ok(Json(Status::DONE))
 }
 
 /// Verifies the address, joins the tenants that invited it, and redirects to
@@ -284,7 +391,11 @@ async fn verify_email(
     let user = core.verify_email_and_join(&q.token).await?;
     match q.callback_url.and_then(|u| core.redirect_target(&u)) {
         Some(url) => Ok(Redirect::to(url.as_str()).into_response()),
-        None => Ok(Json(json!({"status": true, "user": DashUser::from(&user)})).into_response()),
+        None => Ok(Json(Status {
+            user: Some(DashUser::from(&user)),
+            ..Status::DONE
+        })
+        .into_response()),
     }
 }
 
@@ -292,9 +403,9 @@ async fn resend_verification(
     State(core): State<Arc<Tessera>>,
     _limit: CredentialLimit,
     AppJson(body): AppJson<EmailBody>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<Status>> {
     core.resend_verification(&body.email)?;
-    Ok(Json(json!({"status": true})))
+    Ok(Json(Status::DONE))
 }
 
 /// Linked providers, Better Auth style: the password (`credential`) and
@@ -302,25 +413,25 @@ async fn resend_verification(
 async fn linked_accounts(
     State(core): State<Arc<Tessera>>,
     SessionUser(p): SessionUser,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<Vec<LinkedAccount>>> {
     let mut accounts = Vec::new();
     if p.user.password_hash.is_some() {
-        accounts.push(json!({
-            "providerId": "credential",
-            "accountId": p.user.id,
-            "createdAt": p.user.created_at,
-        }));
+        accounts.push(LinkedAccount::Credential {
+            provider_id: "credential",
+            account_id: p.user.id,
+            created_at: p.user.created_at,
+        });
     }
     for identity in core.linked_accounts(&p.user).await? {
-        accounts.push(json!({
-            "id": identity.id,
-            "providerId": identity.provider,
-            "accountId": identity.subject,
-            "email": identity.email,
-            "createdAt": identity.created_at,
-        }));
+        accounts.push(LinkedAccount::Social {
+            id: identity.id,
+            provider_id: identity.provider,
+            account_id: identity.subject,
+            email: identity.email,
+            created_at: identity.created_at,
+        });
     }
-    Ok(Json(Value::Array(accounts)))
+    Ok(Json(accounts))
 }
 
 /// Unlinks a provider, never the last way to sign in (409).
@@ -329,10 +440,10 @@ async fn unlink_provider(
     client: ClientInfo,
     SessionUser(p): SessionUser,
     AppJson(body): AppJson<UnlinkBody>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<Status>> {
     core.unlink_provider(&p.user, &body.provider_id, &client)
         .await?;
-    Ok(Json(json!({"status": true})))
+    Ok(Json(Status::DONE))
 }
 
 #[derive(Deserialize)]
@@ -376,7 +487,10 @@ async fn social_start(
     )
     .await
     .map_err(AppError::camel_case_fields)?;
-    let body = json!({"url": url.as_str(), "redirect": true});
+    let body = SocialStart {
+        url: url.to_string(),
+        redirect: true,
+    };
     Ok(([(header::SET_COOKIE, cookie)], Json(body)).into_response())
 }
 
@@ -404,13 +518,13 @@ async fn social_callback(
 async fn two_factor_status(
     State(core): State<Arc<Tessera>>,
     SessionUser(p): SessionUser,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<TwoFactorStatus>> {
     let status = core.two_factor_status(&p.user).await?;
-    Ok(Json(json!({
-        "enabled": status.enabled,
-        "methods": status.methods,
-        "backupCodesRemaining": status.backup_codes_remaining,
-    })))
+    Ok(Json(TwoFactorStatus {
+        enabled: status.enabled,
+        methods: status.methods,
+        backup_codes_remaining: status.backup_codes_remaining,
+    }))
 }
 
 #[derive(Deserialize)]

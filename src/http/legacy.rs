@@ -1,7 +1,8 @@
-//! The legacy surface, `/api/auth`, exactly as seeds 001 and 003 show it: a
-//! thin adapter over the same service calls as `/api/v1`. Sessions ride in
-//! the `auth_token` cookie or as a Bearer JWT; cookie writes are protected by
-//! the `Origin` check.
+//! The legacy surface, `/api/auth`, for its two kinds of clients: browsers
+//! on the `auth_token` cookie, and JWT-only clients. A thin adapter over the
+//! same service calls as `/api/v1`. Sessions ride in the `auth_token`
+//! cookie or as a Bearer JWT; cookie writes are protected by the `Origin`
+//! check.
 
 use std::sync::Arc;
 
@@ -9,16 +10,18 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::ToSchema;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::error::{AppError, AppResult, ErrorBody};
+use crate::error::{AppError, AppResult};
 use crate::http::bot;
 use crate::http::cookies;
+use crate::http::error::ErrorBody;
 use crate::http::extract::{operator_access, AppJson, AppQuery, CredentialLimit};
 use crate::http::oauth;
 use crate::http::surface::{self, AnyPrincipal, SignedIn, Surface};
@@ -32,41 +35,30 @@ use crate::store::User;
 /// The surface of every route here.
 const SURFACE: Surface = Surface::Legacy;
 
-pub fn router(core: &Arc<Tessera>) -> Router<Arc<Tessera>> {
-    Router::new()
-        .route(
-            "/login",
-            post(login).route_layer(from_fn_with_state(core.clone(), bot::check)),
-        )
-        .route("/logout", post(logout))
-        .route("/me", get(me))
-        .route(
-            "/register",
-            post(register).route_layer(from_fn_with_state(core.clone(), bot::check)),
-        )
-        .route(
-            "/signup",
-            post(signup).route_layer(from_fn_with_state(core.clone(), bot::check)),
-        )
-        .route(
-            "/signup_invite",
-            post(signup_invite).route_layer(from_fn_with_state(core.clone(), bot::check)),
-        )
-        .route("/password", post(password))
-        .route(
-            "/forgot-password",
-            post(forgot_password).route_layer(from_fn_with_state(core.clone(), bot::check)),
-        )
-        .route("/reset-password", post(reset_password))
-        .route("/refresh", post(refresh))
-        .route("/validate", get(validate))
-        .route("/2fa/verify", post(verify_two_factor))
-        .route("/google", get(google))
-        .route("/google/callback", get(google_callback))
+/// The routes of `/api/auth`, each declared once (path and method from the
+/// handler's `#[utoipa::path]`).
+pub fn router(core: &Arc<Tessera>) -> OpenApiRouter<Arc<Tessera>> {
+    // Sign-up, login and recovery pass the bot check first.
+    let bot = || from_fn_with_state(core.clone(), bot::check);
+    OpenApiRouter::new()
+        .routes(routes!(login).map(|r| r.route_layer(bot())))
+        .routes(routes!(register).map(|r| r.route_layer(bot())))
+        .routes(routes!(signup).map(|r| r.route_layer(bot())))
+        .routes(routes!(signup_invite).map(|r| r.route_layer(bot())))
+        .routes(routes!(forgot_password).map(|r| r.route_layer(bot())))
+        .routes(routes!(logout))
+        .routes(routes!(me))
+        .routes(routes!(password))
+        .routes(routes!(reset_password))
+        .routes(routes!(refresh))
+        .routes(routes!(validate))
+        .routes(routes!(verify_two_factor))
+        .routes(routes!(google))
+        .routes(routes!(google_callback))
         .layer(Extension(SURFACE))
 }
 
-/// The user as seeds 001 and 003 show it.
+/// The user as `/api/auth` shows it.
 #[derive(Serialize, ToSchema)]
 pub struct LegacyUser {
     pub id: Uuid,
@@ -93,24 +85,24 @@ pub struct LegacyLoginResponse {
     pub user: LegacyUser,
     pub tenants: Vec<TenantView>,
     pub invites: Vec<InviteView>,
-    /// A JWT for the new session (seed 003).
+    /// A JWT for the new session (for JWT-only clients).
     pub access_token: String,
     #[schema(example = "bearer")]
     pub token_type: String,
-    /// Tessera's addition to seed 003: exchanged at `POST /api/auth/refresh`
+    /// A Tessera addition for JWT-only clients: exchanged at `POST /api/auth/refresh`
     /// for a new access token while the session lasts. Single use.
     pub refresh_token: String,
 }
 
-/// Seed 003's refresh (a Tessera addition): the refresh token to spend.
+/// `POST /api/auth/refresh` (a Tessera addition): the refresh token to spend.
 #[derive(Deserialize, ToSchema)]
-pub struct RefreshBody {
+pub struct LegacyRefreshBody {
     pub refresh_token: String,
 }
 
 /// A new access token and the refresh token to use next time.
 #[derive(Serialize, ToSchema)]
-pub struct RefreshResponse {
+pub struct LegacyRefreshResponse {
     pub access_token: String,
     #[schema(example = "bearer")]
     pub token_type: String,
@@ -128,7 +120,7 @@ pub struct LegacyMeResponse {
 }
 
 #[derive(Deserialize, ToSchema)]
-pub struct LoginBody {
+pub struct LegacyLoginBody {
     pub email: String,
     pub password: String,
 }
@@ -141,7 +133,7 @@ pub struct RegisterBody {
 }
 
 #[derive(Deserialize, ToSchema)]
-pub struct SignupBody {
+pub struct LegacySignupBody {
     pub email: String,
     pub first_name: String,
     pub last_name: String,
@@ -158,13 +150,13 @@ pub struct SignupInviteBody {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct PasswordBody {
+pub struct LegacyPasswordBody {
     pub current_password: String,
     pub new_password: String,
 }
 
 #[derive(Deserialize, ToSchema)]
-pub struct EmailBody {
+pub struct LegacyEmailBody {
     pub email: String,
 }
 
@@ -201,14 +193,14 @@ async fn visible_me_parts(
     Ok((views::tenants(&tenants), Vec::new()))
 }
 
-/// Seeds 001 and 003: the union answer, with the `auth_token` cookie.
-#[utoipa::path(post, path = "/api/auth/login", tag = "legacy", request_body = LoginBody,
+/// The union answer of both kinds of clients, with the `auth_token` cookie.
+#[utoipa::path(post, path = "/api/auth/login", tag = "legacy", request_body = LegacyLoginBody,
     responses((status = 200, body = LegacyLoginResponse), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn login(
     State(core): State<Arc<Tessera>>,
     _limit: CredentialLimit,
     client: ClientInfo,
-    AppJson(body): AppJson<LoginBody>,
+    AppJson(body): AppJson<LegacyLoginBody>,
 ) -> AppResult<Response> {
     let outcome = core.login(&body.email, &body.password, &client).await?;
     login_answer(&core, outcome).await
@@ -219,7 +211,7 @@ async fn login_answer(core: &Tessera, outcome: LoginOutcome) -> AppResult<Respon
     surface::login_answer(core, SURFACE, outcome, |s| union_answer(core, s)).await
 }
 
-/// Seeds 001 and 003's login body for a new session.
+/// The login body for a new session (both kinds of clients).
 async fn union_answer(core: &Tessera, s: SignedIn) -> AppResult<LegacyLoginResponse> {
     let (tenants, invites) = me_parts(core, &s.user).await?;
     let refresh_token = core.first_refresh_token(&s.session).await?;
@@ -261,7 +253,7 @@ pub async fn me(
     }))
 }
 
-/// Seed 001: `201 {user}` and the `auth_token` cookie.
+/// `201 {user}` and the `auth_token` cookie.
 #[utoipa::path(post, path = "/api/auth/register", tag = "legacy", request_body = RegisterBody,
     responses((status = 201, body = Object), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn register(
@@ -292,16 +284,16 @@ pub async fn register(
     })
 }
 
-/// Seed 003: creates the user and their organization; `201 {id, email, first_name, last_name}`.
-#[utoipa::path(post, path = "/api/auth/signup", tag = "legacy", request_body = SignupBody,
+/// Creates the user and their organization; `201 {id, email, first_name, last_name}`.
+#[utoipa::path(post, path = "/api/auth/signup", tag = "legacy", request_body = LegacySignupBody,
     responses((status = 201, body = Object), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn signup(
     State(core): State<Arc<Tessera>>,
     _limit: CredentialLimit,
     client: ClientInfo,
-    AppJson(body): AppJson<SignupBody>,
+    AppJson(body): AppJson<LegacySignupBody>,
 ) -> AppResult<(StatusCode, Json<Value>)> {
-    // Seed 003 requires both names: an empty one is missing, not absent.
+    // Both names are required: an empty one is missing, not absent.
     let mut missing = crate::error::FieldErrors::new();
     for (field, value) in [
         ("first_name", &body.first_name),
@@ -314,7 +306,7 @@ pub async fn signup(
     if !missing.is_empty() {
         return Err(AppError::fields(missing));
     }
-    // The seed answers no token: a session nobody can use is not made.
+    // The answer carries no token: a session nobody can use is not made.
     let input = SignupInput {
         email: body.email,
         password: body.password,
@@ -333,7 +325,7 @@ pub async fn signup(
     ))
 }
 
-/// Seed 003: sign up through an invitation (the email comes from the invite).
+/// Sign up through an invitation (the email comes from the invite).
 #[utoipa::path(post, path = "/api/auth/signup_invite", tag = "legacy", request_body = SignupInviteBody,
     responses((status = 201, body = Object), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn signup_invite(
@@ -373,24 +365,24 @@ pub async fn signup_invite(
     ))
 }
 
-/// Tessera's addition to seed 003: a JWT-only client spends its refresh
+/// A Tessera addition: a JWT-only client spends its refresh
 /// token for a new access token and the next refresh token. A token is good
 /// once; parallel uses within a few seconds get the same pair, and a later
 /// reuse ends the session.
-#[utoipa::path(post, path = "/api/auth/refresh", tag = "legacy", request_body = RefreshBody,
-    responses((status = 200, body = RefreshResponse), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/auth/refresh", tag = "legacy", request_body = LegacyRefreshBody,
+    responses((status = 200, body = LegacyRefreshResponse), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn refresh(
     State(core): State<Arc<Tessera>>,
     client: ClientInfo,
-    AppJson(body): AppJson<RefreshBody>,
-) -> AppResult<Json<RefreshResponse>> {
+    AppJson(body): AppJson<LegacyRefreshBody>,
+) -> AppResult<Json<LegacyRefreshResponse>> {
     match body.refresh_token.trim().len() {
         0 => return Err(AppError::field("refresh_token", "is required")),
         n if n > 1024 => return Err(AppError::field("refresh_token", "is too long")),
         _ => {}
     }
     let pair = core.refresh_pair(&body.refresh_token, &client).await?;
-    Ok(Json(RefreshResponse {
+    Ok(Json(LegacyRefreshResponse {
         access_token: pair.access_token,
         token_type: "bearer".into(),
         expires_in: pair.expires_in,
@@ -398,16 +390,16 @@ pub async fn refresh(
     }))
 }
 
-/// Seed 001: change the password (`currentPassword`, `newPassword`).
-#[utoipa::path(post, path = "/api/auth/password", tag = "legacy", request_body = PasswordBody,
+/// Change the password (`currentPassword`, `newPassword`).
+#[utoipa::path(post, path = "/api/auth/password", tag = "legacy", request_body = LegacyPasswordBody,
     responses((status = 200, body = Object), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn password(
     State(core): State<Arc<Tessera>>,
     client: ClientInfo,
     AnyPrincipal(p): AnyPrincipal,
-    AppJson(body): AppJson<PasswordBody>,
+    AppJson(body): AppJson<LegacyPasswordBody>,
 ) -> AppResult<Json<Value>> {
-    // A JWT issued for a session acts for that session here (seed 003 clients
+    // A JWT issued for a session acts for that session here (JWT-only clients
     // hold only the JWT); PATs are refused.
     let keep = match (&p.kind, &p.session) {
         (crate::service::PrincipalKind::Pat { .. }, _) | (_, None) => {
@@ -430,12 +422,12 @@ pub async fn password(
 }
 
 /// Always the same answer, whether or not the email has an account.
-#[utoipa::path(post, path = "/api/auth/forgot-password", tag = "legacy", request_body = EmailBody,
+#[utoipa::path(post, path = "/api/auth/forgot-password", tag = "legacy", request_body = LegacyEmailBody,
     responses((status = 200, body = Object), (status = 422, body = ErrorBody)))]
 pub async fn forgot_password(
     State(core): State<Arc<Tessera>>,
     _limit: CredentialLimit,
-    AppJson(body): AppJson<EmailBody>,
+    AppJson(body): AppJson<LegacyEmailBody>,
 ) -> AppResult<Json<Value>> {
     core.forgot_password(&body.email)?;
     Ok(message(
@@ -466,9 +458,9 @@ pub struct ValidateResponse {
     pub updated_ids: Vec<Uuid>,
 }
 
-/// Seed 001's plan check, for a cron job: it needs `Authorization: Bearer
+/// The plan check, for a cron job: it needs `Authorization: Bearer
 /// <cron_secret>`, or a caller in `admin_allow_from` (loopback included only
-/// when listed there). Refused with `401`, as seed 001's callers expect of
+/// when listed there). Refused with `401`, as its callers expect of
 /// a missing or wrong credential.
 #[utoipa::path(get, path = "/api/auth/validate", tag = "legacy",
     responses((status = 200, body = ValidateResponse), (status = 401, body = ErrorBody)))]
@@ -488,7 +480,7 @@ pub async fn validate(
     }))
 }
 
-/// Seed 001: to Google's consent screen (the `oauth.google` provider).
+/// To Google's consent screen (the `oauth.google` provider).
 #[utoipa::path(get, path = "/api/auth/google", tag = "legacy",
     responses((status = 302, description = "To Google; sets the `tessera_oauth` state cookie"),
         (status = 404, description = "`oauth.google` is not configured", body = ErrorBody)))]
@@ -500,7 +492,7 @@ pub async fn google(
     Ok(oauth::redirect(&to, [cookie]))
 }
 
-/// Seed 001: sets `auth_token` and redirects to the app URL.
+/// Sets `auth_token` and redirects to the app URL.
 #[utoipa::path(get, path = "/api/auth/google/callback", tag = "legacy",
     responses((status = 302, description = "Signed in; sets `auth_token`"),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody)))]

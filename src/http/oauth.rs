@@ -77,7 +77,7 @@ pub enum CallbackErrors {
     /// The error as a JSON body (the canonical API).
     Json,
     /// Back in the browser: a redirect to the application URL with
-    /// `?error=<code>` (seeds 001 and 002: the callback ends on the app).
+    /// `?error=<code>` (`/api/auth` and `/auth`: the callback ends on the app).
     ToApp,
 }
 

@@ -1,12 +1,14 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
-use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::v1::{admin, auth, health, mfa, oauth, passkeys, sessions, tenants, tokens, views};
-use crate::error::{ErrorBody, ErrorCode};
+use super::v1::views;
+use crate::error::ErrorCode;
+use crate::http::error::ErrorBody;
 
+/// The document's frame: its description, shared schemas, security and
+/// tags. The operations come from the routers (see `http::router`).
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -22,31 +24,8 @@ use crate::error::{ErrorBody, ErrorCode};
             PAYLOAD_TOO_LARGE 413, RATE_LIMITED and ACCOUNT_LOCKED 429, INTERNAL 500, UNAVAILABLE 503 \
             (with Retry-After: the database or another dependency is down, or the server is busy)."
     ),
-    paths(
-        health::health, health::live, health::ready,
-        auth::signup, auth::login, auth::logout, auth::refresh, auth::csrf, auth::me, auth::update_me,
-        auth::forgot_password, auth::reset_password, auth::change_password, auth::set_password,
-        auth::verify_email, auth::resend_verification, auth::token, auth::jwks,
-        tokens::create, tokens::list, tokens::revoke,
-        auth::switch_tenant, sessions::list, sessions::revoke, sessions::revoke_others,
-        tenants::list, tenants::create, tenants::get, tenants::rename, tenants::delete,
-        tenants::members, tenants::change_role, tenants::remove_member,
-        tenants::invite, tenants::invites, tenants::revoke_invite, tenants::audit,
-        tenants::my_invites, tenants::accept,
-        admin::list_users, admin::get_user, admin::update_user, admin::delete_user,
-        admin::validate_plans, admin::audit,
-        super::legacy::validate, super::legacy::login, super::legacy::logout, super::legacy::me,
-        super::legacy::register, super::legacy::signup, super::legacy::signup_invite,
-        super::legacy::password, super::legacy::forgot_password, super::legacy::reset_password,
-        super::legacy::google, super::legacy::google_callback, super::legacy::verify_two_factor,
-        super::legacy::refresh,
-        mfa::status, mfa::totp_setup, mfa::totp_enable, mfa::disable, mfa::backup_codes, mfa::verify,
-        mfa::passkey_start, passkeys::register_start, passkeys::register_finish, passkeys::list,
-        passkeys::rename, passkeys::delete, passkeys::login_start, passkeys::login_finish,
-        oauth::start, oauth::callback, oauth::linked, oauth::link, oauth::unlink,
-    ),
     components(schemas(ErrorBody, ErrorCode, views::UserView, views::TenantView, views::InviteView)),
-    modifiers(&Security, &CommonAnswers),
+    modifiers(&Security),
     security(("session_cookie" = []), ("bearer" = [])),
     tags(
         (name = "health", description = "Probes"),
@@ -150,7 +129,28 @@ impl Modify for CommonAnswers {
     }
 }
 
-/// `GET /api/v1/openapi.json`
-pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+/// The finished document, serialised once: `GET /api/v1/openapi.json`.
+#[derive(Clone)]
+pub struct Document(axum::body::Bytes);
+
+impl Document {
+    /// Completes the routers' document (the answers every operation may
+    /// give) and serialises it.
+    pub fn new(mut openapi: utoipa::openapi::OpenApi) -> Document {
+        CommonAnswers.modify(&mut openapi);
+        Document(serde_json::to_vec(&openapi).unwrap_or_default().into())
+    }
+}
+
+impl axum::response::IntoResponse for Document {
+    fn into_response(self) -> axum::response::Response {
+        (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/json"),
+            )],
+            self.0,
+        )
+            .into_response()
+    }
 }

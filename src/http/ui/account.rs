@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::forms::{form_tokens, SignedInForm};
 use super::{
     error_page, is_form_error, provider_label, providers, query, render, see_other, split_error,
-    Layout, SignedIn, Viewer,
+    Layout, Page, SignedIn, Viewer,
 };
 use crate::error::{AppError, AppResult};
 use crate::http::oauth;
@@ -288,7 +288,7 @@ async fn failed_showing(
     if !is_form_error(&err) {
         return error_page(core, err);
     }
-    let status = err.code.status();
+    let status = crate::http::error::status(err.code);
     let (alert, errors) = split_error(err);
     let extras = Extras {
         form,
@@ -310,7 +310,7 @@ async fn after(
     result: AppResult<()>,
 ) -> Response {
     match result {
-        Ok(()) => see_other(&format!("/ui/account?done={done}")),
+        Ok(()) => see_other(&format!("{}?done={done}", Page::Account.href())),
         Err(err) => failed(core, viewer, form, err).await,
     }
 }
@@ -604,7 +604,7 @@ pub async fn totp_enable(
             // The user changed (2FA on): draw from what is stored now.
             let fresh = match core.active_user(p.user.id).await {
                 Ok(Some(user)) => user,
-                _ => return see_other("/ui/account"),
+                _ => return see_other(Page::Account.href()),
             };
             let viewer = Viewer {
                 principal: crate::service::Principal {

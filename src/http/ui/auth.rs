@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::forms::{form_tokens, AnonymousForm, SignedInForm, UiForm};
 use super::{
     error_page, form_token, is_form_error, landing, provider_label, providers, query, redraw,
-    render, see_other, sign_in_href, with_query, FormState, Layout, MessagePage, Viewer,
+    render, see_other, sign_in_href, with_query, FormState, Layout, MessagePage, Page, Viewer,
     SESSION_COOKIE,
 };
 use crate::error::AppResult;
@@ -101,7 +101,7 @@ fn sign_in_page_for(
     let back = format!(
         "{}{}",
         core.config.public_base(),
-        with_query("/ui/sign-in", &[("redirect_to", redirect_to)])
+        with_query(Page::SignIn.href(), &[("redirect_to", redirect_to)])
     );
     let providers = providers(core)
         .into_iter()
@@ -119,7 +119,7 @@ fn sign_in_page_for(
         form_token: token,
         redirect_to: redirect_to.to_owned(),
         providers,
-        sign_up_href: with_query("/ui/sign-up", &[("redirect_to", redirect_to)]),
+        sign_up_href: with_query(Page::SignUp.href(), &[("redirect_to", redirect_to)]),
     };
     render(status, &page, cookie)
 }
@@ -267,7 +267,7 @@ pub async fn two_factor(
             response
         }
         // Not an answer the second step gives; start again.
-        Ok(LoginOutcome::TwoFactorRequired { .. }) => see_other("/ui/sign-in"),
+        Ok(LoginOutcome::TwoFactorRequired { .. }) => see_other(Page::SignIn.href()),
         Err(err)
             if err
                 .fields
@@ -426,7 +426,7 @@ pub async fn sign_up(
             }
         },
         Err(err) if is_form_error(&err) => {
-            let status = err.code.status();
+            let status = crate::http::error::status(err.code);
             let form = FormState::default()
                 .with("name", &f.name)
                 .with("email", &f.email)
@@ -460,10 +460,10 @@ pub async fn sign_out(
     client: ClientInfo,
     UiForm(f): UiForm<SignOutForm>,
 ) -> Response {
-    let next = if f.next.starts_with("/ui/") && !f.next.starts_with("/ui//") {
+    let next = if f.next.starts_with(Page::Home.href()) && !f.next.starts_with("/ui//") {
         f.next.clone()
     } else {
-        "/ui/sign-in?notice=signed-out".to_owned()
+        format!("{}?notice=signed-out", Page::SignIn.href())
     };
     if let Some(viewer) = viewer {
         if let Err(refused) = viewer.check(&f.csrf_token) {
@@ -572,7 +572,7 @@ fn dead_reset_link(core: &Tessera) -> Response {
         "This link does not work",
         "The link is wrong, was already used, or has expired (reset links work for an hour). Ask for a new one.",
     )
-    .link("/ui/forgot-password", "Ask for a new link");
+    .link(Page::ForgotPassword.href(), "Ask for a new link");
     render(StatusCode::UNPROCESSABLE_ENTITY, &page, None)
 }
 
@@ -633,7 +633,7 @@ pub async fn reset(
                 "Password changed",
                 "Your new password is set, and every session of the account is signed out.",
             )
-            .link("/ui/sign-in", "Sign in");
+            .link(Page::SignIn.href(), "Sign in");
             let mut response = render(StatusCode::OK, &page, None);
             response.headers_mut().append(
                 header::SET_COOKIE,
@@ -822,7 +822,7 @@ pub async fn invite_page(
         Err(err) if is_form_error(&err) => return dead_invitation(&core),
         Err(err) => return error_page(&core, err),
     };
-    let self_href = with_query("/ui/accept-invite", &[("token", &q.token)]);
+    let self_href = with_query(Page::AcceptInvite.href(), &[("token", &q.token)]);
     let mut layout = Layout::new(&core, "Invitation");
     let who = match &viewer {
         Some(v) if v.principal.user.email == invite.email => InviteViewer::Invited(v.csrf.clone()),
@@ -841,7 +841,7 @@ pub async fn invite_page(
         viewer: who,
         alert: None,
         sign_in_href: sign_in_href(&format!("{}{self_href}", core.config.public_base())),
-        sign_up_href: with_query("/ui/sign-up", &[("invite_token", &q.token)]),
+        sign_up_href: with_query(Page::SignUp.href(), &[("invite_token", &q.token)]),
         self_href,
     };
     render(StatusCode::OK, &page, None)
@@ -875,7 +875,7 @@ pub async fn accept_invite(
         }
         Err(err) if err.fields.is_some() => dead_invitation(&core),
         Err(err) => {
-            let status = err.code.status();
+            let status = crate::http::error::status(err.code);
             let layout = Layout::new(&core, "Invitation").signed_in(&viewer);
             let mut page = MessagePage::new(layout, "The invitation was not accepted", err.message);
             page.is_error = true;

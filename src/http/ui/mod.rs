@@ -33,49 +33,151 @@ mod forms;
 /// The cookie anonymous forms are checked against.
 const FORM_COOKIE: &str = "tessera_form";
 
+/// Every page and form target, named once: the router mounts
+/// [`Page::route`], links, redirects and templates use [`Page::href`]
+/// (`{{ Page::SignIn.href() }}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    Home,
+    Stylesheet,
+    SignIn,
+    TwoFactor,
+    SignUp,
+    SignOut,
+    ForgotPassword,
+    ResetPassword,
+    VerifyEmail,
+    VerifyEmailResend,
+    AcceptInvite,
+    Account,
+    AccountProfile,
+    AccountVerifyResend,
+    AccountPassword,
+    AccountSetPassword,
+    AccountRevokeSession,
+    AccountRevokeOtherSessions,
+    AccountTokens,
+    AccountRevokeToken,
+    AccountTotpSetup,
+    AccountTotpEnable,
+    AccountTotpDisable,
+    AccountBackupCodes,
+    AccountUnlink,
+    AccountLink,
+}
+
+impl Page {
+    /// The full path, for links, redirects and form actions.
+    pub const fn href(self) -> &'static str {
+        match self {
+            Page::Home => "/ui/",
+            Page::Stylesheet => "/ui/static/tessera.css",
+            Page::SignIn => "/ui/sign-in",
+            Page::TwoFactor => "/ui/two-factor",
+            Page::SignUp => "/ui/sign-up",
+            Page::SignOut => "/ui/sign-out",
+            Page::ForgotPassword => "/ui/forgot-password",
+            Page::ResetPassword => "/ui/reset-password",
+            Page::VerifyEmail => "/ui/verify-email",
+            Page::VerifyEmailResend => "/ui/verify-email/resend",
+            Page::AcceptInvite => "/ui/accept-invite",
+            Page::Account => "/ui/account",
+            Page::AccountProfile => "/ui/account/profile",
+            Page::AccountVerifyResend => "/ui/account/verify-email/resend",
+            Page::AccountPassword => "/ui/account/password",
+            Page::AccountSetPassword => "/ui/account/set-password",
+            Page::AccountRevokeSession => "/ui/account/sessions/revoke",
+            Page::AccountRevokeOtherSessions => "/ui/account/sessions/revoke-others",
+            Page::AccountTokens => "/ui/account/tokens",
+            Page::AccountRevokeToken => "/ui/account/tokens/revoke",
+            Page::AccountTotpSetup => "/ui/account/two-factor/setup",
+            Page::AccountTotpEnable => "/ui/account/two-factor/enable",
+            Page::AccountTotpDisable => "/ui/account/two-factor/disable",
+            Page::AccountBackupCodes => "/ui/account/two-factor/backup-codes",
+            Page::AccountUnlink => "/ui/account/linked/unlink",
+            Page::AccountLink => "/ui/account/linked/link",
+        }
+    }
+
+    /// The path under `/ui`, where the pages' router is nested.
+    pub fn route(self) -> &'static str {
+        &self.href()["/ui".len()..]
+    }
+}
+
 pub fn router() -> Router<Arc<Tessera>> {
     Router::new()
-        .route("/", get(|| async { Redirect::to("/ui/account") }))
-        .route("/static/tessera.css", get(stylesheet))
-        .route("/sign-in", get(auth::sign_in_page).post(auth::sign_in))
-        .route("/two-factor", post(auth::two_factor))
-        .route("/sign-up", get(auth::sign_up_page).post(auth::sign_up))
-        .route("/sign-out", post(auth::sign_out))
         .route(
-            "/forgot-password",
+            Page::Home.route(),
+            get(|| async { Redirect::to(Page::Account.href()) }),
+        )
+        .route(Page::Stylesheet.route(), get(stylesheet))
+        .route(
+            Page::SignIn.route(),
+            get(auth::sign_in_page).post(auth::sign_in),
+        )
+        .route(Page::TwoFactor.route(), post(auth::two_factor))
+        .route(
+            Page::SignUp.route(),
+            get(auth::sign_up_page).post(auth::sign_up),
+        )
+        .route(Page::SignOut.route(), post(auth::sign_out))
+        .route(
+            Page::ForgotPassword.route(),
             get(auth::forgot_page).post(auth::forgot),
         )
-        .route("/reset-password", get(auth::reset_page).post(auth::reset))
-        .route("/verify-email", get(auth::verify_page).post(auth::verify))
-        .route("/verify-email/resend", post(auth::resend))
         .route(
-            "/accept-invite",
+            Page::ResetPassword.route(),
+            get(auth::reset_page).post(auth::reset),
+        )
+        .route(
+            Page::VerifyEmail.route(),
+            get(auth::verify_page).post(auth::verify),
+        )
+        .route(Page::VerifyEmailResend.route(), post(auth::resend))
+        .route(
+            Page::AcceptInvite.route(),
             get(auth::invite_page).post(auth::accept_invite),
         )
-        .route("/account", get(account::page))
-        .route("/account/profile", post(account::profile))
+        .route(Page::Account.route(), get(account::page))
+        .route(Page::AccountProfile.route(), post(account::profile))
         .route(
-            "/account/verify-email/resend",
+            Page::AccountVerifyResend.route(),
             post(account::resend_verification),
         )
-        .route("/account/password", post(account::change_password))
-        .route("/account/set-password", post(account::set_password))
-        .route("/account/sessions/revoke", post(account::revoke_session))
         .route(
-            "/account/sessions/revoke-others",
+            Page::AccountPassword.route(),
+            post(account::change_password),
+        )
+        .route(
+            Page::AccountSetPassword.route(),
+            post(account::set_password),
+        )
+        .route(
+            Page::AccountRevokeSession.route(),
+            post(account::revoke_session),
+        )
+        .route(
+            Page::AccountRevokeOtherSessions.route(),
             post(account::revoke_other_sessions),
         )
-        .route("/account/tokens", post(account::create_token))
-        .route("/account/tokens/revoke", post(account::revoke_token))
-        .route("/account/two-factor/setup", post(account::totp_setup))
-        .route("/account/two-factor/enable", post(account::totp_enable))
-        .route("/account/two-factor/disable", post(account::totp_disable))
+        .route(Page::AccountTokens.route(), post(account::create_token))
         .route(
-            "/account/two-factor/backup-codes",
+            Page::AccountRevokeToken.route(),
+            post(account::revoke_token),
+        )
+        .route(Page::AccountTotpSetup.route(), post(account::totp_setup))
+        .route(Page::AccountTotpEnable.route(), post(account::totp_enable))
+        .route(
+            Page::AccountTotpDisable.route(),
+            post(account::totp_disable),
+        )
+        .route(
+            Page::AccountBackupCodes.route(),
             post(account::backup_codes),
         )
-        .route("/account/linked/unlink", post(account::unlink))
-        .route("/account/linked/link", post(account::link))
+        .route(Page::AccountUnlink.route(), post(account::unlink))
+        .route(Page::AccountLink.route(), post(account::link))
 }
 
 async fn stylesheet() -> Response {
@@ -270,9 +372,9 @@ impl FromRequestParts<Arc<Tessera>> for SignedIn {
                         .uri
                         .path_and_query()
                         .map(|p| p.as_str())
-                        .unwrap_or("/ui/account")
+                        .unwrap_or(Page::Account.href())
                 } else {
-                    "/ui/account"
+                    Page::Account.href()
                 };
                 let target = format!("{}{back}", core.config.public_base());
                 Err(see_other(&sign_in_href(&target)))
@@ -288,7 +390,7 @@ pub fn query<T: DeserializeOwned + Default>(raw: Option<String>) -> T {
 
 /// `/ui/sign-in?redirect_to=…`
 pub fn sign_in_href(redirect_to: &str) -> String {
-    with_query("/ui/sign-in", &[("redirect_to", redirect_to)])
+    with_query(Page::SignIn.href(), &[("redirect_to", redirect_to)])
 }
 
 pub fn with_query(path: &str, pairs: &[(&str, &str)]) -> String {
@@ -462,19 +564,19 @@ impl MessagePage {
 
 /// An error that is not about a form's fields (the rate limit, the hash
 /// pool, the database), as a page with its status.
-pub fn error_page(core: &Tessera, err: AppError) -> Response {
-    err.log();
-    let status = err.code.status();
+pub fn error_page(core: &Tessera, mut err: AppError) -> Response {
+    let status = crate::http::error::status(err.code);
     let retry_after = err.retry_after;
     let heading = if err.code == crate::error::ErrorCode::Unavailable {
         "Temporarily unavailable"
     } else {
         "Something went wrong"
     };
-    let mut page = MessagePage::new(Layout::new(core, heading), heading, err.message);
+    let mut page = MessagePage::new(Layout::new(core, heading), heading, err.message.clone());
     page.is_error = true;
-    page = page.link("/ui/sign-in", "Back to sign in");
+    page = page.link(Page::SignIn.href(), "Back to sign in");
     let mut response = render(status, &page, None);
+    crate::http::error::note(&mut response, &mut err);
     if let Some(seconds) = retry_after {
         response
             .headers_mut()
@@ -495,7 +597,7 @@ pub fn redraw(
     if !is_form_error(&err) {
         return error_page(core, err);
     }
-    let status = err.code.status();
+    let status = crate::http::error::status(err.code);
     draw(form.error(err), status)
 }
 
@@ -520,7 +622,7 @@ pub fn landing(core: &Tessera, redirect_to: &str) -> String {
     }
     match &core.config.app_url {
         Some(app) => app.to_string(),
-        None => "/ui/account".to_owned(),
+        None => Page::Account.href().to_owned(),
     }
 }
 

@@ -12,7 +12,8 @@ use uuid::Uuid;
 
 use super::tenants::{audit_response, path_id, AuditQuery, AuditResponse};
 use super::views::AdminUserView;
-use crate::error::{AppResult, ErrorBody};
+use crate::error::AppResult;
+use crate::http::error::ErrorBody;
 use crate::http::extract::{AppJson, AppQuery};
 use crate::http::surface::AnyPrincipal;
 use crate::service::{ClientInfo, Tessera, UserPatch};

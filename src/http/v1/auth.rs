@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::views::{self, InviteView, TenantView, UserView};
-use crate::error::{AppResult, ErrorBody};
+use crate::error::AppResult;
 use crate::http::cookies;
+use crate::http::error::ErrorBody;
 use crate::http::extract::{AppJson, CredentialLimit};
 use crate::http::surface::{self, AnyPrincipal, SignedIn, SignedInSession, Surface};
 use crate::service::{ClientInfo, LoginOutcome, Principal, SignupInput, Tessera};

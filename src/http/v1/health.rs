@@ -1,4 +1,4 @@
-//! Health probes (seed 000).
+//! Health probes.
 
 use std::sync::Arc;
 
@@ -7,7 +7,8 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::error::{AppError, AppResult, ErrorBody, RETRY_AFTER_DEPENDENCY};
+use crate::error::{AppError, AppResult, RETRY_AFTER_DEPENDENCY};
+use crate::http::error::ErrorBody;
 use crate::service::Tessera;
 
 #[derive(Serialize, ToSchema)]

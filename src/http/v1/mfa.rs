@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::login_answer;
-use crate::error::{AppResult, ErrorBody};
+use crate::error::AppResult;
 use crate::http::cookies;
+use crate::http::error::ErrorBody;
 use crate::http::extract::{AppJson, CredentialLimit};
 use crate::http::surface::{AnyPrincipal, SignedInSession};
 use crate::service::{ClientInfo, PasskeyAssertion, SecondFactor, Tessera};

@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use axum::middleware::from_fn_with_state;
-use axum::routing::{delete, get, patch, post};
-use axum::{Extension, Router};
+use axum::Extension;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 use crate::http::bot;
 use crate::http::surface::Surface;
@@ -21,102 +22,65 @@ pub mod tenants;
 pub mod tokens;
 pub mod views;
 
-/// Routes under `/api/v1` (paths here are relative to it).
-pub fn router(core: &Arc<Tessera>) -> Router<Arc<Tessera>> {
-    Router::new()
-        .route("/health/live", get(health::live))
-        .route("/health/ready", get(health::ready))
-        .route(
-            "/auth/signup",
-            post(auth::signup).route_layer(from_fn_with_state(core.clone(), bot::check)),
-        )
-        .route(
-            "/auth/login",
-            post(auth::login).route_layer(from_fn_with_state(core.clone(), bot::check)),
-        )
-        .route("/auth/logout", post(auth::logout))
-        .route("/auth/refresh", post(auth::refresh))
-        .route("/auth/csrf", get(auth::csrf))
-        .route("/auth/me", get(auth::me).patch(auth::update_me))
-        .route(
-            "/auth/forgot-password",
-            post(auth::forgot_password).route_layer(from_fn_with_state(core.clone(), bot::check)),
-        )
-        .route("/auth/reset-password", post(auth::reset_password))
-        .route("/auth/change-password", post(auth::change_password))
-        .route("/auth/set-password", post(auth::set_password))
-        .route("/auth/verify-email", post(auth::verify_email))
-        .route("/auth/resend-verification", post(auth::resend_verification))
-        .route("/auth/token", post(auth::token))
-        .route("/tokens", post(tokens::create).get(tokens::list))
-        .route("/tokens/{id}", delete(tokens::revoke))
-        .route("/auth/switch-tenant", post(auth::switch_tenant))
-        .route(
-            "/sessions",
-            get(sessions::list).delete(sessions::revoke_others),
-        )
-        .route("/sessions/{id}", delete(sessions::revoke))
-        .route("/tenants", get(tenants::list).post(tenants::create))
-        .route(
-            "/tenants/{id}",
-            get(tenants::get)
-                .patch(tenants::rename)
-                .delete(tenants::delete),
-        )
-        .route("/tenants/{id}/members", get(tenants::members))
-        .route(
-            "/tenants/{id}/members/{user_id}",
-            patch(tenants::change_role).delete(tenants::remove_member),
-        )
-        .route(
-            "/tenants/{id}/invites",
-            get(tenants::invites).post(tenants::invite),
-        )
-        .route(
-            "/tenants/{id}/invites/{invite_id}",
-            delete(tenants::revoke_invite),
-        )
-        .route("/tenants/{id}/audit", get(tenants::audit))
-        .route("/invites", get(tenants::my_invites))
-        .route("/invites/accept", post(tenants::accept))
-        .route("/admin/users", get(admin::list_users))
-        .route(
-            "/admin/users/{id}",
-            get(admin::get_user)
-                .patch(admin::update_user)
-                .delete(admin::delete_user),
-        )
-        .route("/admin/plans/validate", post(admin::validate_plans))
-        .route("/admin/audit", get(admin::audit))
-        .route("/auth/2fa", get(mfa::status))
-        .route("/auth/2fa/totp/setup", post(mfa::totp_setup))
-        .route("/auth/2fa/totp/enable", post(mfa::totp_enable))
-        .route("/auth/2fa/disable", post(mfa::disable))
-        .route("/auth/2fa/backup-codes", post(mfa::backup_codes))
-        .route("/auth/2fa/verify", post(mfa::verify))
-        .route("/auth/2fa/passkey/start", post(mfa::passkey_start))
-        .route("/auth/passkeys", get(passkeys::list))
-        .route(
-            "/auth/passkeys/{id}",
-            patch(passkeys::rename).delete(passkeys::delete),
-        )
-        .route(
-            "/auth/passkeys/register/start",
-            post(passkeys::register_start),
-        )
-        .route(
-            "/auth/passkeys/register/finish",
-            post(passkeys::register_finish),
-        )
-        .route("/auth/passkeys/login/start", post(passkeys::login_start))
-        .route("/auth/passkeys/login/finish", post(passkeys::login_finish))
-        .route("/auth/oauth/{provider}", get(oauth::start))
-        .route("/auth/oauth/{provider}/callback", get(oauth::callback))
-        .route("/auth/linked-accounts", get(oauth::linked))
-        .route(
-            "/auth/linked-accounts/{provider}",
-            post(oauth::link).delete(oauth::unlink),
-        )
-        .route("/openapi.json", get(crate::http::openapi::serve))
+/// The routes of `/api/v1`, each declared once: its path and method come
+/// from the handler's `#[utoipa::path]`, which also documents it.
+pub fn router(core: &Arc<Tessera>) -> OpenApiRouter<Arc<Tessera>> {
+    // Sign-up, login and recovery pass the bot check first.
+    let bot = || from_fn_with_state(core.clone(), bot::check);
+    OpenApiRouter::new()
+        .routes(routes!(health::live))
+        .routes(routes!(health::ready))
+        .routes(routes!(auth::signup).map(|r| r.route_layer(bot())))
+        .routes(routes!(auth::login).map(|r| r.route_layer(bot())))
+        .routes(routes!(auth::forgot_password).map(|r| r.route_layer(bot())))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::refresh))
+        .routes(routes!(auth::csrf))
+        .routes(routes!(auth::me, auth::update_me))
+        .routes(routes!(auth::reset_password))
+        .routes(routes!(auth::change_password))
+        .routes(routes!(auth::set_password))
+        .routes(routes!(auth::verify_email))
+        .routes(routes!(auth::resend_verification))
+        .routes(routes!(auth::token))
+        .routes(routes!(auth::switch_tenant))
+        .routes(routes!(tokens::create, tokens::list))
+        .routes(routes!(tokens::revoke))
+        .routes(routes!(sessions::list, sessions::revoke_others))
+        .routes(routes!(sessions::revoke))
+        .routes(routes!(tenants::list, tenants::create))
+        .routes(routes!(tenants::get, tenants::rename, tenants::delete))
+        .routes(routes!(tenants::members))
+        .routes(routes!(tenants::change_role, tenants::remove_member))
+        .routes(routes!(tenants::invites, tenants::invite))
+        .routes(routes!(tenants::revoke_invite))
+        .routes(routes!(tenants::audit))
+        .routes(routes!(tenants::my_invites))
+        .routes(routes!(tenants::accept))
+        .routes(routes!(admin::list_users))
+        .routes(routes!(
+            admin::get_user,
+            admin::update_user,
+            admin::delete_user
+        ))
+        .routes(routes!(admin::validate_plans))
+        .routes(routes!(admin::audit))
+        .routes(routes!(mfa::status))
+        .routes(routes!(mfa::totp_setup))
+        .routes(routes!(mfa::totp_enable))
+        .routes(routes!(mfa::disable))
+        .routes(routes!(mfa::backup_codes))
+        .routes(routes!(mfa::verify))
+        .routes(routes!(mfa::passkey_start))
+        .routes(routes!(passkeys::list))
+        .routes(routes!(passkeys::rename, passkeys::delete))
+        .routes(routes!(passkeys::register_start))
+        .routes(routes!(passkeys::register_finish))
+        .routes(routes!(passkeys::login_start))
+        .routes(routes!(passkeys::login_finish))
+        .routes(routes!(oauth::start))
+        .routes(routes!(oauth::callback))
+        .routes(routes!(oauth::linked))
+        .routes(routes!(oauth::link, oauth::unlink))
         .layer(Extension(Surface::V1))
 }

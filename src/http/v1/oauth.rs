@@ -11,7 +11,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::error::{AppResult, ErrorBody};
+use crate::error::AppResult;
+use crate::http::error::ErrorBody;
 use crate::http::extract::{AppJson, AppQuery, CredentialLimit};
 use crate::http::oauth;
 use crate::http::surface::{AnyPrincipal, SignedInSession, Surface};

@@ -13,7 +13,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::auth::login_answer;
-use crate::error::{AppError, AppResult, ErrorBody};
+use crate::error::{AppError, AppResult};
+use crate::http::error::ErrorBody;
 use crate::http::extract::{AppJson, CredentialLimit, OptionalJson};
 use crate::http::surface::{AnyPrincipal, SignedInSession};
 use crate::service::{ClientInfo, PasskeyCeremony, SecondFactor, Tessera};

@@ -8,7 +8,8 @@ use axum::Json;
 
 use super::tenants::path_id;
 use super::views::SessionView;
-use crate::error::{AppResult, ErrorBody};
+use crate::error::AppResult;
+use crate::http::error::ErrorBody;
 use crate::http::surface::AnyPrincipal;
 use crate::service::{ClientInfo, Tessera};
 

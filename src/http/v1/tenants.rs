@@ -10,7 +10,8 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::views::{self, AuditEventView, InviteView, MemberView, TenantView};
-use crate::error::{AppError, AppResult, ErrorBody};
+use crate::error::{AppError, AppResult};
+use crate::http::error::ErrorBody;
 use crate::http::extract::AppJson;
 use crate::http::surface::AnyPrincipal;
 use crate::service::{ClientInfo, Tessera};

@@ -10,7 +10,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::views::TokenView;
-use crate::error::{AppError, AppResult, ErrorBody};
+use crate::error::{AppError, AppResult};
+use crate::http::error::ErrorBody;
 use crate::http::extract::AppJson;
 use crate::http::surface::AnyPrincipal;
 use crate::service::{ClientInfo, NewPatInput, Tessera};
