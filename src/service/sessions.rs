@@ -673,7 +673,7 @@ impl Tessera {
         }
     }
 
-    /// Starts the refresh-token chain of a session just signed in (seed 003's
+    /// Starts the refresh-token chain of a session just signed in (`/api/auth`'s
     /// JWT-only clients keep signing in with it). The token dies with the
     /// session.
     pub async fn first_refresh_token(&self, session: &Session) -> AppResult<String> {
