@@ -1,5 +1,3 @@
-use std::time::Duration;
-
 use reqwest::{Client, Method, Response, StatusCode};
 use serde_json::{json, Value};
 
@@ -54,25 +52,6 @@ fn ids(page: &Value) -> Vec<String> {
         .iter()
         .map(|u| u["id"].as_str().unwrap().to_owned())
         .collect()
-}
-
-async fn invite_token(app: &TestApp, email: &str) -> String {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(mail) = app
-            .mail
-            .to(email)
-            .into_iter()
-            .find(|m| m.subject().contains("invited you"))
-        {
-            return mail.token();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no invitation for {email} within 30 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test]
@@ -220,25 +199,8 @@ async fn disabling_kills_sessions_pats_and_jwts_at_once() {
     let bob = app.user(&email).await;
     let bob_id = user_id(&app, &bob).await;
 
-    let res = app
-        .write(
-            &bob,
-            Method::POST,
-            "/api/v1/tokens",
-            Some(json!({"name": "ci", "scopes": ["read"]})),
-        )
-        .await;
-    let pat = body(res, StatusCode::CREATED).await["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let res = app
-        .write(&bob, Method::POST, "/api/v1/auth/token", None)
-        .await;
-    let jwt = body(res, StatusCode::OK).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let pat = app.pat(&bob, "ci", &["read"]).await;
+    let jwt = app.jwt(&bob).await;
     assert_eq!(app.me_status(&bob).await, StatusCode::OK);
     assert_eq!(
         app.bearer_get(&pat, "/api/v1/auth/me").await.status(),
@@ -366,29 +328,11 @@ async fn deleting_users_ends_their_sessions_but_not_orphaned_tenants() {
     // Carol is the sole owner of a tenant dave belongs to.
     let carol = app.user(&unique_email("carol")).await;
     let carol_id = user_id(&app, &carol).await;
-    let me = body(app.get(&carol, "/api/v1/auth/me").await, StatusCode::OK).await;
-    let tid = me["tenant"]["id"].as_str().unwrap().to_owned();
+    let tid = app.current_tenant_id(&carol).await;
     let dave_email = unique_email("dave");
     let dave = app.user(&dave_email).await;
-    let res = app
-        .write(
-            &carol,
-            Method::POST,
-            &format!("/api/v1/tenants/{tid}/invites"),
-            Some(json!({"email": dave_email, "role": "member"})),
-        )
-        .await;
-    body(res, StatusCode::CREATED).await;
-    let token = invite_token(&app, &dave_email).await;
-    let res = app
-        .write(
-            &dave,
-            Method::POST,
-            "/api/v1/invites/accept",
-            Some(json!({"invite_token": token})),
-        )
-        .await;
-    body(res, StatusCode::OK).await;
+    let token = app.invite(&carol, &tid, &dave_email, "member").await;
+    body(app.accept_invite(&dave, &token).await, StatusCode::OK).await;
 
     let res = app
         .write(
@@ -594,18 +538,10 @@ async fn password_and_token_events_are_audited() {
 
     let email = unique_email("actions");
     let c = app.user(&email).await;
-    let res = app
-        .write(
-            &c,
-            Method::POST,
-            "/api/v1/tokens",
-            Some(json!({"name": "t", "scopes": ["read"]})),
-        )
+    let created = app
+        .create_pat(&c, json!({"name": "t", "scopes": ["read"]}))
         .await;
-    let id = res.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = created["id"].as_str().unwrap().to_owned();
     let res = app
         .write(&c, Method::DELETE, &format!("/api/v1/tokens/{id}"), None)
         .await;

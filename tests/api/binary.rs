@@ -21,145 +21,184 @@ fn tessera(dir: &std::path::Path, db: &str) -> Command {
 
 #[tokio::test]
 async fn migrate_users_create_serve_and_graceful_shutdown() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = fresh_database(&dir).await;
+    let (dir, db) = fresh_database().await;
+    let dir = dir.path();
+    operator::migrate(dir, &db);
+    operator::import_users(dir, &db);
+    operator::create_an_admin(dir, &db);
+    operator::refuse_a_weak_password(dir, &db);
+    let (server, base) = operator::serve(dir, &db).await;
+    let session = operator::log_in(&base).await;
+    operator::finish_in_flight_requests_on_sigterm(server, &base).await;
+    operator::read_the_log(dir, &session);
+}
 
-    let out = tessera(dir.path(), &db).arg("migrate").output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+/// The steps of [`migrate_users_create_serve_and_graceful_shutdown`], in
+/// order.
+mod operator {
+    use std::path::Path;
+    use std::process::Child;
 
-    // Import: good lines land, bad ones are reported, the exit code says so.
-    let file = dir.path().join("users.jsonl");
-    std::fs::write(
-        &file,
-        "{\"email\": \"imported@example.test\"}\n{\"email\": \"broken\"}\n",
-    )
-    .unwrap();
-    let out = tessera(dir.path(), &db)
-        .args(["users", "import"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stdout)
-        .contains("imported 1, skipped 0 (already present), bad 1"));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("line 2"));
+    use super::*;
 
-    let mut child = tessera(dir.path(), &db)
-        .args([
-            "users",
-            "create",
-            "--email",
-            "Admin@Example.test",
-            "--password-stdin",
-            "--admin",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"operator-secret-99\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("admin@example.test"));
-
-    // A weak password is refused with a reason and a failing exit code.
-    let mut child = tessera(dir.path(), &db)
-        .args([
-            "users",
-            "create",
-            "--email",
-            "weak@example.test",
-            "--password-stdin",
-        ])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"password\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("common"));
-
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
-    let mut server = tessera(dir.path(), &db)
-        .arg("serve")
-        .env("TESSERA_LISTEN", format!("127.0.0.1:{port}"))
-        .env("TESSERA_PUBLIC_URL", &base)
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    wait_until_up(&base).await;
-
-    let client = new_client();
-    let res = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"email": "admin@example.test", "password": "operator-secret-99"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    let session = cookie_value(&res, "ces_session");
-    let body: serde_json::Value = res.json().await.unwrap();
-    assert_eq!(body["user"]["email_verified"], true);
-
-    // In-flight requests finish when SIGTERM arrives.
-    let mut inflight = Vec::new();
-    for _ in 0..4 {
-        let url = format!("{base}/api/v1/auth/login");
-        inflight.push(tokio::spawn(async move {
-            new_client()
-                .post(url)
-                .json(&json!({"email": "admin@example.test", "password": "operator-secret-99"}))
-                .send()
-                .await
-                .map(|r| r.status())
-        }));
-    }
-    tokio::time::sleep(Duration::from_millis(30)).await;
-    let killed = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    for task in inflight {
-        assert_eq!(
-            task.await.unwrap().expect("answered, not dropped"),
-            StatusCode::OK
+    pub fn migrate(dir: &Path, db: &str) {
+        let out = tessera(dir, db).arg("migrate").output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
         );
     }
-    let status = tokio::task::spawn_blocking(move || server.wait().unwrap())
-        .await
-        .unwrap();
-    assert!(status.success(), "clean exit after SIGTERM: {status:?}");
 
-    // The log never holds the password, a session token or a hash.
-    let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap();
-    assert!(log.contains("tessera listening"));
-    assert!(!log.contains("operator-secret-99"));
-    assert!(!log.contains("argon2id"));
-    assert!(!log.contains(&session), "no session token in the log");
+    /// Import: good lines land, bad ones are reported, the exit code says so.
+    pub fn import_users(dir: &Path, db: &str) {
+        let file = dir.join("users.jsonl");
+        std::fs::write(
+            &file,
+            "{\"email\": \"imported@example.test\"}\n{\"email\": \"broken\"}\n",
+        )
+        .unwrap();
+        let out = tessera(dir, db)
+            .args(["users", "import"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stdout)
+            .contains("imported 1, skipped 0 (already present), bad 1"));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("line 2"));
+    }
+
+    pub fn create_an_admin(dir: &Path, db: &str) {
+        let mut child = tessera(dir, db)
+            .args([
+                "users",
+                "create",
+                "--email",
+                "Admin@Example.test",
+                "--password-stdin",
+                "--admin",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"operator-secret-99\n")
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("admin@example.test"));
+    }
+
+    /// A weak password is refused with a reason and a failing exit code.
+    pub fn refuse_a_weak_password(dir: &Path, db: &str) {
+        let mut child = tessera(dir, db)
+            .args([
+                "users",
+                "create",
+                "--email",
+                "weak@example.test",
+                "--password-stdin",
+            ])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"password\n")
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("common"));
+    }
+
+    /// `tessera serve`, logging to `server.log`; returns the process and
+    /// its base URL once it answers.
+    pub async fn serve(dir: &Path, db: &str) -> (Child, String) {
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let log = std::fs::File::create(dir.join("server.log")).unwrap();
+        let server = tessera(dir, db)
+            .arg("serve")
+            .env("TESSERA_LISTEN", format!("127.0.0.1:{port}"))
+            .env("TESSERA_PUBLIC_URL", &base)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        wait_until_up(&base).await;
+        (server, base)
+    }
+
+    /// The admin logs in (verified, as the CLI made them); returns the
+    /// session token.
+    pub async fn log_in(base: &str) -> String {
+        let client = new_client();
+        let res = client
+            .post(format!("{base}/api/v1/auth/login"))
+            .json(&json!({"email": "admin@example.test", "password": "operator-secret-99"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let session = cookie_value(&res, "ces_session");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["user"]["email_verified"], true);
+        session
+    }
+
+    /// In-flight requests finish when SIGTERM arrives; then a clean exit.
+    pub async fn finish_in_flight_requests_on_sigterm(mut server: Child, base: &str) {
+        let mut inflight = Vec::new();
+        for _ in 0..4 {
+            let url = format!("{base}/api/v1/auth/login");
+            inflight.push(tokio::spawn(async move {
+                new_client()
+                    .post(url)
+                    .json(&json!({"email": "admin@example.test", "password": "operator-secret-99"}))
+                    .send()
+                    .await
+                    .map(|r| r.status())
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let killed = Command::new("kill")
+            .args(["-TERM", &server.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        for task in inflight {
+            assert_eq!(
+                task.await.unwrap().expect("answered, not dropped"),
+                StatusCode::OK
+            );
+        }
+        let status = tokio::task::spawn_blocking(move || server.wait().unwrap())
+            .await
+            .unwrap();
+        assert!(status.success(), "clean exit after SIGTERM: {status:?}");
+    }
+
+    /// The log never holds the password, a session token or a hash.
+    pub fn read_the_log(dir: &Path, session: &str) {
+        let log = std::fs::read_to_string(dir.join("server.log")).unwrap();
+        assert!(log.contains("tessera listening"));
+        assert!(!log.contains("operator-secret-99"));
+        assert!(!log.contains("argon2id"));
+        assert!(!log.contains(session), "no session token in the log");
+    }
 }
 
 #[tokio::test]
@@ -222,8 +261,7 @@ async fn otlp_receiver() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>
 
 #[tokio::test]
 async fn traces_are_exported_over_otlp_when_the_otel_variables_say_so() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = fresh_database(&dir).await;
+    let (dir, db) = fresh_database().await;
     let (otlp_port, bodies) = otlp_receiver().await;
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");

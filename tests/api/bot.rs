@@ -155,19 +155,10 @@ async fn the_hosted_pages_show_the_widget_and_check_its_token() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::CREATED);
     let client = new_client();
-    let html = client
-        .get(app.url("/ui/sign-in"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(html.contains("https://challenges.cloudflare.com/turnstile/v0/api.js"));
-    assert!(html.contains("data-sitekey=\"0x4AAAA-site-key\""));
-    let marker = "name=\"form_token\" value=\"";
-    let start = html.find(marker).unwrap() + marker.len();
-    let token = html[start..].split('"').next().unwrap().to_owned();
+    let (_, page) = app.page(&client, "/ui/sign-in").await;
+    assert!(page.contains("https://challenges.cloudflare.com/turnstile/v0/api.js"));
+    assert!(page.contains("data-sitekey=\"0x4AAAA-site-key\""));
+    let token = html::form_token(&page);
     for answer in ["", "bad-token"] {
         let res = client
             .post(app.url("/ui/sign-in"))

@@ -37,8 +37,7 @@ async fn the_hosted_pages_work_in_a_real_browser() {
             .expect("npm runs");
         assert!(status.success(), "npm ci in tests/browser failed");
     }
-    let dir = tempfile::tempdir().unwrap();
-    let database = fresh_database(&dir).await;
+    let (_dir, database) = fresh_database().await;
     let out = tokio::task::spawn_blocking(move || {
         Command::new("node")
             .arg(browser_dir().join("flows.mjs"))

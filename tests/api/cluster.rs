@@ -56,7 +56,7 @@ impl Drop for Cluster {
 /// server the nodes share (`fresh_database` creates theirs on it).
 fn needs_postgres() {
     assert!(
-        std::env::var_os("TESSERA_TEST_DATABASE_URL").is_some(),
+        postgres_server().is_some(),
         "several nodes need PostgreSQL: set TESSERA_TEST_DATABASE_URL"
     );
 }
@@ -65,8 +65,7 @@ impl Cluster {
     /// Starts `count` nodes at once on a fresh database (so they also race
     /// to migrate it), with `env` on top of the defaults below.
     async fn start(count: usize, env: &[(&str, &str)]) -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
-        let db = fresh_database(&dir).await;
+        let (dir, db) = fresh_database().await;
         let smtp = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let smtp_port = smtp.local_addr().unwrap().port();
         let mail = MailCatcher::start(smtp).await;

@@ -10,210 +10,227 @@ async fn seed_002_walkthrough() {
     let app =
         TestApp::spawn_with(|c| c.cors_origins = vec!["https://app.example.test".into()]).await;
     let email = unique_email("dash");
+    let (c, first) = seed_002::sign_up(&app, &email).await;
+    let second = seed_002::sign_up_again_while_unverified(&app, &email, &first).await;
+    let tenant = seed_002::an_invite_waits_for_the_address(&app, &email).await;
+    seed_002::verify_email(&app, &second).await;
+    seed_002::sign_up_once_verified(&app, &email).await;
+    seed_002::sign_in(&app, &c, &email, &tenant).await;
+    seed_002::linked_accounts_and_two_factor(&app, &c).await;
+    seed_002::recovery(&app, &email).await;
+    seed_002::foreign_origins(&app, &c).await;
+    seed_002::sign_out(&app, &c).await;
+}
 
-    // Sign-up creates an unverified user, no session, and mails a link.
-    let c = new_client();
-    let res = app
-        .post(
-            &c,
-            "/auth/sign-up/email",
-            json!({"email": email, "password": PASSWORD, "name": "Dana"}),
-        )
-        .await;
-    assert_eq!(res.status(), StatusCode::OK);
-    assert!(set_cookie(&res, "ces_session").is_none());
-    let body: Value = res.json().await.unwrap();
-    assert_eq!(body["user"]["emailVerified"], false);
-    assert_eq!(body["user"]["name"], "Dana");
-    assert_eq!(
-        app.get(&c, "/auth/me").await.status(),
-        StatusCode::UNAUTHORIZED
-    );
-    let first = app.mail.wait_for(&email, 1).await.token();
+/// The steps of [`seed_002_walkthrough`], in order.
+mod seed_002 {
+    use reqwest::Client;
 
-    // Signing up again while unverified resends and answers alike.
-    let res = app
-        .post(
-            &new_client(),
-            "/auth/sign-up/email",
-            json!({"email": email, "password": PASSWORD}),
-        )
-        .await;
-    assert_eq!(res.status(), StatusCode::OK);
-    let second = app.mail.wait_for(&email, 2).await.token();
-    assert_ne!(first, second);
+    use super::*;
 
-    // An invite waiting for the address is accepted on verification.
-    let owner_email = unique_email("owner");
-    let owner = app.user(&owner_email).await;
-    let me: Value = app
-        .get(&owner, "/api/v1/auth/me")
-        .await
-        .json()
-        .await
-        .unwrap();
-    let tenant = me["tenant"]["id"].as_str().unwrap().to_owned();
-    let res = app
-        .write(
-            &owner,
-            reqwest::Method::POST,
-            &format!("/api/v1/tenants/{tenant}/invites"),
-            Some(json!({"email": email, "role": "member"})),
-        )
-        .await;
-    assert_eq!(res.status(), StatusCode::CREATED);
+    /// Sign-up creates an unverified user, no session, and mails a link;
+    /// returns the client and the mailed token.
+    pub async fn sign_up(app: &TestApp, email: &str) -> (Client, String) {
+        let c = new_client();
+        let res = app
+            .post(
+                &c,
+                "/auth/sign-up/email",
+                json!({"email": email, "password": PASSWORD, "name": "Dana"}),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::OK);
+        assert!(set_cookie(&res, "ces_session").is_none());
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["user"]["emailVerified"], false);
+        assert_eq!(body["user"]["name"], "Dana");
+        assert_eq!(
+            app.get(&c, "/auth/me").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+        let first = app.mail.wait_for(email, 1).await.token();
+        (c, first)
+    }
 
-    // Verify with a callback on the allowlist: redirect; off it: JSON.
-    let res = app
-        .get(
-            &new_client(),
-            &format!(
-                "/auth/verify-email?token={second}&callbackURL=https://app.example.test/welcome"
-            ),
-        )
-        .await;
-    assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    assert_eq!(
-        res.headers()["location"],
-        "https://app.example.test/welcome"
-    );
-    let res = app
-        .get(&new_client(), &format!("/auth/verify-email?token={second}"))
-        .await;
-    expect_error(res, StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED").await;
+    /// Signing up again while unverified resends and answers alike;
+    /// returns the new token.
+    pub async fn sign_up_again_while_unverified(app: &TestApp, email: &str, first: &str) -> String {
+        let res = app
+            .post(
+                &new_client(),
+                "/auth/sign-up/email",
+                json!({"email": email, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let second = app.mail.wait_for(email, 2).await.token();
+        assert_ne!(first, second);
+        second
+    }
 
-    // Now verified: signing up again is a duplicate.
-    let res = app
-        .post(
-            &new_client(),
-            "/auth/sign-up/email",
-            json!({"email": email, "password": PASSWORD}),
-        )
-        .await;
-    expect_error(res, StatusCode::CONFLICT, "USER_EXISTS").await;
+    /// An invite waiting for the address (accepted on verification);
+    /// returns the inviting tenant's id.
+    pub async fn an_invite_waits_for_the_address(app: &TestApp, email: &str) -> String {
+        let owner_email = unique_email("owner");
+        let owner = app.user(&owner_email).await;
+        let tenant = app.current_tenant_id(&owner).await;
+        let res = app.send_invite(&owner, &tenant, email, "member").await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        tenant
+    }
 
-    // Sign in: user and session, with the cookie.
-    let res = app
-        .post(
-            &c,
-            "/auth/sign-in/email",
-            json!({"email": email, "password": PASSWORD}),
-        )
-        .await;
-    assert_eq!(res.status(), StatusCode::OK);
-    assert!(set_cookie(&res, "ces_session").is_some());
-    let body: Value = res.json().await.unwrap();
-    assert_eq!(body["user"]["emailVerified"], true);
-    assert!(body["session"]["expiresAt"].is_string());
+    /// Verify with a callback on the allowlist: redirect; off it: JSON.
+    pub async fn verify_email(app: &TestApp, token: &str) {
+        let res = app
+            .get(
+                &new_client(),
+                &format!(
+                    "/auth/verify-email?token={token}&callbackURL=https://app.example.test/welcome"
+                ),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        assert_eq!(
+            res.headers()["location"],
+            "https://app.example.test/welcome"
+        );
+        let res = app
+            .get(&new_client(), &format!("/auth/verify-email?token={token}"))
+            .await;
+        expect_error(res, StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED").await;
+    }
 
-    let me: Value = app.get(&c, "/auth/me").await.json().await.unwrap();
-    let names: Vec<&str> = me["workspaces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| w["id"].as_str().unwrap())
-        .collect();
-    assert!(
-        names.contains(&tenant.as_str()),
-        "joined the inviting workspace: {me}"
-    );
-    let session: Value = app.get(&c, "/auth/session").await.json().await.unwrap();
-    assert_eq!(session["user"]["email"], email);
-    assert!(session["session"]["userId"].is_string());
+    /// Now verified: signing up again is a duplicate.
+    pub async fn sign_up_once_verified(app: &TestApp, email: &str) {
+        let res = app
+            .post(
+                &new_client(),
+                "/auth/sign-up/email",
+                json!({"email": email, "password": PASSWORD}),
+            )
+            .await;
+        expect_error(res, StatusCode::CONFLICT, "USER_EXISTS").await;
+    }
 
-    // A password account lists its password (`credential`) and no provider.
-    let linked: Value = app
-        .get(&c, "/auth/linked-accounts")
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(linked.as_array().unwrap().len(), 1, "{linked}");
-    assert_eq!(linked[0]["providerId"], "credential");
-    let status: Value = app
-        .get(&c, "/auth/two-factor/status")
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(status["enabled"], false);
-    let res = app
-        .post(
-            &c,
-            "/auth/set-password",
-            json!({"newPassword": "another-secret-9"}),
-        )
-        .await;
-    expect_error(res, StatusCode::CONFLICT, "CONFLICT").await;
+    /// Sign in: user and session, with the cookie; the invitation was
+    /// accepted.
+    pub async fn sign_in(app: &TestApp, c: &Client, email: &str, tenant: &str) {
+        let res = app.dashboard_sign_in(c, email, PASSWORD).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        assert!(set_cookie(&res, "ces_session").is_some());
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["user"]["emailVerified"], true);
+        assert!(body["session"]["expiresAt"].is_string());
 
-    let res = app
-        .post(
-            &new_client(),
-            "/auth/forget-password",
-            json!({"email": unique_email("nobody")}),
-        )
-        .await;
-    assert_eq!(res.status(), StatusCode::OK);
-    let res = app
-        .post(
-            &new_client(),
-            "/auth/resend-verification",
-            json!({"email": email}),
-        )
-        .await;
-    assert_eq!(res.status(), StatusCode::OK);
+        let me: Value = app.get(c, "/auth/me").await.json().await.unwrap();
+        let names: Vec<&str> = me["workspaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["id"].as_str().unwrap())
+            .collect();
+        assert!(
+            names.contains(&tenant),
+            "joined the inviting workspace: {me}"
+        );
+        let session: Value = app.get(c, "/auth/session").await.json().await.unwrap();
+        assert_eq!(session["user"]["email"], email);
+        assert!(session["session"]["userId"].is_string());
+    }
 
-    // Foreign origins can neither write with the cookie nor read via CORS.
-    let res = c
-        .post(app.url("/auth/sign-out"))
-        .header("origin", "https://evil.example")
-        .send()
-        .await
-        .unwrap();
-    expect_error(res, StatusCode::FORBIDDEN, "FORBIDDEN").await;
-    let res = c
-        .get(app.url("/auth/me"))
-        .header("origin", "https://evil.example")
-        .send()
-        .await
-        .unwrap();
-    assert!(res.headers().get("access-control-allow-origin").is_none());
-    let res = c
-        .get(app.url("/auth/me"))
-        .header("origin", "https://app.example.test")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        res.headers()["access-control-allow-origin"],
-        "https://app.example.test"
-    );
-    assert_eq!(res.headers()["access-control-allow-credentials"], "true");
+    /// A password account lists its password (`credential`) and no
+    /// provider, no second factor, and cannot set a password again.
+    pub async fn linked_accounts_and_two_factor(app: &TestApp, c: &Client) {
+        let linked: Value = app
+            .get(c, "/auth/linked-accounts")
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(linked.as_array().unwrap().len(), 1, "{linked}");
+        assert_eq!(linked[0]["providerId"], "credential");
+        let status: Value = app
+            .get(c, "/auth/two-factor/status")
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(status["enabled"], false);
+        let res = app
+            .post(
+                c,
+                "/auth/set-password",
+                json!({"newPassword": "another-secret-9"}),
+            )
+            .await;
+        expect_error(res, StatusCode::CONFLICT, "CONFLICT").await;
+    }
 
-    let res = c.post(app.url("/auth/sign-out")).send().await.unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(
-        app.get(&c, "/auth/me").await.status(),
-        StatusCode::UNAUTHORIZED
-    );
+    /// Asking for a reset link or a verification link answers 200.
+    pub async fn recovery(app: &TestApp, email: &str) {
+        let res = app
+            .post(
+                &new_client(),
+                "/auth/forget-password",
+                json!({"email": unique_email("nobody")}),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let res = app
+            .post(
+                &new_client(),
+                "/auth/resend-verification",
+                json!({"email": email}),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+
+    /// Foreign origins can neither write with the cookie nor read via CORS.
+    pub async fn foreign_origins(app: &TestApp, c: &Client) {
+        let res = c
+            .post(app.url("/auth/sign-out"))
+            .header("origin", "https://evil.example")
+            .send()
+            .await
+            .unwrap();
+        expect_error(res, StatusCode::FORBIDDEN, "FORBIDDEN").await;
+        let res = c
+            .get(app.url("/auth/me"))
+            .header("origin", "https://evil.example")
+            .send()
+            .await
+            .unwrap();
+        assert!(res.headers().get("access-control-allow-origin").is_none());
+        let res = c
+            .get(app.url("/auth/me"))
+            .header("origin", "https://app.example.test")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.headers()["access-control-allow-origin"],
+            "https://app.example.test"
+        );
+        assert_eq!(res.headers()["access-control-allow-credentials"], "true");
+    }
+
+    /// Sign out ends the session.
+    pub async fn sign_out(app: &TestApp, c: &Client) {
+        let res = c.post(app.url("/auth/sign-out")).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(
+            app.get(c, "/auth/me").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
 }
 
 #[tokio::test]
 async fn the_auth_routes_take_sessions_not_personal_access_tokens() {
     let app = TestApp::spawn().await;
     let c = app.user(&unique_email("dash-pat")).await;
-    let res = app
-        .write(
-            &c,
-            reqwest::Method::POST,
-            "/api/v1/tokens",
-            Some(json!({"name": "automation", "scopes": ["read", "write"]})),
-        )
-        .await;
-    let pat = body(res, StatusCode::CREATED).await["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let pat = app.pat(&c, "automation", &["read", "write"]).await;
     // The token works on the workspace API...
     assert_eq!(
         app.bearer_get(&pat, "/api/v1/auth/me").await.status(),
@@ -229,24 +246,12 @@ async fn the_auth_routes_take_sessions_not_personal_access_tokens() {
         let res = app.bearer_get(&pat, path).await;
         expect_error(res, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
     }
-    let res = reqwest::Client::new()
-        .post(app.url("/auth/sign-out"))
-        .bearer_auth(&pat)
-        .send()
-        .await
-        .unwrap();
+    let res = app
+        .bearer(&pat, reqwest::Method::POST, "/auth/sign-out", None)
+        .await;
     expect_error(res, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
     // Nor does a JWT exchanged for the token: it has no session either.
-    let res = reqwest::Client::new()
-        .post(app.url("/api/v1/auth/token"))
-        .bearer_auth(&pat)
-        .send()
-        .await
-        .unwrap();
-    let jwt = body(res, StatusCode::OK).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let jwt = app.exchange(&pat).await;
     assert_eq!(
         app.bearer_get(&jwt, "/api/v1/auth/me").await.status(),
         StatusCode::OK
@@ -256,13 +261,7 @@ async fn the_auth_routes_take_sessions_not_personal_access_tokens() {
         expect_error(res, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
     }
     // A JWT issued for the browser's session is that session.
-    let res = app
-        .write(&c, reqwest::Method::POST, "/api/v1/auth/token", None)
-        .await;
-    let session_jwt = body(res, StatusCode::OK).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let session_jwt = app.jwt(&c).await;
     assert_eq!(
         app.bearer_get(&session_jwt, "/auth/me").await.status(),
         StatusCode::OK
@@ -358,7 +357,7 @@ async fn sign_up_callback_url_is_where_the_verification_link_lands() {
     assert!(link.contains("callbackURL="), "{link}");
     // Opening the link shows the button; pressing it verifies and lands.
     let browser = new_client();
-    let html = browser
+    let page = browser
         .get(&link)
         .send()
         .await
@@ -366,11 +365,7 @@ async fn sign_up_callback_url_is_where_the_verification_link_lands() {
         .text()
         .await
         .unwrap();
-    let field = |name: &str| {
-        let marker = format!("name=\"{name}\" value=\"");
-        let at = html.find(&marker).expect(name) + marker.len();
-        html[at..].split('"').next().unwrap().replace("&amp;", "&")
-    };
+    let field = |name: &str| html::unescape(&html::input_value(&page, name));
     let res = browser
         .post(app.url("/ui/verify-email"))
         .form(&[

@@ -351,15 +351,7 @@ async fn two_authorization_headers_are_a_bad_request() {
         TestApp::spawn_with(|c| c.cron_secret = Some("cron-secret-123".to_owned().into())).await;
     let email = unique_email("twoauth");
     let c = app.user(&email).await;
-    let jwt = body(
-        app.write(&c, reqwest::Method::POST, "/api/v1/auth/token", None)
-            .await,
-        StatusCode::OK,
-    )
-    .await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let jwt = app.jwt(&c).await;
     // The valid one on its own works.
     assert_eq!(
         app.bearer_get(&jwt, "/api/v1/auth/me").await.status(),

@@ -1,3 +1,25 @@
+//! What every test uses: a server on a loopback port ([`TestApp`]), a mail
+//! catcher, one way to make a test database ([`fresh_database`]), signing
+//! up and in on each surface (`user`, `login`, `legacy_login`,
+//! `dashboard_sign_in`), and typed helpers per area, each in its own module
+//! below and all on [`TestApp`]:
+//!
+//! - `tenants`: `create_tenant`, `invite`, `invitation_mail`, `accept_invite`;
+//! - `tokens`: `pat`, `create_pat`, `jwt`, `exchange`, `bearer`;
+//! - `two_factor`: `enable_totp`, `user_with_totp`, `password_step`,
+//!   `totp_code`, and codes from an independent TOTP implementation;
+//! - `pages`: the hosted pages as a browser drives them (`page`, `submit`,
+//!   `form_token`, `ui_sign_in`, ...), read with the [`html`] functions.
+
+pub mod html;
+mod pages;
+mod tenants;
+mod tokens;
+mod two_factor;
+
+pub use tokens::jwt_claims;
+pub use two_factor::{base32_decode, totp_at};
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -222,10 +244,21 @@ impl Drop for TestApp {
     }
 }
 
-/// A fresh database URL: a SQLite file in `dir`, or a new PostgreSQL database.
-pub async fn fresh_database(dir: &TempDir) -> String {
-    match std::env::var("TESSERA_TEST_DATABASE_URL") {
-        Ok(admin) => {
+/// The PostgreSQL server named by `TESSERA_TEST_DATABASE_URL`, if any:
+/// tests then make their databases on it instead of SQLite files.
+pub fn postgres_server() -> Option<String> {
+    std::env::var("TESSERA_TEST_DATABASE_URL").ok()
+}
+
+/// A fresh database for one test and the temporary directory that goes
+/// with it: a SQLite file in the directory, or a new PostgreSQL database on
+/// [`postgres_server`]. Every test database in the suite comes from here;
+/// keep the directory alive as long as the database is used (tests also
+/// keep logs and other files beside it).
+pub async fn fresh_database() -> (TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = match postgres_server() {
+        Some(admin) => {
             let name = format!("tessera_test_{}", uuid::Uuid::new_v4().simple());
             let pool = sqlx::PgPool::connect(&admin)
                 .await
@@ -239,11 +272,12 @@ pub async fn fresh_database(dir: &TempDir) -> String {
             url.set_path(&name);
             url.to_string()
         }
-        Err(_) => format!(
+        None => format!(
             "sqlite://{}?mode=rwc",
             dir.path().join("tessera.db").display()
         ),
-    }
+    };
+    (dir, url)
 }
 
 pub fn new_client() -> Client {
@@ -273,12 +307,12 @@ impl TestApp {
 
     /// Starts Tessera pointing at `smtp_port` without starting a catcher there.
     pub async fn spawn_bare(smtp_port: u16, tweak: impl FnOnce(&mut Config)) -> TestApp {
-        let dir = tempfile::tempdir().unwrap();
+        let (dir, database_url) = fresh_database().await;
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let base = format!("http://{addr}");
         let mut config = Config {
-            database_url: fresh_database(&dir).await,
+            database_url,
             database_max_connections: 8,
             public_url: base.parse().unwrap(),
             smtp_url: Some(format!("smtp://127.0.0.1:{smtp_port}").into()),
@@ -343,6 +377,31 @@ impl TestApp {
         self.post(
             client,
             "/api/v1/auth/login",
+            json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    /// Signs in on the legacy surface (`POST /api/auth/login`).
+    pub async fn legacy_login(&self, client: &Client, email: &str, password: &str) -> Response {
+        self.post(
+            client,
+            "/api/auth/login",
+            json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    /// Signs in on the dashboard surface (`POST /auth/sign-in/email`).
+    pub async fn dashboard_sign_in(
+        &self,
+        client: &Client,
+        email: &str,
+        password: &str,
+    ) -> Response {
+        self.post(
+            client,
+            "/auth/sign-in/email",
             json!({"email": email, "password": password}),
         )
         .await

@@ -8,7 +8,6 @@ use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::helpers::*;
-use crate::two_factor::{code_now, next_step, password_step, user_with_totp};
 
 const WRONG: &str = "wrong-password-1";
 
@@ -116,17 +115,8 @@ async fn an_unverified_account_mints_no_durable_credential_on_any_surface() {
     expect_error(res, StatusCode::FORBIDDEN, "EMAIL_NOT_VERIFIED").await;
 
     // The hosted account page refuses too.
-    let page = squatter
-        .get(app.url("/ui/account"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let marker = "name=\"csrf_token\" value=\"";
-    let start = page.find(marker).expect("csrf on the page") + marker.len();
-    let csrf = page[start..].split('"').next().unwrap().to_owned();
+    let (_, page) = app.page(&squatter, "/ui/account").await;
+    let csrf = html::csrf_token(&page);
     let res = squatter
         .post(app.url("/ui/account/tokens"))
         .form(&[
@@ -168,26 +158,9 @@ async fn squat(app: &TestApp, email: &str) -> (Client, String, String) {
     assert_eq!(res.status(), StatusCode::CREATED);
     wait_for_kind(app, email, VERIFY_LINK, 1).await;
     let first_link = newest_token(app, email, VERIFY_LINK);
-    let res = app
-        .write(
-            &squatter,
-            Method::POST,
-            "/api/v1/tenants",
-            Some(json!({"name": "Squat Two"})),
-        )
-        .await;
-    let tenant = body(res, StatusCode::CREATED).await;
+    let tenant = app.create_tenant(&squatter, "Squat Two").await;
     let invitee = unique_email("squat-invitee");
-    let res = app
-        .write(
-            &squatter,
-            Method::POST,
-            &format!("/api/v1/tenants/{}/invites", tenant["id"].as_str().unwrap()),
-            Some(json!({"email": invitee, "role": "admin"})),
-        )
-        .await;
-    assert_eq!(res.status(), StatusCode::CREATED);
-    let invite = app.mail.wait_for(&invitee, 1).await.token();
+    let invite = app.invite(&squatter, &tenant, &invitee, "admin").await;
     (squatter, invite, first_link)
 }
 
@@ -328,16 +301,8 @@ async fn opening_a_mailed_link_verifies_nothing_and_joins_nothing() {
     let inviter = app.user(&unique_email("inviter")).await;
     let tenant = &me(&app, &inviter).await["tenants"][0];
     let email = unique_email("scanned");
-    let res = app
-        .write(
-            &inviter,
-            Method::POST,
-            &format!("/api/v1/tenants/{}/invites", tenant["id"].as_str().unwrap()),
-            Some(json!({"email": email, "role": "member"})),
-        )
+    app.invite(&inviter, tenant["id"].as_str().unwrap(), &email, "member")
         .await;
-    assert_eq!(res.status(), StatusCode::CREATED);
-    app.mail.wait_for(&email, 1).await;
 
     // A squatter signs up with the invited address, unverified.
     let squatter = app.unverified_user(&email).await;
@@ -381,31 +346,12 @@ async fn a_completed_reset_revokes_every_session_and_every_token() {
         app.login(&second, &email, PASSWORD).await.status(),
         StatusCode::OK
     );
-    let res = app
-        .write(
-            &first,
-            Method::POST,
-            "/api/v1/tokens",
-            Some(json!({"name": "ci", "scopes": ["read", "write"]})),
-        )
-        .await;
-    let pat = body(res, StatusCode::CREATED).await["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let pat = app.pat(&first, "ci", &["read", "write"]).await;
     assert_eq!(
         app.bearer_get(&pat, "/api/v1/auth/me").await.status(),
         StatusCode::OK
     );
-    let jwt = body(
-        app.write(&first, Method::POST, "/api/v1/auth/token", None)
-            .await,
-        StatusCode::OK,
-    )
-    .await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let jwt = app.jwt(&first).await;
 
     let res = app
         .post(
@@ -515,15 +461,15 @@ async fn twenty_parallel_wrong_passwords_get_at_most_the_budget() {
 async fn twenty_parallel_wrong_second_factors_get_at_most_the_budget() {
     let app = TestApp::spawn().await;
     let email = unique_email("burst-totp");
-    let (_, secret, codes) = user_with_totp(&app, &email).await;
-    let right = code_now(&app, &secret);
+    let (_, secret, codes) = app.user_with_totp(&email).await;
+    let right = app.totp_code(&secret);
     let wrong = if right == "000000" {
         "111111"
     } else {
         "000000"
     };
 
-    let challenge = password_step(&app, &new_client(), &email).await;
+    let challenge = app.password_step(&new_client(), &email).await;
     let statuses = burst(20, || {
         new_client()
             .post(app.url("/api/v1/auth/2fa/verify"))
@@ -543,8 +489,8 @@ async fn twenty_parallel_wrong_second_factors_get_at_most_the_budget() {
 
     // After the lock, wrong backup codes in a burst: the same bound.
     app.clock.advance(chrono::Duration::minutes(16));
-    next_step(&app);
-    let challenge = password_step(&app, &new_client(), &email).await;
+    app.next_totp_step();
+    let challenge = app.password_step(&new_client(), &email).await;
     let statuses = burst(20, || {
         new_client()
             .post(app.url("/api/v1/auth/2fa/verify"))
@@ -558,19 +504,19 @@ async fn twenty_parallel_wrong_second_factors_get_at_most_the_budget() {
 async fn a_right_password_before_the_second_step_leaves_it_an_attempt() {
     let app = TestApp::spawn().await;
     let email = unique_email("refund");
-    let (_, secret, _) = user_with_totp(&app, &email).await;
+    let (_, secret, _) = app.user_with_totp(&email).await;
     for _ in 0..4 {
         let res = app.login(&new_client(), &email, WRONG).await;
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     }
     // The fifth attempt is the right password, then the right code.
     let c = new_client();
-    let challenge = password_step(&app, &c, &email).await;
+    let challenge = app.password_step(&c, &email).await;
     let res = app
         .post(
             &c,
             "/api/v1/auth/2fa/verify",
-            json!({"challenge": challenge, "code": code_now(&app, &secret)}),
+            json!({"challenge": challenge, "code": app.totp_code(&secret)}),
         )
         .await;
     assert_eq!(
@@ -598,7 +544,7 @@ async fn change_password(app: &TestApp, c: &Client, current: &str) -> reqwest::R
 async fn wrong_current_passwords_on_re_checks_spend_the_lockout_budget() {
     let app = TestApp::spawn().await;
     let email = unique_email("recheck");
-    let (c, secret, _) = user_with_totp(&app, &email).await;
+    let (c, secret, _) = app.user_with_totp(&email).await;
     // One wrong guess through each re-check a stolen session could use.
     let v1 = [
         (
@@ -607,11 +553,11 @@ async fn wrong_current_passwords_on_re_checks_spend_the_lockout_budget() {
         ),
         (
             "/api/v1/auth/2fa/backup-codes",
-            json!({"password": WRONG, "code": code_now(&app, &secret)}),
+            json!({"password": WRONG, "code": app.totp_code(&secret)}),
         ),
         (
             "/api/v1/auth/2fa/disable",
-            json!({"password": WRONG, "code": code_now(&app, &secret)}),
+            json!({"password": WRONG, "code": app.totp_code(&secret)}),
         ),
     ];
     for (path, payload) in v1 {
@@ -632,13 +578,7 @@ async fn wrong_current_passwords_on_re_checks_spend_the_lockout_budget() {
     let email = unique_email("recheck-legacy");
     app.user(&email).await;
     let legacy = new_client();
-    let res = app
-        .post(
-            &legacy,
-            "/api/auth/login",
-            json!({"email": email, "password": PASSWORD}),
-        )
-        .await;
+    let res = app.legacy_login(&legacy, &email, PASSWORD).await;
     assert_eq!(res.status(), StatusCode::OK);
     for _ in 0..5 {
         let res = app
@@ -707,7 +647,7 @@ async fn new_backup_codes_and_passkeys_need_the_second_factor() {
     })
     .await;
     let email = unique_email("second-factor");
-    let (c, secret, codes) = user_with_totp(&app, &email).await;
+    let (c, secret, codes) = app.user_with_totp(&email).await;
 
     // The password alone is no longer enough for new backup codes...
     let res = app
@@ -734,7 +674,7 @@ async fn new_backup_codes_and_passkeys_need_the_second_factor() {
             &c,
             Method::POST,
             "/api/v1/auth/2fa/backup-codes",
-            Some(json!({"password": PASSWORD, "code": code_now(&app, &secret)})),
+            Some(json!({"password": PASSWORD, "code": app.totp_code(&secret)})),
         )
         .await;
     let fresh = body(res, StatusCode::OK).await;

@@ -252,8 +252,7 @@ async fn passkey_sign_in_options_look_alike_for_every_address() {
 /// The `tessera` binary serving at `public_url` without SMTP; a sign-up
 /// makes it send a verification mail. Returns what it logged.
 async fn log_of_a_signup_without_smtp(public_url: impl Fn(u16) -> String) -> (String, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let db = fresh_database(&dir).await;
+    let (dir, db) = fresh_database().await;
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let log_path = dir.path().join("server.log");
@@ -420,15 +419,7 @@ async fn the_bot_check_sends_the_resolved_client_ip_and_fails_closed() {
     assert_eq!(seen.lock().unwrap().last().unwrap(), "203.0.113.7");
     // The hosted pages send the same address.
     let client = new_client();
-    let html = client
-        .get(behind_proxy.url("/ui/sign-in"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let form_token = crate::ui::input_value(&html, "form_token");
+    let form_token = behind_proxy.form_token(&client, "/ui/sign-in").await;
     let res = client
         .post(behind_proxy.url("/ui/sign-in"))
         .header("x-forwarded-for", "198.51.100.23")

@@ -10,270 +10,307 @@ use crate::helpers::*;
 async fn seed_001_walkthrough() {
     let app =
         TestApp::spawn_with(|c| c.cron_secret = Some("cron-secret-123".to_owned().into())).await;
-    let c = new_client();
     let email = unique_email("seed1");
+    seed_001::register(&app, &email).await;
+    let c = seed_001::login(&app, &email).await;
+    seed_001::me_with_the_cookie(&app, &c, &email).await;
+    seed_001::change_password(&app, &c).await;
+    let token = seed_001::forgot_password(&app, &email).await;
+    seed_001::reset_password(&app, &c, &token).await;
+    seed_001::logout(&app, &email).await;
+    seed_001::validate(&app).await;
+}
 
-    // Register: 201, the user, and the auth_token cookie.
-    let res = app
-        .post(
-            &c,
-            "/api/auth/register",
-            json!({"email": email, "password": PASSWORD, "name": "User Name"}),
-        )
-        .await;
-    assert_eq!(res.status(), StatusCode::CREATED);
-    let cookie = set_cookie(&res, "auth_token").expect("auth_token set");
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"));
-    let body: Value = res.json().await.unwrap();
-    assert_eq!(body["user"]["email"], email);
-    assert!(body["user"]["id"].is_string());
+/// The steps of [`seed_001_walkthrough`], in order.
+mod seed_001 {
+    use super::*;
 
-    // Login: user, tenants with roles, invites, and the cookie.
-    let c = new_client();
-    let res = app
-        .post(
-            &c,
-            "/api/auth/login",
-            json!({"email": email, "password": PASSWORD}),
-        )
-        .await;
-    assert_eq!(res.status(), StatusCode::OK);
-    assert!(set_cookie(&res, "auth_token").is_some());
-    let body: Value = res.json().await.unwrap();
-    assert_eq!(body["user"]["email"], email);
-    assert_eq!(body["tenants"][0]["role"], "owner");
-    assert!(body["tenants"][0]["id"].is_string() && body["tenants"][0]["name"].is_string());
-    assert_eq!(body["invites"], json!([]));
-    assert_eq!(body["token_type"], "bearer");
-
-    // Me, with the cookie.
-    let res = app.get(&c, "/api/auth/me").await;
-    assert_eq!(res.status(), StatusCode::OK);
-    let me: Value = res.json().await.unwrap();
-    assert_eq!(me["user"]["email"], email);
-    assert_eq!(me["user"]["name"], "User Name");
-    assert!(me["tenants"].is_array() && me["invites"].is_array());
-
-    // Change password (camelCase body), the documented message.
-    let res = app
-        .post(
-            &c,
-            "/api/auth/password",
-            json!({"currentPassword": "wrong-one-123", "newPassword": "second-secret-1"}),
-        )
-        .await;
-    let err = expect_error(res, StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED").await;
-    assert!(err["fields"]["currentPassword"].is_string(), "{err}");
-    let res = app
-        .post(
-            &c,
-            "/api/auth/password",
-            json!({"currentPassword": PASSWORD, "newPassword": "second-secret-1"}),
-        )
-        .await;
-    assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(
-        res.json::<Value>().await.unwrap(),
-        json!({"message": "Password updated successfully"})
-    );
-
-    // Forgot password: the same message whatever the email.
-    for address in [email.clone(), unique_email("nobody")] {
+    /// Register: 201, the user, and the auth_token cookie.
+    pub async fn register(app: &TestApp, email: &str) {
+        let c = new_client();
         let res = app
             .post(
-                &new_client(),
-                "/api/auth/forgot-password",
-                json!({"email": address}),
+                &c,
+                "/api/auth/register",
+                json!({"email": email, "password": PASSWORD, "name": "User Name"}),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let cookie = set_cookie(&res, "auth_token").expect("auth_token set");
+        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"));
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["user"]["email"], email);
+        assert!(body["user"]["id"].is_string());
+    }
+
+    /// Login: user, tenants with roles, invites, and the cookie.
+    pub async fn login(app: &TestApp, email: &str) -> Client {
+        let c = new_client();
+        let res = app.legacy_login(&c, email, PASSWORD).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        assert!(set_cookie(&res, "auth_token").is_some());
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["user"]["email"], email);
+        assert_eq!(body["tenants"][0]["role"], "owner");
+        assert!(body["tenants"][0]["id"].is_string() && body["tenants"][0]["name"].is_string());
+        assert_eq!(body["invites"], json!([]));
+        assert_eq!(body["token_type"], "bearer");
+        c
+    }
+
+    /// Me, with the cookie.
+    pub async fn me_with_the_cookie(app: &TestApp, c: &Client, email: &str) {
+        let res = app.get(c, "/api/auth/me").await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let me: Value = res.json().await.unwrap();
+        assert_eq!(me["user"]["email"], email);
+        assert_eq!(me["user"]["name"], "User Name");
+        assert!(me["tenants"].is_array() && me["invites"].is_array());
+    }
+
+    /// Change password (camelCase body), the documented message.
+    pub async fn change_password(app: &TestApp, c: &Client) {
+        let res = app
+            .post(
+                c,
+                "/api/auth/password",
+                json!({"currentPassword": "wrong-one-123", "newPassword": "second-secret-1"}),
+            )
+            .await;
+        let err = expect_error(res, StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED").await;
+        assert!(err["fields"]["currentPassword"].is_string(), "{err}");
+        let res = app
+            .post(
+                c,
+                "/api/auth/password",
+                json!({"currentPassword": PASSWORD, "newPassword": "second-secret-1"}),
             )
             .await;
         assert_eq!(res.status(), StatusCode::OK);
         assert_eq!(
             res.json::<Value>().await.unwrap(),
-            json!({"message": "If an account exists with this email, you will receive a reset link shortly."})
+            json!({"message": "Password updated successfully"})
         );
     }
-    let token = app.mail.wait_for(&email, 2).await.token();
 
-    // Reset password with the mailed token.
-    let res = app
-        .post(
-            &new_client(),
-            "/api/auth/reset-password",
-            json!({"token": token, "password": "third-secret-1"}),
-        )
-        .await;
-    assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(
-        res.json::<Value>().await.unwrap(),
-        json!({"message": "Password updated successfully."})
-    );
-    assert_eq!(
-        app.get(&c, "/api/auth/me").await.status(),
-        StatusCode::UNAUTHORIZED,
-        "reset ends sessions"
-    );
+    /// Forgot password: the same message whatever the email; returns the
+    /// mailed token.
+    pub async fn forgot_password(app: &TestApp, email: &str) -> String {
+        for address in [email.to_owned(), unique_email("nobody")] {
+            let res = app
+                .post(
+                    &new_client(),
+                    "/api/auth/forgot-password",
+                    json!({"email": address}),
+                )
+                .await;
+            assert_eq!(res.status(), StatusCode::OK);
+            assert_eq!(
+                res.json::<Value>().await.unwrap(),
+                json!({"message": "If an account exists with this email, you will receive a reset link shortly."})
+            );
+        }
+        app.mail.wait_for(email, 2).await.token()
+    }
 
-    // Logout: {"success": true} and a cleared cookie; the session is gone.
-    let c = new_client();
-    app.post(
-        &c,
-        "/api/auth/login",
-        json!({"email": email, "password": "third-secret-1"}),
-    )
-    .await;
-    let res = app.post(&c, "/api/auth/logout", json!({})).await;
-    assert_eq!(res.status(), StatusCode::OK);
-    assert!(set_cookie(&res, "auth_token")
-        .unwrap()
-        .contains("Max-Age=0"));
-    assert_eq!(res.json::<Value>().await.unwrap(), json!({"success": true}));
-    assert_eq!(
-        app.get(&c, "/api/auth/me").await.status(),
-        StatusCode::UNAUTHORIZED
-    );
+    /// Reset password with the mailed token; `c`'s session ends.
+    pub async fn reset_password(app: &TestApp, c: &Client, token: &str) {
+        let res = app
+            .post(
+                &new_client(),
+                "/api/auth/reset-password",
+                json!({"token": token, "password": "third-secret-1"}),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(
+            res.json::<Value>().await.unwrap(),
+            json!({"message": "Password updated successfully."})
+        );
+        assert_eq!(
+            app.get(c, "/api/auth/me").await.status(),
+            StatusCode::UNAUTHORIZED,
+            "reset ends sessions"
+        );
+    }
 
-    // Validate, as a cron job with the secret.
-    let res = app
-        .bearer_get("cron-secret-123", "/api/auth/validate")
-        .await;
-    assert_eq!(res.status(), StatusCode::OK);
-    let body: Value = res.json().await.unwrap();
-    assert_eq!(body["success"], true);
-    assert_eq!(body["message"], "0 users corrected and sessions reset.");
-    assert_eq!(body["updatedIds"], json!([]));
+    /// Logout: {"success": true} and a cleared cookie; the session is gone.
+    pub async fn logout(app: &TestApp, email: &str) {
+        let c = new_client();
+        app.legacy_login(&c, email, "third-secret-1").await;
+        let res = app.post(&c, "/api/auth/logout", json!({})).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        assert!(set_cookie(&res, "auth_token")
+            .unwrap()
+            .contains("Max-Age=0"));
+        assert_eq!(res.json::<Value>().await.unwrap(), json!({"success": true}));
+        assert_eq!(
+            app.get(&c, "/api/auth/me").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+
+    /// Validate, as a cron job with the secret.
+    pub async fn validate(app: &TestApp) {
+        let res = app
+            .bearer_get("cron-secret-123", "/api/auth/validate")
+            .await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["success"], true);
+        assert_eq!(body["message"], "0 users corrected and sessions reset.");
+        assert_eq!(body["updatedIds"], json!([]));
+    }
 }
 
 #[tokio::test]
 async fn seed_003_walkthrough() {
     let app = TestApp::spawn().await;
     let email = unique_email("seed3");
+    seed_003::sign_up(&app, &email).await;
+    seed_003::sign_up_again(&app, &email).await;
+    let org = seed_003::login(&app, &email).await;
+    seed_003::sign_up_via_invitation(&app, &email, &org).await;
+}
 
-    // Sign up with an organization: 201 {id, email, first_name, last_name}.
-    let res = app
-        .post(&new_client(), "/api/auth/signup", json!({
-            "email": email, "first_name": "John", "last_name": "Doe", "password": "SecurePassword123!"
-        }))
-        .await;
-    assert_eq!(res.status(), StatusCode::CREATED);
-    let body: Value = res.json().await.unwrap();
-    assert!(uuid::Uuid::parse_str(body["id"].as_str().unwrap()).is_ok());
-    assert_eq!(body["email"], email);
-    assert_eq!(body["first_name"], "John");
-    assert_eq!(body["last_name"], "Doe");
-    // Signing up again before the address is verified starts it afresh
-    // (answered as a fresh sign-up); once verified, it is taken.
-    let res = app
-        .post(&new_client(), "/api/auth/signup", json!({
-            "email": email, "first_name": "John", "last_name": "Doe", "password": "SecurePassword123!"
-        }))
-        .await;
-    assert_eq!(res.status(), StatusCode::CREATED);
-    app.mail.wait_for(&email, 2).await;
-    app.verify_address(&email).await;
-    let res = app
-        .post(&new_client(), "/api/auth/signup", json!({
-            "email": email, "first_name": "John", "last_name": "Doe", "password": "SecurePassword123!"
-        }))
-        .await;
-    expect_error(res, StatusCode::CONFLICT, "USER_EXISTS").await;
-    let res = app
-        .post(
-            &new_client(),
-            "/api/auth/signup",
-            json!({"email": unique_email("x"), "password": "SecurePassword123!"}),
-        )
-        .await;
-    let err = expect_error(res, StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED").await;
-    assert!(err["fields"]["first_name"].is_string());
+/// The steps of [`seed_003_walkthrough`], in order.
+mod seed_003 {
+    use super::*;
 
-    // Login: access_token (a JWT) and token_type "bearer".
-    let res = app
-        .post(
-            &new_client(),
-            "/api/auth/login",
-            json!({"email": email, "password": "SecurePassword123!"}),
-        )
-        .await;
-    assert_eq!(res.status(), StatusCode::OK);
-    let body: Value = res.json().await.unwrap();
-    assert_eq!(body["token_type"], "bearer");
-    let jwt = body["access_token"].as_str().unwrap().to_owned();
-    assert_eq!(jwt.matches('.').count(), 2);
-    // Tessera's addition: a refresh token for a client without the cookie.
-    assert!(body["refresh_token"].as_str().unwrap().len() >= 43);
-    assert_eq!(
-        body["tenants"][0]["role"], "owner",
-        "the organization was created"
-    );
-    let res = app.bearer_get(&jwt, "/api/auth/me").await;
-    assert_eq!(res.status(), StatusCode::OK);
-    let org = res.json::<Value>().await.unwrap()["tenants"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let res = expect_error(
-        app.post(
-            &new_client(),
-            "/api/auth/login",
-            json!({"email": email, "password": "wrong-password"}),
-        )
-        .await,
-        StatusCode::UNAUTHORIZED,
-        "UNAUTHORIZED",
-    )
-    .await;
-    assert!(res.get("fields").is_none());
+    /// Sign up with an organization: 201 {id, email, first_name, last_name}.
+    pub async fn sign_up(app: &TestApp, email: &str) {
+        let res = app
+            .post(
+                &new_client(),
+                "/api/auth/signup",
+                json!({
+                    "email": email, "first_name": "John", "last_name": "Doe", "password": "SecurePassword123!"
+                }),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let body: Value = res.json().await.unwrap();
+        assert!(uuid::Uuid::parse_str(body["id"].as_str().unwrap()).is_ok());
+        assert_eq!(body["email"], email);
+        assert_eq!(body["first_name"], "John");
+        assert_eq!(body["last_name"], "Doe");
+    }
 
-    // Sign up via invitation: the email comes from the invite.
-    let owner = new_client();
-    app.login(&owner, &email, "SecurePassword123!").await;
-    let invitee = unique_email("invitee");
-    let res = app
-        .write(
-            &owner,
-            reqwest::Method::POST,
-            &format!("/api/v1/tenants/{org}/invites"),
-            Some(json!({"email": invitee, "role": "member"})),
+    /// Signing up again before the address is verified starts it afresh
+    /// (answered as a fresh sign-up); once verified, it is taken. Without
+    /// the names, it is refused.
+    pub async fn sign_up_again(app: &TestApp, email: &str) {
+        let res = app
+            .post(
+                &new_client(),
+                "/api/auth/signup",
+                json!({
+                    "email": email, "first_name": "John", "last_name": "Doe", "password": "SecurePassword123!"
+                }),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        app.mail.wait_for(email, 2).await;
+        app.verify_address(email).await;
+        let res = app
+            .post(
+                &new_client(),
+                "/api/auth/signup",
+                json!({
+                    "email": email, "first_name": "John", "last_name": "Doe", "password": "SecurePassword123!"
+                }),
+            )
+            .await;
+        expect_error(res, StatusCode::CONFLICT, "USER_EXISTS").await;
+        let res = app
+            .post(
+                &new_client(),
+                "/api/auth/signup",
+                json!({"email": unique_email("x"), "password": "SecurePassword123!"}),
+            )
+            .await;
+        let err = expect_error(res, StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED").await;
+        assert!(err["fields"]["first_name"].is_string());
+    }
+
+    /// Login: access_token (a JWT) and token_type "bearer"; a wrong
+    /// password is a plain 401. Returns the organization's id.
+    pub async fn login(app: &TestApp, email: &str) -> String {
+        let res = app
+            .legacy_login(&new_client(), email, "SecurePassword123!")
+            .await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["token_type"], "bearer");
+        let jwt = body["access_token"].as_str().unwrap().to_owned();
+        assert_eq!(jwt.matches('.').count(), 2);
+        // Tessera's addition: a refresh token for a client without the cookie.
+        assert!(body["refresh_token"].as_str().unwrap().len() >= 43);
+        assert_eq!(
+            body["tenants"][0]["role"], "owner",
+            "the organization was created"
+        );
+        let res = app.bearer_get(&jwt, "/api/auth/me").await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let org = res.json::<Value>().await.unwrap()["tenants"][0]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let res = expect_error(
+            app.legacy_login(&new_client(), email, "wrong-password")
+                .await,
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
         )
         .await;
-    assert_eq!(res.status(), StatusCode::CREATED);
-    let token = app.mail.wait_for(&invitee, 1).await.token();
-    let res = app
-        .post(&new_client(), "/api/auth/signup_invite", json!({
-            "first_name": "Jane", "last_name": "Roe", "password": "SecurePassword123!", "invite_token": token
-        }))
-        .await;
-    assert_eq!(res.status(), StatusCode::CREATED);
-    let body: Value = res.json().await.unwrap();
-    assert_eq!(body["email"], invitee);
-    assert_eq!(body["first_name"], "Jane");
-    assert_eq!(body["last_name"], "Roe");
-    assert!(body["id"].is_string());
-    let jwt = body["access_token"].as_str().unwrap();
-    let refreshed = app
-        .post(
-            &new_client(),
-            "/api/auth/refresh",
-            json!({"refresh_token": body["refresh_token"]}),
-        )
-        .await;
-    assert_eq!(refreshed.status(), StatusCode::OK);
-    let me: Value = app
-        .bearer_get(jwt, "/api/auth/me")
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(me["tenants"].as_array().unwrap().len(), 1);
-    assert_eq!(me["tenants"][0]["id"], org);
-    assert_eq!(me["tenants"][0]["role"], "member");
-    // The token is single use.
-    let res = app
-        .post(&new_client(), "/api/auth/signup_invite", json!({
-            "first_name": "Jane", "last_name": "Roe", "password": "SecurePassword123!", "invite_token": token
-        }))
-        .await;
-    expect_error(res, StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED").await;
+        assert!(res.get("fields").is_none());
+        org
+    }
+
+    /// Sign up via invitation: the email comes from the invite; the token
+    /// is single use.
+    pub async fn sign_up_via_invitation(app: &TestApp, email: &str, org: &str) {
+        let owner = new_client();
+        app.login(&owner, email, "SecurePassword123!").await;
+        let invitee = unique_email("invitee");
+        let token = app.invite(&owner, org, &invitee, "member").await;
+        let res = app
+            .post(&new_client(), "/api/auth/signup_invite", json!({
+                "first_name": "Jane", "last_name": "Roe", "password": "SecurePassword123!", "invite_token": token
+            }))
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["email"], invitee);
+        assert_eq!(body["first_name"], "Jane");
+        assert_eq!(body["last_name"], "Roe");
+        assert!(body["id"].is_string());
+        let jwt = body["access_token"].as_str().unwrap();
+        let refreshed = app
+            .post(
+                &new_client(),
+                "/api/auth/refresh",
+                json!({"refresh_token": body["refresh_token"]}),
+            )
+            .await;
+        assert_eq!(refreshed.status(), StatusCode::OK);
+        let me: Value = app
+            .bearer_get(jwt, "/api/auth/me")
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(me["tenants"].as_array().unwrap().len(), 1);
+        assert_eq!(me["tenants"][0]["id"], org);
+        assert_eq!(me["tenants"][0]["role"], "member");
+        // The token is single use.
+        let res = app
+            .post(&new_client(), "/api/auth/signup_invite", json!({
+                "first_name": "Jane", "last_name": "Roe", "password": "SecurePassword123!", "invite_token": token
+            }))
+            .await;
+        expect_error(res, StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED").await;
+    }
 }
 
 #[tokio::test]
@@ -311,13 +348,7 @@ async fn cookie_writes_from_foreign_origins_are_refused() {
     assert_eq!(res.status(), StatusCode::OK);
 
     // Bearer requests are exempt.
-    let res = app
-        .post(
-            &new_client(),
-            "/api/auth/login",
-            json!({"email": email, "password": PASSWORD}),
-        )
-        .await;
+    let res = app.legacy_login(&new_client(), &email, PASSWORD).await;
     let jwt = res.json::<Value>().await.unwrap()["access_token"]
         .as_str()
         .unwrap()
@@ -426,13 +457,7 @@ async fn two_surfaces_in_one_browser_each_mean_their_own_cookie() {
             .status(),
         StatusCode::OK
     );
-    let res = app
-        .post(
-            &browser,
-            "/api/auth/login",
-            json!({"email": legacy_user, "password": PASSWORD}),
-        )
-        .await;
+    let res = app.legacy_login(&browser, &legacy_user, PASSWORD).await;
     assert_eq!(res.status(), StatusCode::OK);
     let who = |path: &'static str| {
         let browser = browser.clone();

@@ -1,5 +1,5 @@
-use reqwest::{Client, Method, StatusCode};
-use serde_json::{json, Value};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
 
 use crate::helpers::*;
 
@@ -117,18 +117,7 @@ async fn parallel_failures_all_count_and_a_reset_clears_the_lock() {
 async fn tokens_cannot_change_or_set_the_password() {
     let app = TestApp::spawn().await;
     let c = app.user(&unique_email("tokpw")).await;
-    let res = app
-        .write(
-            &c,
-            Method::POST,
-            "/api/v1/tokens",
-            Some(json!({"name": "w", "scopes": ["write"]})),
-        )
-        .await;
-    let token = res.json::<Value>().await.unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = app.pat(&c, "w", &["write"]).await;
     for (path, body) in [
         (
             "/api/v1/auth/change-password",
@@ -139,13 +128,7 @@ async fn tokens_cannot_change_or_set_the_password() {
             json!({"new_password": "taken-over-123"}),
         ),
     ] {
-        let res = Client::new()
-            .post(app.url(path))
-            .bearer_auth(&token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let res = app.bearer(&token, Method::POST, path, Some(body)).await;
         expect_error(res, StatusCode::FORBIDDEN, "FORBIDDEN").await;
     }
 }
@@ -173,26 +156,11 @@ async fn refresh_never_extends_the_absolute_expiry() {
 async fn a_jwt_issued_for_a_pat_dies_with_the_pat() {
     let app = TestApp::spawn().await;
     let c = app.user(&unique_email("patjwt2")).await;
-    let res = app
-        .write(
-            &c,
-            Method::POST,
-            "/api/v1/tokens",
-            Some(json!({"name": "w", "scopes": ["write"]})),
-        )
+    let created = app
+        .create_pat(&c, json!({"name": "w", "scopes": ["write"]}))
         .await;
-    let created: Value = res.json().await.unwrap();
     let pat = created["token"].as_str().unwrap();
-    let res = Client::new()
-        .post(app.url("/api/v1/auth/token"))
-        .bearer_auth(pat)
-        .send()
-        .await
-        .unwrap();
-    let jwt = res.json::<Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let jwt = app.exchange(pat).await;
     assert_eq!(
         app.bearer_get(&jwt, "/api/v1/auth/me").await.status(),
         StatusCode::OK

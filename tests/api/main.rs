@@ -22,6 +22,7 @@ mod legacy_api;
 mod lockout;
 mod login;
 mod metrics;
+mod oneshot;
 mod passkeys;
 mod recovery;
 mod scope;

@@ -253,28 +253,7 @@ async fn a_passkey_answers_the_second_step_of_a_password_login() {
     let mut key = device();
     register(&app, &owner, &mut key, &origin, "Key").await;
     // Turn TOTP on (codes from the independent implementation).
-    let res = app
-        .write(
-            &owner,
-            Method::POST,
-            "/api/v1/auth/2fa/totp/setup",
-            Some(json!({"password": PASSWORD})),
-        )
-        .await;
-    let secret = body(res, StatusCode::OK).await["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let code = crate::two_factor::totp_at(&secret, app.core.clock.now().timestamp());
-    let res = app
-        .write(
-            &owner,
-            Method::POST,
-            "/api/v1/auth/2fa/totp/enable",
-            Some(json!({"code": code})),
-        )
-        .await;
-    assert_eq!(res.status(), StatusCode::OK);
+    app.enable_totp(&owner).await;
     let status = body(app.get(&owner, "/api/v1/auth/2fa").await, StatusCode::OK).await;
     assert_eq!(status["methods"], json!(["totp", "passkey"]));
 

@@ -16,18 +16,7 @@ async fn user_with_two_tenants(app: &TestApp, email: &str) -> (Client, String, S
         .as_str()
         .unwrap()
         .to_owned();
-    let res = app
-        .write(
-            &c,
-            Method::POST,
-            "/api/v1/tenants",
-            Some(json!({"name": "Second"})),
-        )
-        .await;
-    let second = body(res, StatusCode::CREATED).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let second = app.create_tenant(&c, "Second").await;
     (c, own, second)
 }
 
@@ -36,30 +25,11 @@ async fn pat(app: &TestApp, c: &Client, tenant: Option<&str>, scopes: &[&str]) -
     if let Some(t) = tenant {
         payload["tenant_id"] = json!(t);
     }
-    let res = app
-        .write(c, Method::POST, "/api/v1/tokens", Some(payload))
-        .await;
-    let made = body(res, StatusCode::CREATED).await;
+    let made = app.create_pat(c, payload).await;
     (
         made["token"].as_str().unwrap().to_owned(),
         made["id"].as_str().unwrap().to_owned(),
     )
-}
-
-async fn bearer(
-    app: &TestApp,
-    token: &str,
-    method: Method,
-    path: &str,
-    payload: Option<Value>,
-) -> reqwest::Response {
-    let mut req = Client::new()
-        .request(method, app.url(path))
-        .bearer_auth(token);
-    if let Some(p) = payload {
-        req = req.json(&p);
-    }
-    req.send().await.unwrap()
 }
 
 fn ids(list: &Value) -> Vec<String> {
@@ -80,60 +50,60 @@ async fn a_tenant_bound_token_and_its_jwt_see_and_touch_only_their_tenant() {
     let (_, unbound_id) = pat(&app, &c, None, &["read"]).await;
 
     // Exchanged for a JWT: the JWT is bound the same way.
-    let res = bearer(&app, &bound, Method::POST, "/api/v1/auth/token", None).await;
-    let jwt = body(res, StatusCode::OK).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let jwt = app.exchange(&bound).await;
 
     for credential in [&bound, &jwt] {
         // `me` on every surface lists the bound tenant only.
         let me_v1 = body(
-            bearer(&app, credential, Method::GET, "/api/v1/auth/me", None).await,
+            app.bearer(credential, Method::GET, "/api/v1/auth/me", None)
+                .await,
             StatusCode::OK,
         )
         .await;
         assert_eq!(ids(&me_v1["tenants"]), vec![own.clone()], "{me_v1}");
         assert_eq!(me_v1["tenant"]["id"], own.as_str());
         let me_legacy = body(
-            bearer(&app, credential, Method::GET, "/api/auth/me", None).await,
+            app.bearer(credential, Method::GET, "/api/auth/me", None)
+                .await,
             StatusCode::OK,
         )
         .await;
         assert_eq!(ids(&me_legacy["tenants"]), vec![own.clone()], "{me_legacy}");
         assert_eq!(me_legacy["invites"], json!([]));
         let listed = body(
-            bearer(&app, credential, Method::GET, "/api/v1/tenants", None).await,
+            app.bearer(credential, Method::GET, "/api/v1/tenants", None)
+                .await,
             StatusCode::OK,
         )
         .await;
         assert_eq!(ids(&listed), vec![own.clone()]);
         // The other tenant does not exist for it.
-        let res = bearer(
-            &app,
-            credential,
-            Method::GET,
-            &format!("/api/v1/tenants/{second}"),
-            None,
-        )
-        .await;
+        let res = app
+            .bearer(
+                credential,
+                Method::GET,
+                &format!("/api/v1/tenants/{second}"),
+                None,
+            )
+            .await;
         expect_error(res, StatusCode::NOT_FOUND, "NOT_FOUND").await;
         // Tokens: only those of its tenant, listed or revoked.
         let tokens = body(
-            bearer(&app, credential, Method::GET, "/api/v1/tokens", None).await,
+            app.bearer(credential, Method::GET, "/api/v1/tokens", None)
+                .await,
             StatusCode::OK,
         )
         .await;
         assert_eq!(ids(&tokens), vec![bound_id.clone()], "{tokens}");
         for foreign in [&other_id, &unbound_id] {
-            let res = bearer(
-                &app,
-                credential,
-                Method::DELETE,
-                &format!("/api/v1/tokens/{foreign}"),
-                None,
-            )
-            .await;
+            let res = app
+                .bearer(
+                    credential,
+                    Method::DELETE,
+                    &format!("/api/v1/tokens/{foreign}"),
+                    None,
+                )
+                .await;
             expect_error(res, StatusCode::NOT_FOUND, "NOT_FOUND").await;
         }
         // User-wide actions need a session or an unbound token.
@@ -162,7 +132,7 @@ async fn a_tenant_bound_token_and_its_jwt_see_and_touch_only_their_tenant() {
                 Some(json!({"current_password": PASSWORD, "new_password": "another-secret-7"})),
             ),
         ] {
-            let res = bearer(&app, credential, method.clone(), path, payload).await;
+            let res = app.bearer(credential, method.clone(), path, payload).await;
             assert_eq!(res.status(), StatusCode::FORBIDDEN, "{method} {path}");
         }
     }
@@ -191,19 +161,18 @@ async fn the_admin_api_refuses_a_tenant_bound_token_of_an_admin() {
         .to_owned();
     let (bound, _) = pat(&app, &c, Some(&own), &["read", "write"]).await;
     let (unbound, _) = pat(&app, &c, None, &["read"]).await;
-    let res = bearer(&app, &unbound, Method::GET, "/api/v1/admin/users", None).await;
+    let res = app
+        .bearer(&unbound, Method::GET, "/api/v1/admin/users", None)
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
-    let res = bearer(&app, &bound, Method::GET, "/api/v1/admin/users", None).await;
+    let res = app
+        .bearer(&bound, Method::GET, "/api/v1/admin/users", None)
+        .await;
     expect_error(res, StatusCode::FORBIDDEN, "FORBIDDEN").await;
-    let jwt = body(
-        bearer(&app, &bound, Method::POST, "/api/v1/auth/token", None).await,
-        StatusCode::OK,
-    )
-    .await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let res = bearer(&app, &jwt, Method::GET, "/api/v1/admin/users", None).await;
+    let jwt = app.exchange(&bound).await;
+    let res = app
+        .bearer(&jwt, Method::GET, "/api/v1/admin/users", None)
+        .await;
     expect_error(res, StatusCode::FORBIDDEN, "FORBIDDEN").await;
 }
 
@@ -216,25 +185,9 @@ async fn tenant_with_admin(app: &TestApp) -> (Client, String, Client) {
         .unwrap()
         .to_owned();
     let admin_email = unique_email("admin");
-    let res = app
-        .write(
-            &owner,
-            Method::POST,
-            &format!("/api/v1/tenants/{tenant}/invites"),
-            Some(json!({"email": admin_email, "role": "admin"})),
-        )
-        .await;
-    assert_eq!(res.status(), StatusCode::CREATED);
-    let token = app.mail.wait_for(&admin_email, 1).await.token();
+    let token = app.invite(&owner, &tenant, &admin_email, "admin").await;
     let admin = app.user(&admin_email).await;
-    let res = app
-        .write(
-            &admin,
-            Method::POST,
-            "/api/v1/invites/accept",
-            Some(json!({"invite_token": token})),
-        )
-        .await;
+    let res = app.accept_invite(&admin, &token).await;
     assert_eq!(res.status(), StatusCode::OK);
     (owner, tenant, admin)
 }
@@ -259,16 +212,7 @@ async fn a_removed_member_keeps_no_way_into_the_tenant() {
     let member_id = user_id(&app, &member).await;
     // The member (an admin) invites someone before being removed.
     let guest = unique_email("guest");
-    let res = app
-        .write(
-            &member,
-            Method::POST,
-            &format!("/api/v1/tenants/{tenant}/invites"),
-            Some(json!({"email": guest, "role": "member"})),
-        )
-        .await;
-    assert_eq!(res.status(), StatusCode::CREATED);
-    let guest_invite = app.mail.wait_for(&guest, 1).await.token();
+    let guest_invite = app.invite(&member, &tenant, &guest, "member").await;
 
     let res = app
         .write(
@@ -285,13 +229,7 @@ async fn a_removed_member_keeps_no_way_into_the_tenant() {
     assert_ne!(now["tenant"]["id"], tenant.as_str(), "{now}");
     assert!(!ids(&now["tenants"]).contains(&tenant), "{now}");
     // No JWT names it.
-    let res = app
-        .write(&member, Method::POST, "/api/v1/auth/token", None)
-        .await;
-    let jwt = body(res, StatusCode::OK).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let jwt = app.jwt(&member).await;
     let claims = jwt_claims(&jwt);
     assert_ne!(claims["tid"], tenant.as_str(), "{claims}");
     // The token bound to it is dead.
@@ -315,14 +253,7 @@ async fn demoting_an_inviter_below_admin_revokes_their_pending_invitations() {
     let app = TestApp::spawn().await;
     let (owner, tenant, admin) = tenant_with_admin(&app).await;
     let guest = unique_email("guest");
-    let res = app
-        .write(
-            &admin,
-            Method::POST,
-            &format!("/api/v1/tenants/{tenant}/invites"),
-            Some(json!({"email": guest, "role": "member"})),
-        )
-        .await;
+    let res = app.send_invite(&admin, &tenant, &guest, "member").await;
     let invite = body(res, StatusCode::CREATED).await;
     let guest_token = app.mail.wait_for(&guest, 1).await.token();
     let admin_id = user_id(&app, &admin).await;
@@ -361,18 +292,9 @@ async fn demoting_an_inviter_below_admin_revokes_their_pending_invitations() {
 async fn invitations_are_budgeted_per_inviter_and_mail_no_links() {
     let app = TestApp::spawn_with(|c| c.security.invites_per_hour = 3).await;
     let c = app.user(&unique_email("relay")).await;
-    let res = app
-        .write(
-            &c,
-            Method::POST,
-            "/api/v1/tenants",
-            Some(json!({"name": "Cheap pills at https://evil.test/x or evil.test now"})),
-        )
+    let tenant = app
+        .create_tenant(&c, "Cheap pills at https://evil.test/x or evil.test now")
         .await;
-    let tenant = body(res, StatusCode::CREATED).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     let targets: Vec<String> = (0..10).map(|n| unique_email(&format!("t{n}"))).collect();
     let csrf = app.csrf(&c).await;
     let statuses = join_all(targets.iter().map(|t| {
@@ -394,12 +316,7 @@ async fn invitations_are_budgeted_per_inviter_and_mail_no_links() {
         .iter()
         .all(|s| *s == StatusCode::CREATED || *s == StatusCode::TOO_MANY_REQUESTS));
     let res = app
-        .write(
-            &c,
-            Method::POST,
-            &format!("/api/v1/tenants/{tenant}/invites"),
-            Some(json!({"email": unique_email("late"), "role": "member"})),
-        )
+        .send_invite(&c, &tenant, &unique_email("late"), "member")
         .await;
     let err = expect_error(res, StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED").await;
     assert!(err["message"].as_str().unwrap().contains('3'), "{err}");
@@ -511,37 +428,14 @@ async fn tenants_tokens_and_passkeys_have_budgets() {
     let (_, _) = pat(&app, &c, None, &["read"]).await;
 }
 
-/// The claims of a JWT, unverified (the test only reads them).
-fn jwt_claims(jwt: &str) -> Value {
-    use base64::Engine;
-    let payload = jwt.split('.').nth(1).unwrap();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .unwrap();
-    serde_json::from_slice(&bytes).unwrap()
-}
-
 // 7. Hosted forms check Origin, signed in or not.
-
-fn input_value(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html.find(&marker).expect("input") + marker.len();
-    html[start..].split('"').next().unwrap().to_owned()
-}
 
 #[tokio::test]
 async fn signed_in_forms_refuse_a_foreign_or_null_origin() {
     let app = TestApp::spawn().await;
     let c = app.user(&unique_email("forms")).await;
-    let html = c
-        .get(app.url("/ui/account"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = input_value(&html, "csrf_token");
+    let (_, page) = app.page(&c, "/ui/account").await;
+    let csrf = html::csrf_token(&page);
     for origin in ["https://evil.test", "null"] {
         for (path, form) in [
             ("/ui/account/profile", vec![("name", "Mallory")]),
@@ -605,15 +499,7 @@ async fn an_anonymous_form_token_must_be_one_tessera_signed() {
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     // A real browser's pair works.
     let browser = new_client();
-    let html = browser
-        .get(app.url("/ui/sign-in"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let token = input_value(&html, "form_token");
+    let token = app.form_token(&browser, "/ui/sign-in").await;
     assert!(token.contains('.'), "a signed value: {token}");
     let res = browser
         .post(app.url("/ui/sign-in"))

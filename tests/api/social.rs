@@ -658,32 +658,10 @@ async fn with_totp(app: &TestApp, email: &str) -> impl Fn(&TestApp) -> String {
         .unwrap();
     let owner = new_client();
     app.login(&owner, email, PASSWORD).await;
-    let res = app
-        .write(
-            &owner,
-            reqwest::Method::POST,
-            "/api/v1/auth/2fa/totp/setup",
-            Some(json!({"password": PASSWORD})),
-        )
-        .await;
-    let secret = body(res, StatusCode::OK).await["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let code =
-        move |app: &TestApp| crate::two_factor::totp_at(&secret, app.core.clock.now().timestamp());
-    let res = app
-        .write(
-            &owner,
-            reqwest::Method::POST,
-            "/api/v1/auth/2fa/totp/enable",
-            Some(json!({"code": code(app)})),
-        )
-        .await;
-    assert_eq!(res.status(), StatusCode::OK);
+    let secret = app.enable_totp(&owner).await.secret;
     // The next code is a new one (a code never works twice).
-    app.clock.advance(chrono::Duration::seconds(30));
-    code
+    app.next_totp_step();
+    move |app: &TestApp| app.totp_code(&secret)
 }
 
 #[tokio::test]
@@ -776,8 +754,8 @@ async fn every_second_step_reads_the_challenge_cookie_of_a_social_sign_in() {
     assert_eq!(res.status(), StatusCode::OK);
     let html = res.text().await.unwrap();
     assert!(html.contains("<h1>Two-step verification</h1>"), "{html}");
-    assert_eq!(crate::ui::input_value(&html, "challenge"), "");
-    let form_token = crate::ui::input_value(&html, "form_token");
+    assert_eq!(html::input_value(&html, "challenge"), "");
+    let form_token = html::form_token(&html);
     let code_now = code(&app);
     let res = client
         .post(app.url("/ui/two-factor"))

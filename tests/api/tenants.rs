@@ -1,77 +1,23 @@
-use std::time::Duration;
-
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use reqwest::{Client, Method, Response, StatusCode};
 use serde_json::{json, Value};
 
 use crate::helpers::*;
 
+/// Creates a tenant as `c`, checking the answer names it and makes `c`
+/// its owner; returns its id.
 async fn create_tenant(app: &TestApp, c: &Client, name: &str) -> String {
-    let res = app
-        .write(
-            c,
-            Method::POST,
-            "/api/v1/tenants",
-            Some(json!({"name": name})),
-        )
-        .await;
-    let tenant = body(res, StatusCode::CREATED).await;
+    let tenant = app.create_tenant_json(c, name).await;
     assert_eq!(tenant["name"], name);
     assert_eq!(tenant["role"], "owner");
     tenant["id"].as_str().unwrap().to_owned()
-}
-
-async fn invite(app: &TestApp, c: &Client, tenant_id: &str, email: &str, role: &str) -> Response {
-    app.write(
-        c,
-        Method::POST,
-        &format!("/api/v1/tenants/{tenant_id}/invites"),
-        Some(json!({"email": email, "role": role})),
-    )
-    .await
-}
-
-/// Waits for the `nth` invitation mail (1-based) sent to `email`.
-async fn invite_mail(app: &TestApp, email: &str, nth: usize) -> Mail {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let mails: Vec<Mail> = app
-            .mail
-            .to(email)
-            .into_iter()
-            .filter(|m| m.subject().contains("invited you"))
-            .collect();
-        if mails.len() >= nth {
-            return mails[nth - 1].clone();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no invitation #{nth} for {email} within 30 s (have {})",
-            mails.len()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn accept(app: &TestApp, c: &Client, token: &str) -> Response {
-    app.write(
-        c,
-        Method::POST,
-        "/api/v1/invites/accept",
-        Some(json!({"invite_token": token})),
-    )
-    .await
 }
 
 /// A new user who joined `tenant_id` with `role` through an invitation.
 async fn join(app: &TestApp, inviter: &Client, tenant_id: &str, role: &str) -> (Client, String) {
     let email = unique_email(role);
     let c = app.user(&email).await;
-    let res = invite(app, inviter, tenant_id, &email, role).await;
-    body(res, StatusCode::CREATED).await;
-    let token = invite_mail(app, &email, 1).await.token();
-    let joined = body(accept(app, &c, &token).await, StatusCode::OK).await;
+    let token = app.invite(inviter, tenant_id, &email, role).await;
+    let joined = body(app.accept_invite(&c, &token).await, StatusCode::OK).await;
     assert_eq!(joined["tenant"]["id"], tenant_id);
     assert_eq!(joined["tenant"]["role"], role);
     let id = user_id(app, &c).await;
@@ -129,120 +75,148 @@ async fn tenants_are_created_listed_renamed_and_deleted() {
     let app = TestApp::spawn().await;
     let email = unique_email("crud");
     let alice = new_client();
-    let signup = body(app.signup(&alice, &email).await, StatusCode::CREATED).await;
-    let own = signup["tenants"].as_array().unwrap();
-    assert_eq!(own.len(), 1, "{signup}");
-    assert_eq!(own[0]["role"], "owner");
-    let own_id = own[0]["id"].as_str().unwrap().to_owned();
+    let own_id = crud::sign_up_with_an_own_tenant(&app, &alice, &email).await;
+    let tid = crud::create(&app, &alice, &own_id).await;
+    crud::outsiders_and_unknown_ids_find_nothing(&app, &alice, &tid).await;
+    crud::rename(&app, &alice, &tid).await;
+    crud::delete(&app, &alice, &tid, &own_id).await;
+}
 
-    let list = body(app.get(&alice, "/api/v1/tenants").await, StatusCode::OK).await;
-    assert_eq!(list.as_array().unwrap().len(), 1);
-    assert_eq!(list[0]["id"], own_id);
+/// The steps of [`tenants_are_created_listed_renamed_and_deleted`], in
+/// order.
+mod crud {
+    use super::*;
 
-    let res = app
-        .write(&alice, Method::POST, "/api/v1/tenants", Some(json!({})))
+    /// Signing up makes one tenant, owned; returns its id.
+    pub async fn sign_up_with_an_own_tenant(app: &TestApp, alice: &Client, email: &str) -> String {
+        let signup = body(app.signup(alice, email).await, StatusCode::CREATED).await;
+        let own = signup["tenants"].as_array().unwrap();
+        assert_eq!(own.len(), 1, "{signup}");
+        assert_eq!(own[0]["role"], "owner");
+        let own_id = own[0]["id"].as_str().unwrap().to_owned();
+
+        let list = body(app.get(alice, "/api/v1/tenants").await, StatusCode::OK).await;
+        assert_eq!(list.as_array().unwrap().len(), 1);
+        assert_eq!(list[0]["id"], own_id);
+        own_id
+    }
+
+    /// A tenant needs a name; once made it is listed and read back.
+    /// Returns its id.
+    pub async fn create(app: &TestApp, alice: &Client, own_id: &str) -> String {
+        let res = app
+            .write(alice, Method::POST, "/api/v1/tenants", Some(json!({})))
+            .await;
+        let err = expect_error(res, StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED").await;
+        assert!(err["fields"]["name"].is_string(), "{err}");
+
+        let tid = create_tenant(app, alice, "Acme Corp").await;
+        assert_ne!(tid, own_id);
+        let list = body(app.get(alice, "/api/v1/tenants").await, StatusCode::OK).await;
+        let list = list.as_array().unwrap();
+        assert_eq!(list.len(), 2);
+        let acme = list.iter().find(|t| t["id"] == tid.as_str()).unwrap();
+        assert_eq!(acme["name"], "Acme Corp");
+        assert_eq!(acme["role"], "owner");
+        assert!(
+            acme["slug"].as_str().is_some_and(|s| !s.is_empty()),
+            "{acme}"
+        );
+        assert!(acme["plan"].is_string() && acme["created_at"].is_string());
+
+        let one = body(
+            app.get(alice, &format!("/api/v1/tenants/{tid}")).await,
+            StatusCode::OK,
+        )
         .await;
-    let err = expect_error(res, StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED").await;
-    assert!(err["fields"]["name"].is_string(), "{err}");
+        assert_eq!(one["id"], tid);
+        assert_eq!(one["name"], "Acme Corp");
+        tid
+    }
 
-    let tid = create_tenant(&app, &alice, "Acme Corp").await;
-    assert_ne!(tid, own_id);
-    let list = body(app.get(&alice, "/api/v1/tenants").await, StatusCode::OK).await;
-    let list = list.as_array().unwrap();
-    assert_eq!(list.len(), 2);
-    let acme = list.iter().find(|t| t["id"] == tid.as_str()).unwrap();
-    assert_eq!(acme["name"], "Acme Corp");
-    assert_eq!(acme["role"], "owner");
-    assert!(
-        acme["slug"].as_str().is_some_and(|s| !s.is_empty()),
-        "{acme}"
-    );
-    assert!(acme["plan"].is_string() && acme["created_at"].is_string());
-
-    let one = body(
-        app.get(&alice, &format!("/api/v1/tenants/{tid}")).await,
-        StatusCode::OK,
-    )
-    .await;
-    assert_eq!(one["id"], tid);
-    assert_eq!(one["name"], "Acme Corp");
-
-    // Outsiders, random ids and malformed ids all look alike.
-    let bob = app.user(&unique_email("outsider")).await;
-    for path in [
-        format!("/api/v1/tenants/{tid}"),
-        format!("/api/v1/tenants/{}", uuid::Uuid::new_v4()),
-        "/api/v1/tenants/not-a-uuid".to_owned(),
-    ] {
+    /// Outsiders, random ids and malformed ids all look alike.
+    pub async fn outsiders_and_unknown_ids_find_nothing(app: &TestApp, alice: &Client, tid: &str) {
+        let bob = app.user(&unique_email("outsider")).await;
+        for path in [
+            format!("/api/v1/tenants/{tid}"),
+            format!("/api/v1/tenants/{}", uuid::Uuid::new_v4()),
+            "/api/v1/tenants/not-a-uuid".to_owned(),
+        ] {
+            expect_error(
+                app.get(&bob, &path).await,
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+            )
+            .await;
+        }
         expect_error(
-            app.get(&bob, &path).await,
+            app.get(alice, &format!("/api/v1/tenants/{}", uuid::Uuid::new_v4()))
+                .await,
             StatusCode::NOT_FOUND,
             "NOT_FOUND",
         )
         .await;
+        let res = app
+            .write(
+                &bob,
+                Method::PATCH,
+                &format!("/api/v1/tenants/{tid}"),
+                Some(json!({"name": "Hijacked"})),
+            )
+            .await;
+        expect_error(res, StatusCode::NOT_FOUND, "NOT_FOUND").await;
+        let res = app
+            .write(
+                &bob,
+                Method::DELETE,
+                &format!("/api/v1/tenants/{tid}"),
+                None,
+            )
+            .await;
+        expect_error(res, StatusCode::NOT_FOUND, "NOT_FOUND").await;
     }
-    expect_error(
-        app.get(&alice, &format!("/api/v1/tenants/{}", uuid::Uuid::new_v4()))
-            .await,
-        StatusCode::NOT_FOUND,
-        "NOT_FOUND",
-    )
-    .await;
-    let res = app
-        .write(
-            &bob,
-            Method::PATCH,
-            &format!("/api/v1/tenants/{tid}"),
-            Some(json!({"name": "Hijacked"})),
-        )
-        .await;
-    expect_error(res, StatusCode::NOT_FOUND, "NOT_FOUND").await;
-    let res = app
-        .write(
-            &bob,
-            Method::DELETE,
-            &format!("/api/v1/tenants/{tid}"),
-            None,
-        )
-        .await;
-    expect_error(res, StatusCode::NOT_FOUND, "NOT_FOUND").await;
 
-    let res = app
-        .write(
-            &alice,
-            Method::PATCH,
-            &format!("/api/v1/tenants/{tid}"),
-            Some(json!({"name": "Acme Inc"})),
+    pub async fn rename(app: &TestApp, alice: &Client, tid: &str) {
+        let res = app
+            .write(
+                alice,
+                Method::PATCH,
+                &format!("/api/v1/tenants/{tid}"),
+                Some(json!({"name": "Acme Inc"})),
+            )
+            .await;
+        let renamed = body(res, StatusCode::OK).await;
+        assert_eq!(renamed["id"], tid);
+        assert_eq!(renamed["name"], "Acme Inc");
+        let one = body(
+            app.get(alice, &format!("/api/v1/tenants/{tid}")).await,
+            StatusCode::OK,
         )
         .await;
-    let renamed = body(res, StatusCode::OK).await;
-    assert_eq!(renamed["id"], tid);
-    assert_eq!(renamed["name"], "Acme Inc");
-    let one = body(
-        app.get(&alice, &format!("/api/v1/tenants/{tid}")).await,
-        StatusCode::OK,
-    )
-    .await;
-    assert_eq!(one["name"], "Acme Inc");
+        assert_eq!(one["name"], "Acme Inc");
+    }
 
-    let res = app
-        .write(
-            &alice,
-            Method::DELETE,
-            &format!("/api/v1/tenants/{tid}"),
-            None,
+    /// Deleted: gone from reads and the list; the own tenant stays.
+    pub async fn delete(app: &TestApp, alice: &Client, tid: &str, own_id: &str) {
+        let res = app
+            .write(
+                alice,
+                Method::DELETE,
+                &format!("/api/v1/tenants/{tid}"),
+                None,
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::NO_CONTENT);
+        expect_error(
+            app.get(alice, &format!("/api/v1/tenants/{tid}")).await,
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
         )
         .await;
-    assert_eq!(res.status(), StatusCode::NO_CONTENT);
-    expect_error(
-        app.get(&alice, &format!("/api/v1/tenants/{tid}")).await,
-        StatusCode::NOT_FOUND,
-        "NOT_FOUND",
-    )
-    .await;
-    let list = body(app.get(&alice, "/api/v1/tenants").await, StatusCode::OK).await;
-    assert_eq!(list.as_array().unwrap().len(), 1);
-    assert_eq!(list[0]["id"], own_id);
+        let list = body(app.get(alice, "/api/v1/tenants").await, StatusCode::OK).await;
+        assert_eq!(list.as_array().unwrap().len(), 1);
+        assert_eq!(list[0]["id"], own_id);
+    }
 }
 
 #[tokio::test]
@@ -272,7 +246,9 @@ async fn roles_gate_renaming_deleting_inviting_and_member_changes() {
     expect_error(res, StatusCode::FORBIDDEN, "FORBIDDEN").await;
     let res = app.write(&carol, Method::DELETE, &path, None).await;
     expect_error(res, StatusCode::FORBIDDEN, "FORBIDDEN").await;
-    let res = invite(&app, &carol, &tid, &unique_email("x"), "member").await;
+    let res = app
+        .send_invite(&carol, &tid, &unique_email("x"), "member")
+        .await;
     expect_error(res, StatusCode::FORBIDDEN, "FORBIDDEN").await;
     let res = app
         .get(&carol, &format!("/api/v1/tenants/{tid}/invites"))
@@ -299,7 +275,9 @@ async fn roles_gate_renaming_deleting_inviting_and_member_changes() {
     expect_error(res, StatusCode::FORBIDDEN, "FORBIDDEN").await;
     let res = remove(&app, &bob, &tid, &alice_id).await;
     expect_error(res, StatusCode::FORBIDDEN, "FORBIDDEN").await;
-    let res = invite(&app, &bob, &tid, &unique_email("boss"), "owner").await;
+    let res = app
+        .send_invite(&bob, &tid, &unique_email("boss"), "owner")
+        .await;
     expect_error(res, StatusCode::FORBIDDEN, "FORBIDDEN").await;
     let list = members(&app, &alice, &tid).await;
     assert_eq!(role_of(&list, &alice_id).as_deref(), Some("owner"));
@@ -318,7 +296,9 @@ async fn roles_gate_renaming_deleting_inviting_and_member_changes() {
     let seen = body(app.get(&carol, &path).await, StatusCode::OK).await;
     assert_eq!(seen["role"], "admin");
     // ... and now carol may invite.
-    let res = invite(&app, &carol, &tid, &unique_email("newbie"), "member").await;
+    let res = app
+        .send_invite(&carol, &tid, &unique_email("newbie"), "member")
+        .await;
     assert_eq!(body(res, StatusCode::CREATED).await["status"], "pending");
 
     // The owner deletes the tenant; every former member loses it.
@@ -407,118 +387,187 @@ async fn last_owner_stays_and_removed_members_lose_access() {
 #[tokio::test]
 async fn invitations_are_sent_listed_replaced_and_accepted_once() {
     let app = TestApp::spawn().await;
-    let alice_email = unique_email("inviter");
-    let alice = app.user(&alice_email).await;
-    let tid = create_tenant(&app, &alice, "Guild").await;
-    let bob_email = unique_email("invitee");
-    let bob = app.user(&bob_email).await;
+    let guild = invitations::Guild::new(&app).await;
+    let (first, old_token) = guild.invite_bob(&app).await;
+    guild.bob_sees_it_listed_and_on_login(&app, &first).await;
+    guild.members_and_bad_invitations_are_refused(&app).await;
+    let new_token = guild.reinviting_replaces_the_first(&app, &old_token).await;
+    guild.bob_accepts(&app, &new_token).await;
+    guild.the_invitation_is_used_up(&app, &new_token).await;
+}
 
-    let res = invite(&app, &alice, &tid, &bob_email, "admin").await;
-    let first = body(res, StatusCode::CREATED).await;
-    assert_eq!(first["status"], "pending");
-    assert_eq!(first["email"], bob_email);
-    assert_eq!(first["role"], "admin");
-    assert_eq!(first["tenant"]["id"], tid);
-    assert_eq!(first["tenant"]["name"], "Guild");
-    assert!(first["expires_at"].is_string() && first["id"].is_string());
-    let mail = invite_mail(&app, &bob_email, 1).await;
-    assert!(mail.subject().contains("invited you"), "{}", mail.subject());
-    let old_token = mail.token();
+/// The steps of [`invitations_are_sent_listed_replaced_and_accepted_once`],
+/// in order.
+mod invitations {
+    use super::*;
 
-    // Bob sees it in his list and on login.
-    let mine = body(app.get(&bob, "/api/v1/invites").await, StatusCode::OK).await;
-    let mine = mine.as_array().unwrap();
-    assert_eq!(mine.len(), 1);
-    assert_eq!(mine[0]["id"], first["id"]);
-    assert_eq!(mine[0]["status"], "pending");
-    let login = body(
-        app.login(&new_client(), &bob_email, PASSWORD).await,
-        StatusCode::OK,
-    )
-    .await;
-    let invites = login["invites"].as_array().unwrap();
-    assert_eq!(invites.len(), 1, "{login}");
-    assert_eq!(invites[0]["tenant"]["id"], tid);
-    // The inviter has no invitations of her own.
-    let login = body(
-        app.login(&new_client(), &alice_email, PASSWORD).await,
-        StatusCode::OK,
-    )
-    .await;
-    assert_eq!(login["invites"], json!([]));
-
-    // Existing members cannot be invited; bad addresses are refused.
-    let res = invite(&app, &alice, &tid, &alice_email, "member").await;
-    expect_error(res, StatusCode::CONFLICT, "CONFLICT").await;
-    let res = invite(&app, &alice, &tid, "not-an-email", "member").await;
-    let err = expect_error(res, StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED").await;
-    assert!(err["fields"]["email"].is_string(), "{err}");
-    let res = invite(&app, &alice, &tid, &unique_email("r"), "emperor").await;
-    let err = expect_error(res, StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED").await;
-    assert!(err["fields"]["role"].is_string(), "{err}");
-
-    // Re-inviting replaces the first invitation.
-    let res = invite(&app, &alice, &tid, &bob_email, "member").await;
-    let second = body(res, StatusCode::CREATED).await;
-    assert_eq!(second["role"], "member");
-    let new_token = invite_mail(&app, &bob_email, 2).await.token();
-    assert_ne!(new_token, old_token);
-    let listed = body(
-        app.get(&alice, &format!("/api/v1/tenants/{tid}/invites"))
-            .await,
-        StatusCode::OK,
-    )
-    .await;
-    let pending: Vec<&Value> = listed
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|i| i["email"] == bob_email.as_str() && i["status"] == "pending")
-        .collect();
-    assert_eq!(pending.len(), 1, "{listed}");
-    assert_eq!(pending[0]["id"], second["id"]);
-    assert_eq!(pending[0]["role"], "member");
-
-    let err = expect_error(
-        accept(&app, &bob, &old_token).await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "VALIDATION_FAILED",
-    )
-    .await;
-    assert!(err["fields"]["invite_token"].is_string(), "{err}");
-    assert_eq!(tenant_status(&app, &bob, &tid).await, StatusCode::NOT_FOUND);
-
-    let joined = body(accept(&app, &bob, &new_token).await, StatusCode::OK).await;
-    assert_eq!(joined["tenant"]["id"], tid);
-    assert_eq!(joined["tenant"]["role"], "member");
-    assert_eq!(joined["tenant"]["name"], "Guild");
-    let seen = body(
-        app.get(&bob, &format!("/api/v1/tenants/{tid}")).await,
-        StatusCode::OK,
-    )
-    .await;
-    assert_eq!(seen["role"], "member");
-    let bob_id = user_id(&app, &bob).await;
-    assert_eq!(
-        role_of(&members(&app, &alice, &tid).await, &bob_id).as_deref(),
-        Some("member")
-    );
-
-    // Used tokens and unknown tokens fail alike; nothing is left pending.
-    for token in [new_token.as_str(), "tsr_inv_unknown"] {
-        let err = expect_error(
-            accept(&app, &bob, token).await,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "VALIDATION_FAILED",
-        )
-        .await;
-        assert!(err["fields"]["invite_token"].is_string(), "{err}");
+    /// Alice's tenant "Guild" and Bob, whom she invites.
+    pub struct Guild {
+        alice: Client,
+        alice_email: String,
+        tid: String,
+        bob: Client,
+        bob_email: String,
     }
-    let mine = body(app.get(&bob, "/api/v1/invites").await, StatusCode::OK).await;
-    assert_eq!(mine, json!([]));
-    // Now a member, bob cannot be invited again.
-    let res = invite(&app, &alice, &tid, &bob_email, "member").await;
-    expect_error(res, StatusCode::CONFLICT, "CONFLICT").await;
+
+    impl Guild {
+        pub async fn new(app: &TestApp) -> Guild {
+            let alice_email = unique_email("inviter");
+            let alice = app.user(&alice_email).await;
+            let tid = create_tenant(app, &alice, "Guild").await;
+            let bob_email = unique_email("invitee");
+            let bob = app.user(&bob_email).await;
+            Guild {
+                alice,
+                alice_email,
+                tid,
+                bob,
+                bob_email,
+            }
+        }
+
+        /// The invitation as answered and its mailed token.
+        pub async fn invite_bob(&self, app: &TestApp) -> (Value, String) {
+            let (tid, bob_email) = (&self.tid, &self.bob_email);
+            let res = app.send_invite(&self.alice, tid, bob_email, "admin").await;
+            let first = body(res, StatusCode::CREATED).await;
+            assert_eq!(first["status"], "pending");
+            assert_eq!(first["email"], bob_email.as_str());
+            assert_eq!(first["role"], "admin");
+            assert_eq!(first["tenant"]["id"], tid.as_str());
+            assert_eq!(first["tenant"]["name"], "Guild");
+            assert!(first["expires_at"].is_string() && first["id"].is_string());
+            let mail = app.invitation_mail(bob_email, 1).await;
+            assert!(mail.subject().contains("invited you"), "{}", mail.subject());
+            (first, mail.token())
+        }
+
+        /// Bob sees it in his list and on login; Alice has none.
+        pub async fn bob_sees_it_listed_and_on_login(&self, app: &TestApp, first: &Value) {
+            let mine = body(app.get(&self.bob, "/api/v1/invites").await, StatusCode::OK).await;
+            let mine = mine.as_array().unwrap();
+            assert_eq!(mine.len(), 1);
+            assert_eq!(mine[0]["id"], first["id"]);
+            assert_eq!(mine[0]["status"], "pending");
+            let login = body(
+                app.login(&new_client(), &self.bob_email, PASSWORD).await,
+                StatusCode::OK,
+            )
+            .await;
+            let invites = login["invites"].as_array().unwrap();
+            assert_eq!(invites.len(), 1, "{login}");
+            assert_eq!(invites[0]["tenant"]["id"], self.tid.as_str());
+            // The inviter has no invitations of her own.
+            let login = body(
+                app.login(&new_client(), &self.alice_email, PASSWORD).await,
+                StatusCode::OK,
+            )
+            .await;
+            assert_eq!(login["invites"], json!([]));
+        }
+
+        /// Existing members cannot be invited; bad addresses are refused.
+        pub async fn members_and_bad_invitations_are_refused(&self, app: &TestApp) {
+            let (alice, tid) = (&self.alice, &self.tid);
+            let res = app
+                .send_invite(alice, tid, &self.alice_email, "member")
+                .await;
+            expect_error(res, StatusCode::CONFLICT, "CONFLICT").await;
+            let res = app.send_invite(alice, tid, "not-an-email", "member").await;
+            let err =
+                expect_error(res, StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED").await;
+            assert!(err["fields"]["email"].is_string(), "{err}");
+            let res = app
+                .send_invite(alice, tid, &unique_email("r"), "emperor")
+                .await;
+            let err =
+                expect_error(res, StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED").await;
+            assert!(err["fields"]["role"].is_string(), "{err}");
+        }
+
+        /// Re-inviting replaces the first invitation, whose token then
+        /// fails; returns the new token.
+        pub async fn reinviting_replaces_the_first(
+            &self,
+            app: &TestApp,
+            old_token: &str,
+        ) -> String {
+            let (tid, bob_email) = (&self.tid, &self.bob_email);
+            let res = app.send_invite(&self.alice, tid, bob_email, "member").await;
+            let second = body(res, StatusCode::CREATED).await;
+            assert_eq!(second["role"], "member");
+            let new_token = app.invitation_mail(bob_email, 2).await.token();
+            assert_ne!(new_token, old_token);
+            let listed = body(
+                app.get(&self.alice, &format!("/api/v1/tenants/{tid}/invites"))
+                    .await,
+                StatusCode::OK,
+            )
+            .await;
+            let pending: Vec<&Value> = listed
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|i| i["email"] == bob_email.as_str() && i["status"] == "pending")
+                .collect();
+            assert_eq!(pending.len(), 1, "{listed}");
+            assert_eq!(pending[0]["id"], second["id"]);
+            assert_eq!(pending[0]["role"], "member");
+
+            let err = expect_error(
+                app.accept_invite(&self.bob, old_token).await,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "VALIDATION_FAILED",
+            )
+            .await;
+            assert!(err["fields"]["invite_token"].is_string(), "{err}");
+            assert_eq!(
+                tenant_status(app, &self.bob, tid).await,
+                StatusCode::NOT_FOUND
+            );
+            new_token
+        }
+
+        /// Bob accepts and is a member.
+        pub async fn bob_accepts(&self, app: &TestApp, token: &str) {
+            let (bob, tid) = (&self.bob, &self.tid);
+            let joined = body(app.accept_invite(bob, token).await, StatusCode::OK).await;
+            assert_eq!(joined["tenant"]["id"], tid.as_str());
+            assert_eq!(joined["tenant"]["role"], "member");
+            assert_eq!(joined["tenant"]["name"], "Guild");
+            let seen = body(
+                app.get(bob, &format!("/api/v1/tenants/{tid}")).await,
+                StatusCode::OK,
+            )
+            .await;
+            assert_eq!(seen["role"], "member");
+            let bob_id = user_id(app, bob).await;
+            assert_eq!(
+                role_of(&members(app, &self.alice, tid).await, &bob_id).as_deref(),
+                Some("member")
+            );
+        }
+
+        /// Used tokens and unknown tokens fail alike; nothing is left
+        /// pending, and Bob, now a member, cannot be invited again.
+        pub async fn the_invitation_is_used_up(&self, app: &TestApp, token: &str) {
+            for token in [token, "tsr_inv_unknown"] {
+                let err = expect_error(
+                    app.accept_invite(&self.bob, token).await,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "VALIDATION_FAILED",
+                )
+                .await;
+                assert!(err["fields"]["invite_token"].is_string(), "{err}");
+            }
+            let mine = body(app.get(&self.bob, "/api/v1/invites").await, StatusCode::OK).await;
+            assert_eq!(mine, json!([]));
+            let res = app
+                .send_invite(&self.alice, &self.tid, &self.bob_email, "member")
+                .await;
+            expect_error(res, StatusCode::CONFLICT, "CONFLICT").await;
+        }
+    }
 }
 
 #[tokio::test]
@@ -530,14 +579,9 @@ async fn only_the_invited_address_may_accept_and_revoked_invites_die() {
     let dave = app.user(&dave_email).await;
     let mallory = app.user(&unique_email("mallory")).await;
 
-    body(
-        invite(&app, &alice, &tid, &dave_email, "member").await,
-        StatusCode::CREATED,
-    )
-    .await;
-    let token = invite_mail(&app, &dave_email, 1).await.token();
+    let token = app.invite(&alice, &tid, &dave_email, "member").await;
     expect_error(
-        accept(&app, &mallory, &token).await,
+        app.accept_invite(&mallory, &token).await,
         StatusCode::FORBIDDEN,
         "FORBIDDEN",
     )
@@ -547,18 +591,18 @@ async fn only_the_invited_address_may_accept_and_revoked_invites_die() {
         StatusCode::NOT_FOUND
     );
     // Mallory's attempt did not use the invitation up.
-    let joined = body(accept(&app, &dave, &token).await, StatusCode::OK).await;
+    let joined = body(app.accept_invite(&dave, &token).await, StatusCode::OK).await;
     assert_eq!(joined["tenant"]["id"], tid);
 
     // A revoked invitation's token fails.
     let erin_email = unique_email("erin");
     let erin = app.user(&erin_email).await;
     let sent = body(
-        invite(&app, &alice, &tid, &erin_email, "admin").await,
+        app.send_invite(&alice, &tid, &erin_email, "admin").await,
         StatusCode::CREATED,
     )
     .await;
-    let token = invite_mail(&app, &erin_email, 1).await.token();
+    let token = app.invitation_mail(&erin_email, 1).await.token();
     let invite_id = sent["id"].as_str().unwrap();
     // Other tenants' admins cannot revoke it.
     let res = app
@@ -582,7 +626,7 @@ async fn only_the_invited_address_may_accept_and_revoked_invites_die() {
     let mine = body(app.get(&erin, "/api/v1/invites").await, StatusCode::OK).await;
     assert_eq!(mine, json!([]));
     let err = expect_error(
-        accept(&app, &erin, &token).await,
+        app.accept_invite(&erin, &token).await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "VALIDATION_FAILED",
     )
@@ -601,12 +645,7 @@ async fn parallel_accepts_succeed_exactly_once() {
     let tid = create_tenant(&app, &alice, "Race").await;
     let bob_email = unique_email("racer");
     let bob = app.user(&bob_email).await;
-    body(
-        invite(&app, &alice, &tid, &bob_email, "member").await,
-        StatusCode::CREATED,
-    )
-    .await;
-    let token = invite_mail(&app, &bob_email, 1).await.token();
+    let token = app.invite(&alice, &tid, &bob_email, "member").await;
 
     let mut csrfs = Vec::new();
     for _ in 0..12 {
@@ -656,12 +695,7 @@ async fn signup_with_an_invitation_joins_only_that_tenant() {
     let alice = app.user(&unique_email("recruiter")).await;
     let tid = create_tenant(&app, &alice, "Crew").await;
     let email = unique_email("recruit");
-    body(
-        invite(&app, &alice, &tid, &email, "admin").await,
-        StatusCode::CREATED,
-    )
-    .await;
-    let token = invite_mail(&app, &email, 1).await.token();
+    let token = app.invite(&alice, &tid, &email, "admin").await;
 
     // Another address cannot use the token.
     let res = app
@@ -702,7 +736,7 @@ async fn signup_with_an_invitation_joins_only_that_tenant() {
     );
     // The invitation is used up.
     let err = expect_error(
-        accept(&app, &c, &token).await,
+        app.accept_invite(&c, &token).await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "VALIDATION_FAILED",
     )
@@ -710,20 +744,12 @@ async fn signup_with_an_invitation_joins_only_that_tenant() {
     assert!(err["fields"]["invite_token"].is_string(), "{err}");
 }
 
-fn jwt_claims(token: &str) -> Value {
-    let part = token.split('.').nth(1).unwrap();
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
-}
-
 #[tokio::test]
 async fn switching_tenant_changes_me_and_new_jwts() {
     let app = TestApp::spawn().await;
     let email = unique_email("switch");
     let alice = app.user(&email).await;
-    let own = me(&app, &alice).await["tenant"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let own = app.current_tenant_id(&alice).await;
     let tid = create_tenant(&app, &alice, "Second").await;
 
     let res = app
@@ -743,21 +769,12 @@ async fn switching_tenant_changes_me_and_new_jwts() {
     let now = me(&app, &alice).await;
     assert_eq!(now["tenant"]["id"], tid);
 
-    let res = app
-        .write(&alice, Method::POST, "/api/v1/auth/token", None)
-        .await;
-    let jwt = body(res, StatusCode::OK).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let jwt = app.jwt(&alice).await;
     assert_eq!(jwt_claims(&jwt)["tid"], tid);
 
     // Tenants one does not belong to cannot be switched to.
     let bob = app.user(&unique_email("stranger")).await;
-    let bobs = me(&app, &bob).await["tenant"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let bobs = app.current_tenant_id(&bob).await;
     for target in [bobs, uuid::Uuid::new_v4().to_string()] {
         let res = app
             .write(

@@ -1,29 +1,21 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use reqwest::{Client, Method, StatusCode};
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::helpers::*;
-
-async fn create_pat(app: &TestApp, c: &Client, body: Value) -> Value {
-    let res = app
-        .write(c, Method::POST, "/api/v1/tokens", Some(body))
-        .await;
-    assert_eq!(res.status(), StatusCode::CREATED);
-    res.json().await.unwrap()
-}
 
 #[tokio::test]
 async fn personal_access_tokens_create_use_list_revoke() {
     let app = TestApp::spawn().await;
     let email = unique_email("pat");
     let c = app.user(&email).await;
-    let created = create_pat(
-        &app,
-        &c,
-        json!({"name": "ci", "scopes": ["read", "write"], "expires_in_days": 30}),
-    )
-    .await;
+    let created = app
+        .create_pat(
+            &c,
+            json!({"name": "ci", "scopes": ["read", "write"], "expires_in_days": 30}),
+        )
+        .await;
     let token = created["token"].as_str().unwrap().to_owned();
     assert!(token.starts_with("tsr_pat_"), "{token}");
     assert!(token.len() >= "tsr_pat_".len() + 43);
@@ -48,22 +40,25 @@ async fn personal_access_tokens_create_use_list_revoke() {
     assert!(listed["last_used_at"].is_string(), "use is recorded");
 
     // A bearer write needs no CSRF token.
-    let res = Client::new()
-        .delete(app.url(&format!("/api/v1/tokens/{}", uuid::Uuid::new_v4())))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let res = app
+        .bearer(
+            &token,
+            Method::DELETE,
+            &format!("/api/v1/tokens/{}", uuid::Uuid::new_v4()),
+            None,
+        )
+        .await;
     expect_error(res, StatusCode::NOT_FOUND, "NOT_FOUND").await;
 
     // A token cannot mint tokens.
-    let res = Client::new()
-        .post(app.url("/api/v1/tokens"))
-        .bearer_auth(&token)
-        .json(&json!({"name": "child", "scopes": ["read"]}))
-        .send()
-        .await
-        .unwrap();
+    let res = app
+        .bearer(
+            &token,
+            Method::POST,
+            "/api/v1/tokens",
+            Some(json!({"name": "child", "scopes": ["read"]})),
+        )
+        .await;
     expect_error(res, StatusCode::FORBIDDEN, "FORBIDDEN").await;
 
     let id = created["id"].as_str().unwrap();
@@ -89,18 +84,17 @@ async fn personal_access_tokens_create_use_list_revoke() {
 async fn read_scope_refuses_writes() {
     let app = TestApp::spawn().await;
     let c = app.user(&unique_email("ro")).await;
-    let created = create_pat(&app, &c, json!({"name": "reader", "scopes": ["read"]})).await;
+    let created = app
+        .create_pat(&c, json!({"name": "reader", "scopes": ["read"]}))
+        .await;
     let token = created["token"].as_str().unwrap();
     assert_eq!(
         app.bearer_get(token, "/api/v1/auth/me").await.status(),
         StatusCode::OK
     );
-    let res = Client::new()
-        .post(app.url("/api/v1/auth/token"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+    let res = app
+        .bearer(token, Method::POST, "/api/v1/auth/token", None)
+        .await;
     expect_error(res, StatusCode::FORBIDDEN, "FORBIDDEN").await;
 }
 
@@ -109,12 +103,12 @@ async fn tokens_of_other_users_cannot_be_revoked_and_expired_tokens_fail() {
     let app = TestApp::spawn().await;
     let alice = app.user(&unique_email("alice")).await;
     let mallory = app.user(&unique_email("mallory")).await;
-    let created = create_pat(
-        &app,
-        &alice,
-        json!({"name": "a", "scopes": ["read"], "expires_in_days": 1}),
-    )
-    .await;
+    let created = app
+        .create_pat(
+            &alice,
+            json!({"name": "a", "scopes": ["read"], "expires_in_days": 1}),
+        )
+        .await;
     let id = created["id"].as_str().unwrap();
     let res = app
         .write(
@@ -235,12 +229,9 @@ async fn jwt_access_tokens_verify_with_the_jwks_and_die_with_their_session() {
     let res = app.bearer_get(&jwt, "/api/v1/auth/me").await;
     assert_eq!(res.status(), StatusCode::OK);
     // A JWT cannot mint a fresh JWT.
-    let res = Client::new()
-        .post(app.url("/api/v1/auth/token"))
-        .bearer_auth(&jwt)
-        .send()
-        .await
-        .unwrap();
+    let res = app
+        .bearer(&jwt, Method::POST, "/api/v1/auth/token", None)
+        .await;
     expect_error(res, StatusCode::FORBIDDEN, "FORBIDDEN").await;
 
     // Tampering, alg: none, and a changed kid all fail.
@@ -293,13 +284,7 @@ async fn jwt_access_tokens_verify_with_the_jwks_and_die_with_their_session() {
 async fn jwts_expire() {
     let app = TestApp::spawn_with(|c| c.jwt.ttl_seconds = 60).await;
     let c = app.user(&unique_email("exp")).await;
-    let res = app
-        .write(&c, Method::POST, "/api/v1/auth/token", None)
-        .await;
-    let jwt = res.json::<Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let jwt = app.jwt(&c).await;
     assert_eq!(
         app.bearer_get(&jwt, "/api/v1/auth/me").await.status(),
         StatusCode::OK
@@ -320,18 +305,10 @@ async fn jwts_expire() {
 async fn pat_jwts_carry_no_session_and_the_signing_key_survives_restarts() {
     let app = TestApp::spawn().await;
     let c = app.user(&unique_email("patjwt")).await;
-    let created = create_pat(&app, &c, json!({"name": "w", "scopes": ["write"]})).await;
-    let res = Client::new()
-        .post(app.url("/api/v1/auth/token"))
-        .bearer_auth(created["token"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    let jwt = res.json::<Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let created = app
+        .create_pat(&c, json!({"name": "w", "scopes": ["write"]}))
+        .await;
+    let jwt = app.exchange(created["token"].as_str().unwrap()).await;
     assert!(decode_part(&jwt, 1).get("sid").is_none());
     assert_eq!(
         app.bearer_get(&jwt, "/api/v1/auth/me").await.status(),

@@ -1,91 +1,10 @@
 //! Two-factor authentication, with codes computed by an independent
-//! RFC 6238 implementation (HMAC-SHA1 from the `hmac` and `sha1` crates).
+//! RFC 6238 implementation (`helpers/two_factor.rs`).
 
-use hmac::{Hmac, Mac};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
-use sha1::Sha1;
 
 use crate::helpers::*;
-
-/// RFC 4648 base32 without padding, as authenticator apps read it.
-fn base32_decode(text: &str) -> Vec<u8> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let (mut bits, mut value, mut out) = (0u32, 0u32, Vec::new());
-    for c in text.trim_end_matches('=').bytes() {
-        let index = ALPHABET.iter().position(|&a| a == c).expect("base32") as u32;
-        value = (value << 5) | index;
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((value >> bits) as u8);
-            value &= (1 << bits) - 1;
-        }
-    }
-    out
-}
-
-/// The six-digit TOTP code of `secret` (base32) at unix time `at`.
-pub(crate) fn totp_at(secret: &str, at: i64) -> String {
-    let mut mac = Hmac::<Sha1>::new_from_slice(&base32_decode(secret)).unwrap();
-    mac.update(&((at / 30) as u64).to_be_bytes());
-    let digest = mac.finalize().into_bytes();
-    let offset = (digest[19] & 0x0f) as usize;
-    let number = u32::from_be_bytes(digest[offset..offset + 4].try_into().unwrap()) & 0x7fff_ffff;
-    format!("{:06}", number % 1_000_000)
-}
-
-pub(crate) fn code_now(app: &TestApp, secret: &str) -> String {
-    totp_at(secret, app.core.clock.now().timestamp())
-}
-
-/// Moves to the next 30 s step, so a new code exists.
-pub(crate) fn next_step(app: &TestApp) {
-    app.clock.advance(chrono::Duration::seconds(30));
-}
-
-/// Signs up `email`, turns TOTP on; returns the signed-in client, the
-/// secret and the backup codes.
-pub(crate) async fn user_with_totp(app: &TestApp, email: &str) -> (Client, String, Vec<String>) {
-    let client = app.user(email).await;
-    let res = app
-        .write(
-            &client,
-            Method::POST,
-            "/api/v1/auth/2fa/totp/setup",
-            Some(json!({"password": PASSWORD})),
-        )
-        .await;
-    let setup = body(res, StatusCode::OK).await;
-    let secret = setup["secret"].as_str().unwrap().to_owned();
-    let code = code_now(app, &secret);
-    let res = app
-        .write(
-            &client,
-            Method::POST,
-            "/api/v1/auth/2fa/totp/enable",
-            Some(json!({"code": code})),
-        )
-        .await;
-    let enabled = body(res, StatusCode::OK).await;
-    let codes = enabled["backup_codes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().unwrap().to_owned())
-        .collect();
-    next_step(app);
-    (client, secret, codes)
-}
-
-/// The password step; returns the challenge (and checks no cookie came).
-pub(crate) async fn password_step(app: &TestApp, client: &Client, email: &str) -> String {
-    let res = app.login(client, email, PASSWORD).await;
-    assert!(set_cookie(&res, "ces_session").is_none());
-    let answer = body(res, StatusCode::OK).await;
-    assert_eq!(answer["two_factor_required"], true, "{answer}");
-    answer["challenge"].as_str().unwrap().to_owned()
-}
 
 async fn verify(app: &TestApp, client: &Client, second: Value) -> reqwest::Response {
     app.post(client, "/api/v1/auth/2fa/verify", second).await
@@ -97,18 +16,7 @@ async fn setup_and_enable_need_the_password_and_a_real_code() {
     let email = unique_email("totp-setup");
     let client = app.user(&email).await;
     // A PAT made before 2FA is turned on.
-    let res = app
-        .write(
-            &client,
-            Method::POST,
-            "/api/v1/tokens",
-            Some(json!({"name": "ci", "scopes": ["read"]})),
-        )
-        .await;
-    let pat = body(res, StatusCode::CREATED).await["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let pat = app.pat(&client, "ci", &["read"]).await;
     let other_session = new_client();
     app.login(&other_session, &email, PASSWORD).await;
 
@@ -153,7 +61,7 @@ async fn setup_and_enable_need_the_password_and_a_real_code() {
             &client,
             Method::POST,
             "/api/v1/auth/2fa/totp/enable",
-            Some(json!({"code": code_now(&app, secret)})),
+            Some(json!({"code": app.totp_code(secret)})),
         )
         .await;
     let codes = body(res, StatusCode::OK).await["backup_codes"].clone();
@@ -205,12 +113,12 @@ async fn setup_and_enable_need_the_password_and_a_real_code() {
 async fn login_needs_the_second_step_and_codes_work_once() {
     let app = TestApp::spawn().await;
     let email = unique_email("totp-login");
-    let (_, secret, _) = user_with_totp(&app, &email).await;
+    let (_, secret, _) = app.user_with_totp(&email).await;
 
     let client = new_client();
-    let challenge = password_step(&app, &client, &email).await;
+    let challenge = app.password_step(&client, &email).await;
     assert_eq!(app.me_status(&client).await, StatusCode::UNAUTHORIZED);
-    let code = code_now(&app, &secret);
+    let code = app.totp_code(&secret);
     let res = verify(&app, &client, json!({"challenge": challenge, "code": code})).await;
     assert!(set_cookie(&res, "ces_session").is_some());
     let answer = body(res, StatusCode::OK).await;
@@ -227,28 +135,28 @@ async fn login_needs_the_second_step_and_codes_work_once() {
     let err = expect_error(res, StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED").await;
     assert!(err["fields"]["challenge"].is_string());
     let again = new_client();
-    let challenge = password_step(&app, &again, &email).await;
+    let challenge = app.password_step(&again, &email).await;
     let res = verify(&app, &again, json!({"challenge": challenge, "code": code})).await;
     let err = expect_error(res, StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED").await;
     assert!(err["fields"]["code"].is_string());
     // The next step's code works.
-    next_step(&app);
+    app.next_totp_step();
     let res = verify(
         &app,
         &again,
-        json!({"challenge": challenge, "code": code_now(&app, &secret)}),
+        json!({"challenge": challenge, "code": app.totp_code(&secret)}),
     )
     .await;
     assert_eq!(res.status(), StatusCode::OK);
 
     // Challenges expire after five minutes.
     let late = new_client();
-    let challenge = password_step(&app, &late, &email).await;
+    let challenge = app.password_step(&late, &email).await;
     app.clock.advance(chrono::Duration::minutes(6));
     let res = verify(
         &app,
         &late,
-        json!({"challenge": challenge, "code": code_now(&app, &secret)}),
+        json!({"challenge": challenge, "code": app.totp_code(&secret)}),
     )
     .await;
     expect_error(res, StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED").await;
@@ -258,7 +166,7 @@ async fn login_needs_the_second_step_and_codes_work_once() {
 async fn the_password_alone_opens_nothing_on_any_surface() {
     let app = TestApp::spawn().await;
     let email = unique_email("totp-attacker");
-    user_with_totp(&app, &email).await;
+    app.user_with_totp(&email).await;
     let credentials = json!({"email": email, "password": PASSWORD});
 
     // Legacy: no auth_token, no access_token.
@@ -323,10 +231,10 @@ async fn the_password_alone_opens_nothing_on_any_surface() {
 async fn wrong_codes_count_toward_the_lockout() {
     let app = TestApp::spawn().await;
     let email = unique_email("totp-lockout");
-    let (_, secret, _) = user_with_totp(&app, &email).await;
+    let (_, secret, _) = app.user_with_totp(&email).await;
     let client = new_client();
-    let challenge = password_step(&app, &client, &email).await;
-    let right = code_now(&app, &secret);
+    let challenge = app.password_step(&client, &email).await;
+    let right = app.totp_code(&secret);
     let wrong = if right == "000000" {
         "111111"
     } else {
@@ -358,8 +266,8 @@ async fn wrong_codes_count_toward_the_lockout() {
 async fn a_right_password_does_not_wipe_the_count_of_wrong_codes() {
     let app = TestApp::spawn().await;
     let email = unique_email("totp-spray");
-    let (_, secret, _) = user_with_totp(&app, &email).await;
-    let wrong = if code_now(&app, &secret) == "000000" {
+    let (_, secret, _) = app.user_with_totp(&email).await;
+    let wrong = if app.totp_code(&secret) == "000000" {
         "111111"
     } else {
         "000000"
@@ -396,11 +304,11 @@ async fn a_right_password_does_not_wipe_the_count_of_wrong_codes() {
 async fn backup_codes_work_once_and_recover_a_lost_device() {
     let app = TestApp::spawn().await;
     let email = unique_email("totp-backup");
-    let (_, _lost_secret, codes) = user_with_totp(&app, &email).await;
+    let (_, _lost_secret, codes) = app.user_with_totp(&email).await;
 
     // The device is lost: sign in with a backup code (any case, spaces).
     let client = new_client();
-    let challenge = password_step(&app, &client, &email).await;
+    let challenge = app.password_step(&client, &email).await;
     let typed = codes[0].to_uppercase().replace('-', " ");
     let res = verify(
         &app,
@@ -413,7 +321,7 @@ async fn backup_codes_work_once_and_recover_a_lost_device() {
     assert_eq!(status["backup_codes_remaining"], 9);
     // Used once only.
     let again = new_client();
-    let challenge = password_step(&app, &again, &email).await;
+    let challenge = app.password_step(&again, &email).await;
     let res = verify(
         &app,
         &again,
@@ -470,12 +378,12 @@ async fn backup_codes_work_once_and_recover_a_lost_device() {
 async fn disabling_needs_the_password_and_a_second_factor() {
     let app = TestApp::spawn().await;
     let email = unique_email("totp-disable");
-    let (client, secret, _) = user_with_totp(&app, &email).await;
+    let (client, secret, _) = app.user_with_totp(&email).await;
     for (body_sent, field) in [
         (json!({"password": PASSWORD}), "code"),
         (json!({"password": PASSWORD, "code": "12345x"}), "code"),
         (
-            json!({"password": "wrong-password", "code": code_now(&app, &secret)}),
+            json!({"password": "wrong-password", "code": app.totp_code(&secret)}),
             "password",
         ),
     ] {
@@ -495,7 +403,7 @@ async fn disabling_needs_the_password_and_a_second_factor() {
             &client,
             Method::POST,
             "/api/v1/auth/2fa/disable",
-            Some(json!({"password": PASSWORD, "code": code_now(&app, &secret)})),
+            Some(json!({"password": PASSWORD, "code": app.totp_code(&secret)})),
         )
         .await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
@@ -513,7 +421,7 @@ async fn disabling_needs_the_password_and_a_second_factor() {
 async fn legacy_and_dashboard_second_steps() {
     let app = TestApp::spawn().await;
     let email = unique_email("totp-surfaces");
-    let (_, secret, _) = user_with_totp(&app, &email).await;
+    let (_, secret, _) = app.user_with_totp(&email).await;
     let credentials = json!({"email": email, "password": PASSWORD});
 
     let legacy = new_client();
@@ -525,7 +433,7 @@ async fn legacy_and_dashboard_second_steps() {
         .post(
             &legacy,
             "/api/auth/2fa/verify",
-            json!({"challenge": challenge, "code": code_now(&app, &secret)}),
+            json!({"challenge": challenge, "code": app.totp_code(&secret)}),
         )
         .await;
     assert!(set_cookie(&res, "auth_token").is_some());
@@ -542,7 +450,7 @@ async fn legacy_and_dashboard_second_steps() {
         .await;
     assert!(body(res, StatusCode::OK).await["access_token"].is_string());
 
-    next_step(&app);
+    app.next_totp_step();
     let dash = new_client();
     let res = app.post(&dash, "/auth/sign-in/email", credentials).await;
     let challenge = body(res, StatusCode::OK).await["challenge"].clone();
@@ -550,7 +458,7 @@ async fn legacy_and_dashboard_second_steps() {
         .post(
             &dash,
             "/auth/two-factor/verify",
-            json!({"challenge": challenge, "code": code_now(&app, &secret)}),
+            json!({"challenge": challenge, "code": app.totp_code(&secret)}),
         )
         .await;
     assert!(set_cookie(&res, "ces_session").is_some());

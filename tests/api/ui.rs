@@ -8,52 +8,6 @@ use serde_json::json;
 use tessera::clock::Clock;
 
 use crate::helpers::*;
-use crate::two_factor::totp_at;
-
-/// The `value` of the input named `name` in a page (tokens and ids only:
-/// nothing that HTML-escaping would change).
-pub(crate) fn input_value(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no input {name} in\n{html}"))
-        + marker.len();
-    html[start..].split('"').next().unwrap().to_owned()
-}
-
-/// Text as the pages draw it (HTML-escaped).
-fn escaped(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
-
-/// Every value of the inputs named `name`, in page order.
-fn input_values(html: &str, name: &str) -> Vec<String> {
-    let marker = format!("name=\"{name}\" value=\"");
-    html.match_indices(&marker)
-        .map(|(i, _)| {
-            html[i + marker.len()..]
-                .split('"')
-                .next()
-                .unwrap()
-                .to_owned()
-        })
-        .collect()
-}
-
-/// The text inside the element with `id` (up to its first `<`).
-fn text_of(html: &str, id: &str) -> String {
-    let marker = format!("id=\"{id}\"");
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no #{id} in\n{html}"));
-    let after = &html[start..];
-    let open = after.find('>').unwrap() + 1;
-    after[open..].split('<').next().unwrap().trim().to_owned()
-}
 
 fn location(res: &Response) -> String {
     res.headers()[header::LOCATION].to_str().unwrap().to_owned()
@@ -62,87 +16,34 @@ fn location(res: &Response) -> String {
 /// Asserts a 422 page whose error sits next to the field `id`.
 async fn assert_field_error(res: Response, id: &str) -> String {
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let html = res.text().await.unwrap();
-    assert!(html.contains(&format!("id=\"{id}-error\"")), "{html}");
-    html
-}
-
-async fn page(app: &TestApp, client: &Client, path: &str) -> (StatusCode, String) {
-    let res = client.get(app.url(path)).send().await.unwrap();
-    let status = res.status();
-    (status, res.text().await.unwrap())
-}
-
-async fn submit(app: &TestApp, client: &Client, path: &str, form: &[(&str, &str)]) -> Response {
-    client.post(app.url(path)).form(form).send().await.unwrap()
-}
-
-/// Signs up through the page; the client then holds the session cookie.
-async fn sign_up(app: &TestApp, client: &Client, email: &str) -> Response {
-    let (_, html) = page(app, client, "/ui/sign-up").await;
-    let token = input_value(&html, "form_token");
-    submit(
-        app,
-        client,
-        "/ui/sign-up",
-        &[
-            ("form_token", &token),
-            ("name", "Ada"),
-            ("email", email),
-            ("password", PASSWORD),
-        ],
-    )
-    .await
-}
-
-/// Signs in through the page.
-async fn sign_in(app: &TestApp, client: &Client, email: &str, password: &str) -> Response {
-    let (_, html) = page(app, client, "/ui/sign-in").await;
-    let token = input_value(&html, "form_token");
-    submit(
-        app,
-        client,
-        "/ui/sign-in",
-        &[
-            ("form_token", &token),
-            ("email", email),
-            ("password", password),
-        ],
-    )
-    .await
+    let page = res.text().await.unwrap();
+    assert!(html::has_field_error(&page, id), "{page}");
+    page
 }
 
 /// Opens a mailed verification link and presses its button, as a person
 /// does; opening it alone verifies nothing.
 async fn confirm_address(app: &TestApp, client: &Client, path: &str) -> (StatusCode, String) {
-    let (status, html) = page(app, client, path).await;
+    let (status, page) = app.page(client, path).await;
     if status != StatusCode::OK {
-        return (status, html);
+        return (status, page);
     }
     assert!(
-        html.contains("<h1>Confirm your email address</h1>"),
-        "{html}"
+        page.contains("<h1>Confirm your email address</h1>"),
+        "{page}"
     );
-    let res = submit(
-        app,
-        client,
-        "/ui/verify-email",
-        &[
-            ("form_token", &input_value(&html, "form_token")),
-            ("token", &input_value(&html, "token")),
-        ],
-    )
-    .await;
+    let res = app
+        .submit(
+            client,
+            "/ui/verify-email",
+            &[
+                ("form_token", &html::form_token(&page)),
+                ("token", &html::input_value(&page, "token")),
+            ],
+        )
+        .await;
     let status = res.status();
     (status, res.text().await.unwrap())
-}
-
-/// The account page and its CSRF token.
-async fn account(app: &TestApp, client: &Client) -> (String, String) {
-    let (status, html) = page(app, client, "/ui/account").await;
-    assert_eq!(status, StatusCode::OK, "{html}");
-    let csrf = input_value(&html, "csrf_token");
-    (html, csrf)
 }
 
 #[tokio::test]
@@ -185,12 +86,8 @@ async fn pages_have_labels_autocomplete_and_a_strict_policy() {
         assert!(html.contains("<html lang=\"en\">") && html.contains("name=\"viewport\""));
         assert_eq!(html.matches("<h1>").count(), 1, "{path}: one h1");
         for (id, autocomplete) in fields {
-            assert!(
-                html.contains(&format!("<label for=\"{id}\">")),
-                "{path}: label for {id}"
-            );
-            let input = &html[html.find(&format!("id=\"{id}\" name=")).unwrap()..];
-            let input = &input[..input.find('>').unwrap()];
+            assert!(html::has_label_for(&html, id), "{path}: label for {id}");
+            let input = html::input_tag(&html, id);
             assert!(
                 input.contains(&format!("autocomplete=\"{autocomplete}\"")),
                 "{path}: {input}"
@@ -215,17 +112,19 @@ async fn sign_up_sign_out_and_sign_in_through_the_pages() {
     let app = TestApp::spawn().await;
     let client = new_client();
     let email = unique_email("pages");
-    let res = sign_up(&app, &client, &email).await;
+    let res = app.ui_sign_up(&client, &email).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&res), "/ui/account");
     assert!(set_cookie(&res, "ces_session").is_some_and(|c| c.contains("HttpOnly")));
-    let (html, csrf) = account(&app, &client).await;
+    let (html, csrf) = app.account_page(&client).await;
     assert!(html.contains("<h1>Your account</h1>") && html.contains(&email));
     assert!(html.contains("s workspace"), "{html}");
     // The same session works on the API.
     assert_eq!(app.me_status(&client).await, StatusCode::OK);
 
-    let res = submit(&app, &client, "/ui/sign-out", &[("csrf_token", &csrf)]).await;
+    let res = app
+        .submit(&client, "/ui/sign-out", &[("csrf_token", &csrf)])
+        .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert!(location(&res).starts_with("/ui/sign-in"));
     assert_eq!(app.me_status(&client).await, StatusCode::UNAUTHORIZED);
@@ -235,17 +134,17 @@ async fn sign_up_sign_out_and_sign_in_through_the_pages() {
     assert!(location(&res).starts_with("/ui/sign-in?redirect_to="));
 
     // A wrong password: the page again, the email kept, the error on top.
-    let res = sign_in(&app, &client, &email, "not-the-password").await;
+    let res = app.ui_sign_in(&client, &email, "not-the-password").await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     let html = res.text().await.unwrap();
-    assert!(html.contains("role=\"alert\""), "{html}");
+    assert!(html::has_alert(&html), "{html}");
     assert!(html.contains(&format!("value=\"{email}\"")));
     assert!(
         !html.contains("not-the-password"),
         "passwords are never drawn back"
     );
 
-    let res = sign_in(&app, &client, &email, PASSWORD).await;
+    let res = app.ui_sign_in(&client, &email, PASSWORD).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&res), "/ui/account");
     assert_eq!(app.me_status(&client).await, StatusCode::OK);
@@ -255,30 +154,26 @@ async fn sign_up_sign_out_and_sign_in_through_the_pages() {
 async fn field_errors_are_sentences_next_to_their_fields() {
     let app = TestApp::spawn().await;
     let client = new_client();
-    let (_, html) = page(&app, &client, "/ui/sign-up").await;
-    let token = input_value(&html, "form_token");
+    let token = app.form_token(&client, "/ui/sign-up").await;
     for (field, email, password) in [
         ("email", "not-an-email", PASSWORD),
         ("password", "ok@example.test", "short"),
     ] {
-        let res = submit(
-            &app,
-            &client,
-            "/ui/sign-up",
-            &[
-                ("form_token", &token),
-                ("email", email),
-                ("password", password),
-            ],
-        )
-        .await;
+        let res = app
+            .submit(
+                &client,
+                "/ui/sign-up",
+                &[
+                    ("form_token", &token),
+                    ("email", email),
+                    ("password", password),
+                ],
+            )
+            .await;
         assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
         let html = res.text().await.unwrap();
-        assert!(
-            html.contains(&format!("aria-describedby=\"{field}-error\"")),
-            "{field}: {html}"
-        );
-        let error = text_of(&html, &format!("{field}-error"));
+        assert!(html::describes_error(&html, field), "{field}: {html}");
+        let error = html::field_error(&html, field);
         assert!(
             error.ends_with('.') && error.len() > 10,
             "{field}: {error:?}"
@@ -294,7 +189,9 @@ async fn field_errors_are_sentences_next_to_their_fields() {
         assert!(html.contains("aria-invalid=\"true\""));
     }
     // Missing fields read as empty and are named the same way.
-    let res = submit(&app, &client, "/ui/sign-up", &[("form_token", &token)]).await;
+    let res = app
+        .submit(&client, "/ui/sign-up", &[("form_token", &token)])
+        .await;
     assert_field_error(res, "email").await;
 }
 
@@ -303,14 +200,13 @@ async fn forms_without_their_token_or_from_elsewhere_are_refused() {
     let app = TestApp::spawn().await;
     let client = new_client();
     let email = unique_email("csrf");
-    sign_up(&app, &client, &email).await;
-    let (_, csrf) = account(&app, &client).await;
+    app.ui_sign_up(&client, &email).await;
+    let (_, csrf) = app.account_page(&client).await;
 
     // Anonymous forms: no token, a token that is not the cookie's, a
     // foreign Origin.
     let stranger = new_client();
-    let (_, html) = page(&app, &stranger, "/ui/sign-in").await;
-    let token = input_value(&html, "form_token");
+    let token = app.form_token(&stranger, "/ui/sign-in").await;
     for form in [
         vec![("email", email.as_str()), ("password", PASSWORD)],
         vec![
@@ -319,7 +215,7 @@ async fn forms_without_their_token_or_from_elsewhere_are_refused() {
             ("password", PASSWORD),
         ],
     ] {
-        let res = submit(&app, &stranger, "/ui/sign-in", &form).await;
+        let res = app.submit(&stranger, "/ui/sign-in", &form).await;
         assert_eq!(res.status(), StatusCode::FORBIDDEN);
         assert!(set_cookie(&res, "ces_session").is_none());
         assert!(res.text().await.unwrap().contains("This form has expired"));
@@ -337,42 +233,44 @@ async fn forms_without_their_token_or_from_elsewhere_are_refused() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     // A form posted from a page that never set the cookie.
-    let res = submit(
-        &app,
-        &new_client(),
-        "/ui/sign-in",
-        &[
-            ("form_token", &token),
-            ("email", &email),
-            ("password", PASSWORD),
-        ],
-    )
-    .await;
+    let res = app
+        .submit(
+            &new_client(),
+            "/ui/sign-in",
+            &[
+                ("form_token", &token),
+                ("email", &email),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
 
     // Signed-in forms: the session's CSRF token or nothing happens.
-    let res = submit(
-        &app,
-        &client,
-        "/ui/account/profile",
-        &[("csrf_token", "wrong"), ("name", "Mallory")],
-    )
-    .await;
+    let res = app
+        .submit(
+            &client,
+            "/ui/account/profile",
+            &[("csrf_token", "wrong"), ("name", "Mallory")],
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
-    let res = submit(&app, &client, "/ui/account/profile", &[("name", "Mallory")]).await;
+    let res = app
+        .submit(&client, "/ui/account/profile", &[("name", "Mallory")])
+        .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     assert_eq!(me(&app, &client).await["user"]["name"], "Ada");
-    let res = submit(
-        &app,
-        &client,
-        "/ui/account/profile",
-        &[("csrf_token", &csrf), ("name", "Grace")],
-    )
-    .await;
+    let res = app
+        .submit(
+            &client,
+            "/ui/account/profile",
+            &[("csrf_token", &csrf), ("name", "Grace")],
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&res), "/ui/account?done=profile");
     assert_eq!(me(&app, &client).await["user"]["name"], "Grace");
-    let (_, html) = page(&app, &client, "/ui/account?done=profile").await;
+    let (_, html) = app.page(&client, "/ui/account?done=profile").await;
     assert!(
         html.contains("role=\"status\">Your profile is saved."),
         "{html}"
@@ -383,8 +281,7 @@ async fn forms_without_their_token_or_from_elsewhere_are_refused() {
 async fn bad_form_bodies_get_pages_not_crashes() {
     let app = TestApp::spawn().await;
     let client = new_client();
-    let (_, html) = page(&app, &client, "/ui/sign-in").await;
-    let token = input_value(&html, "form_token");
+    let token = app.form_token(&client, "/ui/sign-in").await;
     // Not a form.
     let res = client
         .post(app.url("/ui/sign-in"))
@@ -396,52 +293,52 @@ async fn bad_form_bodies_get_pages_not_crashes() {
     assert!(res.text().await.unwrap().contains("could not be read"));
     // Too large.
     let big = "x".repeat(100_000);
-    let res = submit(
-        &app,
-        &client,
-        "/ui/sign-in",
-        &[("form_token", &token), ("email", &big)],
-    )
-    .await;
+    let res = app
+        .submit(
+            &client,
+            "/ui/sign-in",
+            &[("form_token", &token), ("email", &big)],
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
     // Oversized and odd values within the limit: field errors.
     let long = "y".repeat(20_000);
-    let res = submit(
-        &app,
-        &client,
-        "/ui/sign-in",
-        &[
-            ("form_token", &token),
-            ("email", &long),
-            ("password", &long),
-        ],
-    )
-    .await;
+    let res = app
+        .submit(
+            &client,
+            "/ui/sign-in",
+            &[
+                ("form_token", &token),
+                ("email", &long),
+                ("password", &long),
+            ],
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     // Signed in: a token expiry that is not a number.
-    sign_up(&app, &client, &unique_email("odd")).await;
-    let (_, csrf) = account(&app, &client).await;
-    let res = submit(
-        &app,
-        &client,
-        "/ui/account/tokens",
-        &[
-            ("csrf_token", &csrf),
-            ("name", "n"),
-            ("read", "on"),
-            ("expires_in_days", "soon"),
-        ],
-    )
-    .await;
+    app.ui_sign_up(&client, &unique_email("odd")).await;
+    let (_, csrf) = app.account_page(&client).await;
+    let res = app
+        .submit(
+            &client,
+            "/ui/account/tokens",
+            &[
+                ("csrf_token", &csrf),
+                ("name", "n"),
+                ("read", "on"),
+                ("expires_in_days", "soon"),
+            ],
+        )
+        .await;
     assert_field_error(res, "token-days").await;
     // Ids that are not ids.
-    let res = submit(
-        &app,
-        &client,
-        "/ui/account/tokens/revoke",
-        &[("csrf_token", &csrf), ("token_id", "12")],
-    )
-    .await;
+    let res = app
+        .submit(
+            &client,
+            "/ui/account/tokens/revoke",
+            &[("csrf_token", &csrf), ("token_id", "12")],
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }
 
@@ -450,7 +347,7 @@ async fn the_mailed_links_open_the_pages() {
     let app = TestApp::spawn().await;
     let client = new_client();
     let email = unique_email("links");
-    sign_up(&app, &client, &email).await;
+    app.ui_sign_up(&client, &email).await;
 
     // Verification.
     let mail = app.mail.wait_for(&email, 1).await;
@@ -459,7 +356,7 @@ async fn the_mailed_links_open_the_pages() {
         .contains(&format!("{}/ui/verify-email?token=", app.base)));
     let path = format!("/ui/verify-email?token={}", mail.token());
     // A mail scanner fetching the link verifies nothing.
-    let (status, html) = page(&app, &new_client(), &path).await;
+    let (status, html) = app.page(&new_client(), &path).await;
     assert_eq!(status, StatusCode::OK);
     assert!(!html.contains("Email verified"), "{html}");
     assert!(!me(&app, &client).await["user"]["email_verified"]
@@ -471,21 +368,20 @@ async fn the_mailed_links_open_the_pages() {
     assert!(me(&app, &client).await["user"]["email_verified"]
         .as_bool()
         .unwrap());
-    let (status, html) = page(&app, &new_client(), &path).await;
+    let (status, html) = app.page(&new_client(), &path).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(html.contains("<h1>This link does not work</h1>") && html.contains("Send a new link"));
 
     // Recovery: ask on the page, open the link, set a new password.
     let other = new_client();
-    let (_, html) = page(&app, &other, "/ui/forgot-password").await;
-    let token = input_value(&html, "form_token");
-    let res = submit(
-        &app,
-        &other,
-        "/ui/forgot-password",
-        &[("form_token", &token), ("email", &email)],
-    )
-    .await;
+    let token = app.form_token(&other, "/ui/forgot-password").await;
+    let res = app
+        .submit(
+            &other,
+            "/ui/forgot-password",
+            &[("form_token", &token), ("email", &email)],
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     assert!(res.text().await.unwrap().contains(
         "If an account exists for that address, we have sent it a link to reset the password."
@@ -495,23 +391,23 @@ async fn the_mailed_links_open_the_pages() {
         .text()
         .contains(&format!("{}/ui/reset-password?token=", app.base)));
     let path = format!("/ui/reset-password?token={}", mail.token());
-    let (status, html) = page(&app, &other, &path).await;
+    let (status, html) = app.page(&other, &path).await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("<h1>Choose a new password</h1>"));
-    let form_token = input_value(&html, "form_token");
-    let reset_token = input_value(&html, "token");
+    let form_token = html::form_token(&html);
+    let reset_token = html::input_value(&html, "token");
     let new_password = "a-brand-new-passphrase";
-    let res = submit(
-        &app,
-        &other,
-        "/ui/reset-password",
-        &[
-            ("form_token", &form_token),
-            ("token", &reset_token),
-            ("password", new_password),
-        ],
-    )
-    .await;
+    let res = app
+        .submit(
+            &other,
+            "/ui/reset-password",
+            &[
+                ("form_token", &form_token),
+                ("token", &reset_token),
+                ("password", new_password),
+            ],
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     assert!(res
         .text()
@@ -521,15 +417,15 @@ async fn the_mailed_links_open_the_pages() {
     // Every session ended; the old password fails, the new one works.
     assert_eq!(app.me_status(&client).await, StatusCode::UNAUTHORIZED);
     assert_eq!(
-        sign_in(&app, &other, &email, PASSWORD).await.status(),
+        app.ui_sign_in(&other, &email, PASSWORD).await.status(),
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        sign_in(&app, &other, &email, new_password).await.status(),
+        app.ui_sign_in(&other, &email, new_password).await.status(),
         StatusCode::SEE_OTHER
     );
     // The link works once.
-    let (status, html) = page(&app, &new_client(), &path).await;
+    let (status, html) = app.page(&new_client(), &path).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(html.contains("Ask for a new link"));
 }
@@ -539,57 +435,56 @@ async fn two_step_verification_set_up_and_used_through_the_pages() {
     let app = TestApp::spawn().await;
     let client = new_client();
     let email = unique_email("totp");
-    sign_up(&app, &client, &email).await;
+    app.ui_sign_up(&client, &email).await;
     app.verify_address(&email).await;
-    let (_, csrf) = account(&app, &client).await;
-    let res = submit(
-        &app,
-        &client,
-        "/ui/account/two-factor/setup",
-        &[("csrf_token", &csrf), ("password", "wrong-password-here")],
-    )
-    .await;
+    let (_, csrf) = app.account_page(&client).await;
+    let res = app
+        .submit(
+            &client,
+            "/ui/account/two-factor/setup",
+            &[("csrf_token", &csrf), ("password", "wrong-password-here")],
+        )
+        .await;
     assert_field_error(res, "totp-password").await;
-    let res = submit(
-        &app,
-        &client,
-        "/ui/account/two-factor/setup",
-        &[("csrf_token", &csrf), ("password", PASSWORD)],
-    )
-    .await;
+    let res = app
+        .submit(
+            &client,
+            "/ui/account/two-factor/setup",
+            &[("csrf_token", &csrf), ("password", PASSWORD)],
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     let html = res.text().await.unwrap();
     assert!(html.contains("<svg role=\"img\" aria-label=\"QR code for your authenticator app\""));
-    let secret = text_of(&html, "totp-secret");
+    let secret = html::text_of(&html, "totp-secret");
     // A wrong code: the same key is shown again with the error.
-    let res = submit(
-        &app,
-        &client,
-        "/ui/account/two-factor/enable",
-        &[("csrf_token", &csrf), ("code", "000000")],
-    )
-    .await;
+    let res = app
+        .submit(
+            &client,
+            "/ui/account/two-factor/enable",
+            &[("csrf_token", &csrf), ("code", "000000")],
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let html = res.text().await.unwrap();
-    assert_eq!(text_of(&html, "totp-secret"), secret);
+    assert_eq!(html::text_of(&html, "totp-secret"), secret);
     let now = app.clock.now().timestamp();
-    let res = submit(
-        &app,
-        &client,
-        "/ui/account/two-factor/enable",
-        &[("csrf_token", &csrf), ("code", &totp_at(&secret, now))],
-    )
-    .await;
+    let res = app
+        .submit(
+            &client,
+            "/ui/account/two-factor/enable",
+            &[("csrf_token", &csrf), ("code", &totp_at(&secret, now))],
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     let html = res.text().await.unwrap();
-    let codes = &html[html.find("id=\"backup-codes\"").unwrap()..];
-    let codes = &codes[..codes.find("</ul>").unwrap()];
+    let codes = html::element_until(&html, "backup-codes", "</ul>");
     assert_eq!(codes.matches("<li>").count(), 10);
     assert!(html.contains("<strong>On</strong>"));
 
     // Signing in now asks for the second step.
     let other = new_client();
-    let res = sign_in(&app, &other, &email, PASSWORD).await;
+    let res = app.ui_sign_in(&other, &email, PASSWORD).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert!(set_cookie(&res, "ces_session").is_none());
     let html = res.text().await.unwrap();
@@ -597,36 +492,36 @@ async fn two_step_verification_set_up_and_used_through_the_pages() {
         html.contains("<h1>Two-step verification</h1>")
             && html.contains("autocomplete=\"one-time-code\"")
     );
-    let form_token = input_value(&html, "form_token");
-    let challenge = input_value(&html, "challenge");
-    let res = submit(
-        &app,
-        &other,
-        "/ui/two-factor",
-        &[
-            ("form_token", &form_token),
-            ("challenge", &challenge),
-            ("code", "000000"),
-        ],
-    )
-    .await;
+    let form_token = html::form_token(&html);
+    let challenge = html::input_value(&html, "challenge");
+    let res = app
+        .submit(
+            &other,
+            "/ui/two-factor",
+            &[
+                ("form_token", &form_token),
+                ("challenge", &challenge),
+                ("code", "000000"),
+            ],
+        )
+        .await;
     let html = assert_field_error(res, "code").await;
     assert_eq!(
-        input_value(&html, "challenge"),
+        html::input_value(&html, "challenge"),
         challenge,
         "the same sign-in goes on"
     );
-    let res = submit(
-        &app,
-        &other,
-        "/ui/two-factor",
-        &[
-            ("form_token", &form_token),
-            ("challenge", &challenge),
-            ("code", &totp_at(&secret, now + 30)),
-        ],
-    )
-    .await;
+    let res = app
+        .submit(
+            &other,
+            "/ui/two-factor",
+            &[
+                ("form_token", &form_token),
+                ("challenge", &challenge),
+                ("code", &totp_at(&secret, now + 30)),
+            ],
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&res), "/ui/account");
     assert_eq!(app.me_status(&other).await, StatusCode::OK);
@@ -637,35 +532,35 @@ async fn tokens_are_shown_once_used_and_revoked() {
     let app = TestApp::spawn().await;
     let client = new_client();
     let email = unique_email("pat");
-    sign_up(&app, &client, &email).await;
+    app.ui_sign_up(&client, &email).await;
     app.verify_address(&email).await;
-    let (_, csrf) = account(&app, &client).await;
-    let res = submit(
-        &app,
-        &client,
-        "/ui/account/tokens",
-        &[("csrf_token", &csrf), ("name", "ci"), ("read", "on")],
-    )
-    .await;
+    let (_, csrf) = app.account_page(&client).await;
+    let res = app
+        .submit(
+            &client,
+            "/ui/account/tokens",
+            &[("csrf_token", &csrf), ("name", "ci"), ("read", "on")],
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let html = res.text().await.unwrap();
-    let secret = text_of(&html, "new-token");
+    let secret = html::text_of(&html, "new-token");
     assert!(secret.starts_with("tsr_pat_"));
     assert_eq!(
         app.bearer_get(&secret, "/api/v1/auth/me").await.status(),
         StatusCode::OK
     );
     // Listed, never shown again.
-    let (html, _) = account(&app, &client).await;
+    let (html, _) = app.account_page(&client).await;
     assert!(!html.contains(&secret) && html.contains("aria-label=\"Revoke ci\""));
-    let id = input_values(&html, "token_id").pop().unwrap();
-    let res = submit(
-        &app,
-        &client,
-        "/ui/account/tokens/revoke",
-        &[("csrf_token", &csrf), ("token_id", &id)],
-    )
-    .await;
+    let id = html::input_values(&html, "token_id").pop().unwrap();
+    let res = app
+        .submit(
+            &client,
+            "/ui/account/tokens/revoke",
+            &[("csrf_token", &csrf), ("token_id", &id)],
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(
         app.bearer_get(&secret, "/api/v1/auth/me").await.status(),
@@ -678,20 +573,20 @@ async fn sessions_are_listed_and_revoked_from_the_page() {
     let app = TestApp::spawn().await;
     let email = unique_email("sessions");
     let first = new_client();
-    sign_up(&app, &first, &email).await;
+    app.ui_sign_up(&first, &email).await;
     let second = new_client();
-    sign_in(&app, &second, &email, PASSWORD).await;
-    let (html, csrf) = account(&app, &first).await;
+    app.ui_sign_in(&second, &email, PASSWORD).await;
+    let (html, csrf) = app.account_page(&first).await;
     assert_eq!(html.matches("This device").count(), 1);
-    let ids = input_values(&html, "session_id");
+    let ids = html::input_values(&html, "session_id");
     assert_eq!(ids.len(), 1, "a revoke button for the other session only");
-    let res = submit(
-        &app,
-        &first,
-        "/ui/account/sessions/revoke",
-        &[("csrf_token", &csrf), ("session_id", &ids[0])],
-    )
-    .await;
+    let res = app
+        .submit(
+            &first,
+            "/ui/account/sessions/revoke",
+            &[("csrf_token", &csrf), ("session_id", &ids[0])],
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(app.me_status(&second).await, StatusCode::UNAUTHORIZED);
     assert_eq!(app.me_status(&first).await, StatusCode::OK);
@@ -702,26 +597,28 @@ async fn the_account_page_sends_the_verification_link_again() {
     let app = TestApp::spawn().await;
     let email = unique_email("resend");
     let client = new_client();
-    sign_up(&app, &client, &email).await;
+    app.ui_sign_up(&client, &email).await;
     app.mail.wait_for(&email, 1).await;
-    let (html, csrf) = account(&app, &client).await;
+    let (html, csrf) = app.account_page(&client).await;
     assert!(html.contains("not verified yet"));
     assert!(html.contains("action=\"/ui/account/verify-email/resend\""));
 
     // Without the session's CSRF token nothing is sent.
-    let res = submit(&app, &client, "/ui/account/verify-email/resend", &[]).await;
+    let res = app
+        .submit(&client, "/ui/account/verify-email/resend", &[])
+        .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
 
-    let res = submit(
-        &app,
-        &client,
-        "/ui/account/verify-email/resend",
-        &[("csrf_token", &csrf)],
-    )
-    .await;
+    let res = app
+        .submit(
+            &client,
+            "/ui/account/verify-email/resend",
+            &[("csrf_token", &csrf)],
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&res), "/ui/account?done=verify-sent");
-    let (_, html) = page(&app, &client, &location(&res)).await;
+    let (_, html) = app.page(&client, &location(&res)).await;
     assert!(
         html.contains("A new verification link is on its way"),
         "{html}"
@@ -731,7 +628,7 @@ async fn the_account_page_sends_the_verification_link_again() {
     let (status, html) = confirm_address(&app, &new_client(), &path).await;
     assert_eq!(status, StatusCode::OK, "{html}");
 
-    let (html, _) = account(&app, &client).await;
+    let (html, _) = app.account_page(&client).await;
     assert!(html.contains(">verified<"));
     assert!(!html.contains("/ui/account/verify-email/resend"));
 }
@@ -743,12 +640,7 @@ async fn invitations_are_accepted_on_the_way_in() {
     let tenant = me(&app, &owner).await["tenant"].clone();
     let invitee = unique_email("invitee");
     let res = app
-        .write(
-            &owner,
-            reqwest::Method::POST,
-            &format!("/api/v1/tenants/{}/invites", tenant["id"].as_str().unwrap()),
-            Some(json!({"email": invitee, "role": "member"})),
-        )
+        .send_invite(&owner, tenant["id"].as_str().unwrap(), &invitee, "member")
         .await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let mail = app.mail.wait_for(&invitee, 1).await;
@@ -760,52 +652,54 @@ async fn invitations_are_accepted_on_the_way_in() {
 
     // Someone else signed in: told so, offered to sign out.
     let stranger = new_client();
-    sign_up(&app, &stranger, &unique_email("stranger")).await;
-    let (status, html) = page(&app, &stranger, &path).await;
+    app.ui_sign_up(&stranger, &unique_email("stranger")).await;
+    let (status, html) = app.page(&stranger, &path).await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains(&invitee) && html.contains("but this invitation is for"));
-    let csrf = input_value(&html, "csrf_token");
-    let res = submit(
-        &app,
-        &stranger,
-        "/ui/accept-invite",
-        &[("csrf_token", &csrf), ("token", &token)],
-    )
-    .await;
+    let csrf = html::csrf_token(&html);
+    let res = app
+        .submit(
+            &stranger,
+            "/ui/accept-invite",
+            &[("csrf_token", &csrf), ("token", &token)],
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
 
     // Signed out: sign in or sign up to accept; signing up joins.
     let guest = new_client();
-    let (_, html) = page(&app, &guest, &path).await;
-    let org = escaped(tenant["name"].as_str().unwrap());
+    let (_, html) = app.page(&guest, &path).await;
+    let org = html::escaped(tenant["name"].as_str().unwrap());
     assert!(html.contains(&format!("<h1>Join {org}</h1>")), "{html}");
     assert!(html.contains("Sign in to accept") && html.contains("Create an account to accept"));
-    let (status, html) = page(&app, &guest, &format!("/ui/sign-up?invite_token={token}")).await;
+    let (status, html) = app
+        .page(&guest, &format!("/ui/sign-up?invite_token={token}"))
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert!(
         html.contains(&format!("value=\"{invitee}\" required readonly"))
             || html.contains(&format!("value=\"{invitee}\"")),
         "{html}"
     );
-    let form_token = input_value(&html, "form_token");
-    let res = submit(
-        &app,
-        &guest,
-        "/ui/sign-up",
-        &[
-            ("form_token", &form_token),
-            ("name", "Grace"),
-            ("email", &invitee),
-            ("password", PASSWORD),
-            ("invite_token", &token),
-        ],
-    )
-    .await;
+    let form_token = html::form_token(&html);
+    let res = app
+        .submit(
+            &guest,
+            "/ui/sign-up",
+            &[
+                ("form_token", &form_token),
+                ("name", "Grace"),
+                ("email", &invitee),
+                ("password", PASSWORD),
+                ("invite_token", &token),
+            ],
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    let (html, _) = account(&app, &guest).await;
+    let (html, _) = app.account_page(&guest).await;
     assert!(html.contains(&org), "{html}");
     // Used up.
-    let (status, html) = page(&app, &new_client(), &path).await;
+    let (status, html) = app.page(&new_client(), &path).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(html.contains("This invitation does not work"));
 }
@@ -817,57 +711,48 @@ async fn an_invitee_with_an_account_signs_in_and_accepts() {
     let tenant = me(&app, &owner).await["tenant"].clone();
     let invitee = unique_email("member");
     app.user(&invitee).await;
-    app.write(
-        &owner,
-        reqwest::Method::POST,
-        &format!("/api/v1/tenants/{}/invites", tenant["id"].as_str().unwrap()),
-        Some(json!({"email": invitee, "role": "admin"})),
-    )
-    .await;
+    app.send_invite(&owner, tenant["id"].as_str().unwrap(), &invitee, "admin")
+        .await;
     let token = app.mail.wait_for(&invitee, 2).await.token();
     let guest = new_client();
-    let (_, html) = page(&app, &guest, &format!("/ui/accept-invite?token={token}")).await;
+    let (_, html) = app
+        .page(&guest, &format!("/ui/accept-invite?token={token}"))
+        .await;
     // "Sign in to accept" brings you back to the invitation.
-    let href = &html[html.find("href=\"/ui/sign-in?redirect_to=").unwrap() + 6..];
-    let href = href.split('"').next().unwrap().replace("&amp;", "&");
-    let (_, html) = page(&app, &guest, &href).await;
-    let form_token = input_value(&html, "form_token");
-    let redirect_to = html[html.find("name=\"redirect_to\" value=\"").unwrap() + 26..]
-        .split('"')
-        .next()
-        .unwrap()
-        .replace("&#x2f;", "/")
-        .replace("&amp;", "&");
-    let res = submit(
-        &app,
-        &guest,
-        "/ui/sign-in",
-        &[
-            ("form_token", &form_token),
-            ("email", &invitee),
-            ("password", PASSWORD),
-            ("redirect_to", &redirect_to),
-        ],
-    )
-    .await;
+    let href = html::href_starting_with(&html, "/ui/sign-in?redirect_to=");
+    let (_, html) = app.page(&guest, &href).await;
+    let form_token = html::form_token(&html);
+    let redirect_to = html::unescape(&html::input_value(&html, "redirect_to"));
+    let res = app
+        .submit(
+            &guest,
+            "/ui/sign-in",
+            &[
+                ("form_token", &form_token),
+                ("email", &invitee),
+                ("password", PASSWORD),
+                ("redirect_to", &redirect_to),
+            ],
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let back = location(&res);
     assert!(
         back.starts_with(&format!("{}/ui/accept-invite?token=", app.base)),
         "{back}"
     );
-    let (_, html) = page(&app, &guest, &back[app.base.len()..]).await;
-    let csrf = input_value(&html, "csrf_token");
-    let res = submit(
-        &app,
-        &guest,
-        "/ui/accept-invite",
-        &[("csrf_token", &csrf), ("token", &token)],
-    )
-    .await;
+    let (_, html) = app.page(&guest, &back[app.base.len()..]).await;
+    let csrf = html::csrf_token(&html);
+    let res = app
+        .submit(
+            &guest,
+            "/ui/accept-invite",
+            &[("csrf_token", &csrf), ("token", &token)],
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     let html = res.text().await.unwrap();
-    let org = escaped(tenant["name"].as_str().unwrap());
+    let org = html::escaped(tenant["name"].as_str().unwrap());
     assert!(
         html.contains(&format!("<h1>You joined {org}</h1>")),
         "{html}"
@@ -894,20 +779,19 @@ async fn after_sign_in_only_allowed_targets_are_followed() {
         ),
     ] {
         let client = new_client();
-        let (_, html) = page(&app, &client, "/ui/sign-in").await;
-        let token = input_value(&html, "form_token");
-        let res = submit(
-            &app,
-            &client,
-            "/ui/sign-in",
-            &[
-                ("form_token", &token),
-                ("email", &email),
-                ("password", PASSWORD),
-                ("redirect_to", asked),
-            ],
-        )
-        .await;
+        let token = app.form_token(&client, "/ui/sign-in").await;
+        let res = app
+            .submit(
+                &client,
+                "/ui/sign-in",
+                &[
+                    ("form_token", &token),
+                    ("email", &email),
+                    ("password", PASSWORD),
+                    ("redirect_to", asked),
+                ],
+            )
+            .await;
         assert_eq!(res.status(), StatusCode::SEE_OTHER, "{asked}");
         assert_eq!(location(&res), expected, "{asked}");
     }
@@ -985,7 +869,9 @@ async fn social_buttons_come_back_to_the_sign_in_page_and_its_second_step() {
         );
     })
     .await;
-    let (_, html) = page(&app, &new_client(), "/ui/sign-in?redirect_to=/ui/account").await;
+    let (_, html) = app
+        .page(&new_client(), "/ui/sign-in?redirect_to=/ui/account")
+        .await;
     assert!(
         html.contains(">Continue with Google</a>") && html.contains(">Continue with GitHub</a>")
     );
@@ -1012,22 +898,22 @@ async fn social_buttons_come_back_to_the_sign_in_page_and_its_second_step() {
     assert_eq!(res.status(), StatusCode::OK);
     let html = res.text().await.unwrap();
     assert!(html.contains("<h1>Two-step verification</h1>"));
-    assert_eq!(input_value(&html, "challenge"), "");
+    assert_eq!(html::input_value(&html, "challenge"), "");
     assert!(!html.contains("abc123") && !html.contains("from-the-cookie"));
     // Without the cookie (it expired), sign in again.
-    let (status, html) = page(
-        &app,
-        &new_client(),
-        "/ui/sign-in?redirect_to=%2Fui%2Faccount&two_factor_required=true",
-    )
-    .await;
+    let (status, html) = app
+        .page(
+            &new_client(),
+            "/ui/sign-in?redirect_to=%2Fui%2Faccount&two_factor_required=true",
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert!(!html.contains("<h1>Two-step verification</h1>"));
     assert!(html.contains("This sign-in has expired; sign in again."));
     // Signed in already, the sign-in page goes straight on.
     let client = new_client();
     let email = unique_email("social");
-    sign_up(&app, &client, &email).await;
+    app.ui_sign_up(&client, &email).await;
     app.verify_address(&email).await;
     let res = client
         .get(app.url("/ui/sign-in?redirect_to=%2Fui%2Faccount%3Fdone%3Dlinked"))
@@ -1041,15 +927,15 @@ async fn social_buttons_come_back_to_the_sign_in_page_and_its_second_step() {
     );
     // Linking from the account page: off to the provider, with the state
     // cookie that binds the flow to this browser.
-    let (html, csrf) = account(&app, &client).await;
+    let (html, csrf) = app.account_page(&client).await;
     assert!(html.contains(">Link GitHub</button>") && html.contains(">Link Google</button>"));
-    let res = submit(
-        &app,
-        &client,
-        "/ui/account/linked/link",
-        &[("csrf_token", &csrf), ("provider", "github")],
-    )
-    .await;
+    let res = app
+        .submit(
+            &client,
+            "/ui/account/linked/link",
+            &[("csrf_token", &csrf), ("provider", "github")],
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert!(
         location(&res).starts_with("https://github.com/login/oauth/authorize?"),
@@ -1058,13 +944,13 @@ async fn social_buttons_come_back_to_the_sign_in_page_and_its_second_step() {
     );
     assert!(set_cookie(&res, "tessera_oauth").is_some());
     // Unlinking what is not linked: said next to the form.
-    let res = submit(
-        &app,
-        &client,
-        "/ui/account/linked/unlink",
-        &[("csrf_token", &csrf), ("provider", "github")],
-    )
-    .await;
+    let res = app
+        .submit(
+            &client,
+            "/ui/account/linked/unlink",
+            &[("csrf_token", &csrf), ("provider", "github")],
+        )
+        .await;
     assert!(res.status().is_client_error());
-    assert!(res.text().await.unwrap().contains("role=\"alert\""));
+    assert!(html::has_alert(&res.text().await.unwrap()));
 }

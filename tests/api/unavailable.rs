@@ -105,16 +105,6 @@ impl Drop for Proxy {
     }
 }
 
-/// The value of the hidden input `name` in a page.
-fn input_value(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no input {name} in\n{html}"))
-        + marker.len();
-    html[start..].split('"').next().unwrap().to_owned()
-}
-
 /// One request of each kind, from a signed-in client where it needs one.
 struct Probes {
     /// Signed in through `/api/v1` (its `ces_session` also serves `/auth`,
@@ -131,26 +121,15 @@ impl Probes {
     async fn new(app: &TestApp) -> Probes {
         let email = unique_email("outage");
         let client = app.user(&email).await;
-        let res = app.write(&client, reqwest::Method::POST, "/api/v1/auth/token", None);
-        let jwt = body(res.await, StatusCode::OK).await["access_token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let jwt = app.jwt(&client).await;
         let browser = new_client();
-        let html = browser
-            .get(app.url("/ui/sign-in"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let form_token = app.form_token(&browser, "/ui/sign-in").await;
         Probes {
             client,
             email,
             jwt,
             browser,
-            form_token: input_value(&html, "form_token"),
+            form_token,
         }
     }
 
@@ -263,7 +242,7 @@ async fn assert_served(answers: Vec<(&'static str, Response, Duration)>) {
 /// The PostgreSQL server the proxy stands in front of; fails the test
 /// without one.
 fn postgres_admin() -> String {
-    std::env::var("TESSERA_TEST_DATABASE_URL")
+    postgres_server()
         .expect("the proxy stands in front of PostgreSQL: set TESSERA_TEST_DATABASE_URL")
 }
 
@@ -338,7 +317,7 @@ async fn postgres_down_is_503_everywhere_and_back_without_a_restart() {
 
 #[tokio::test]
 async fn sqlite_locked_by_another_process_is_503_for_writes_then_served() {
-    if std::env::var("TESSERA_TEST_DATABASE_URL").is_ok() {
+    if postgres_server().is_some() {
         eprintln!("skipped: the SQLite lock story runs on SQLite");
         return;
     }
@@ -346,15 +325,7 @@ async fn sqlite_locked_by_another_process_is_503_for_writes_then_served() {
     let email = unique_email("locked");
     let client = app.user(&email).await;
     let form = new_client();
-    let html = form
-        .get(app.url("/ui/sign-in"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let form_token = input_value(&html, "form_token");
+    let form_token = app.form_token(&form, "/ui/sign-in").await;
 
     // Another process (a `sqlite3` shell, a backup) takes the write lock
     // and keeps it.
