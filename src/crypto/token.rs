@@ -12,6 +12,17 @@ use subtle::ConstantTimeEq;
 /// scanner and distinguishable from session tokens and JWTs.
 pub const PAT_PREFIX: &str = "tsr_pat_";
 
+/// The longest secret Tessera accepts back (its own are 43 to 87
+/// characters): anything longer is not one of ours, and is refused before
+/// it is hashed or looked up.
+pub const MAX_SECRET_LEN: usize = 128;
+
+/// Whether `value` could be one of Tessera's secrets: not empty, not longer
+/// than [`MAX_SECRET_LEN`].
+pub fn plausible_secret(value: &str) -> bool {
+    !value.is_empty() && value.len() <= MAX_SECRET_LEN
+}
+
 /// A fresh 256-bit secret, URL-safe base64 without padding (43 characters).
 pub fn random_secret() -> String {
     let mut bytes = [0u8; 32];
@@ -106,7 +117,7 @@ impl Signer {
 
     /// Whether `value` was made by `issue(purpose)` with this key.
     pub fn verify(&self, value: &str, purpose: &str) -> bool {
-        if value.len() > 128 {
+        if !plausible_secret(value) {
             return false;
         }
         let Some((nonce, tag)) = value.split_once('.') else {

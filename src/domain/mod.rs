@@ -4,12 +4,14 @@
 mod email;
 mod password;
 mod role;
+mod tenant;
 
 pub use email::Email;
 pub use password::{
     normalize as normalize_password, NewPassword, PasswordError, MAX_CHARS as PASSWORD_MAX_CHARS,
 };
 pub use role::{Role, Scope, Scopes};
+pub use tenant::TenantName;
 
 /// Trims and bounds a free-text field such as a name; `None` when empty.
 pub fn clean_text(value: Option<&str>, max_chars: usize) -> Result<Option<String>, String> {

@@ -394,7 +394,7 @@ impl Tessera {
 
     /// The user a live login challenge belongs to.
     pub(super) async fn challenge_user(&self, challenge: &str) -> AppResult<User> {
-        if challenge.is_empty() || challenge.len() > 128 {
+        if !crate::crypto::token::plausible_secret(challenge) {
             return Err(invalid_challenge());
         }
         let user_id = self

@@ -198,7 +198,7 @@ impl Tessera {
         kind: &str,
     ) -> AppResult<(Option<Uuid>, String)> {
         let invalid = || AppError::field("ceremony_id", "is invalid or expired; start again");
-        if ceremony_id.is_empty() || ceremony_id.len() > 128 {
+        if !crate::crypto::token::plausible_secret(ceremony_id) {
             return Err(invalid());
         }
         self.store

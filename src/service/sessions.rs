@@ -695,7 +695,7 @@ impl Tessera {
         client: &ClientInfo,
     ) -> AppResult<RefreshedPair> {
         let presented = presented.trim();
-        if presented.is_empty() || presented.len() > 1024 {
+        if !token::plausible_secret(presented) {
             return Err(refresh_refused());
         }
         let now = self.clock.now();

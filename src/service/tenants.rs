@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::audit::{Audit, AuditAction};
 use super::{ClientInfo, Principal, Tessera};
 use crate::crypto::token::{self, hash_secret};
-use crate::domain::{self, Email, Role};
+use crate::domain::{Email, Role, TenantName};
 use crate::error::{AppError, AppResult};
 use crate::store::{
     AuditEvent, AuditFilter, Invite, Member, MemberChange, Membership, NewInvite, NewMail,
@@ -17,7 +17,6 @@ use crate::store::{
 };
 
 pub const INVITE_TTL: Duration = Duration::days(7);
-const TENANT_NAME_MAX: usize = 100;
 
 fn require(m: &Membership, at_least: Role) -> AppResult<Role> {
     let role = m.role;
@@ -36,9 +35,9 @@ fn parse_role(raw: &str) -> AppResult<Role> {
 }
 
 fn tenant_name(raw: &str) -> AppResult<String> {
-    domain::clean_text(Some(raw), TENANT_NAME_MAX)
-        .map_err(|reason| AppError::field("name", reason))?
-        .ok_or_else(|| AppError::field("name", "is required"))
+    TenantName::parse(raw)
+        .map(TenantName::into_inner)
+        .map_err(|reason| AppError::field("name", reason))
 }
 
 impl Tessera {
@@ -426,7 +425,7 @@ impl Tessera {
         if token.is_empty() {
             return Err(AppError::field("invite_token", "is required"));
         }
-        if token.len() > 128 {
+        if !token::plausible_secret(token) {
             return Err(Self::invalid_invite());
         }
         let hash = hash_secret(token);
