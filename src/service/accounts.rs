@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
 use serde_json::json;
@@ -14,7 +14,7 @@ use crate::domain::{self, Email, NewPassword};
 use crate::error::{AppError, AppResult, FieldErrors};
 use crate::mail::templates;
 use crate::store::{
-    NewMail, NewOneTimeToken, NewTenant, NewUser, Profile, Session, StoreError, TokenMail,
+    Invite, NewMail, NewOneTimeToken, NewTenant, NewUser, Profile, Session, StoreError, TokenMail,
     TokenPurpose, User,
 };
 
@@ -42,6 +42,100 @@ pub struct SignupOutcome {
     pub user: User,
     /// `None` when `auth.require_verified_email` holds back the session.
     pub session: Option<(String, Session)>,
+}
+
+/// Why an invite token was refused, whatever the reason.
+const INVITE_UNUSABLE: &str = "is invalid, expired or already used";
+
+/// An invitation a sign-up accepts, with its token's hash (which the store
+/// spends as the account is created).
+struct SignupInvite {
+    hash: Vec<u8>,
+    invite: Invite,
+}
+
+/// The names a sign-up may give, each optional: trimmed, at most
+/// [`NAME_MAX`] characters, no control characters.
+struct SignupNames {
+    name: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    tenant_name: Option<String>,
+}
+
+impl SignupNames {
+    /// The names as given; each wrong one is named in `errors` (with its
+    /// reason) and left out.
+    fn parse(input: &SignupInput, errors: &mut FieldErrors) -> SignupNames {
+        let mut text = |field: &str, value: &Option<String>| {
+            domain::clean_text(value.as_deref(), NAME_MAX)
+                .map_err(|reason| errors.insert(field.into(), reason))
+                .ok()
+                .flatten()
+        };
+        SignupNames {
+            name: text("name", &input.name),
+            first_name: text("first_name", &input.first_name),
+            last_name: text("last_name", &input.last_name),
+            tenant_name: text("tenant_name", &input.tenant_name),
+        }
+    }
+
+    /// The name the account goes by: the one given, else the first and
+    /// last names joined, else none.
+    fn display_name(&self) -> Option<String> {
+        self.name.clone().or_else(|| {
+            let full = [self.first_name.as_deref(), self.last_name.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" ");
+            (!full.is_empty()).then_some(full)
+        })
+    }
+
+    /// The name of the account's own tenant: the one given, else
+    /// "<name>'s workspace" after the account's name or, lacking one, the
+    /// address's local part.
+    fn workspace_name(&self, display_name: Option<&str>, email: &Email) -> String {
+        self.tenant_name
+            .clone()
+            .or_else(|| display_name.map(|n| format!("{n}'s workspace")))
+            .unwrap_or_else(|| format!("{}'s workspace", email.local_part()))
+    }
+}
+
+/// A [`SignupInput`] whose every field checked out.
+struct SignupForm {
+    email: Email,
+    password: NewPassword,
+    names: SignupNames,
+    invite: Option<SignupInvite>,
+    without_session: bool,
+    verify_callback: Option<url::Url>,
+}
+
+impl SignupForm {
+    /// The account to store, hashed password given, and the name of the
+    /// tenant it gets when it does not join an invitation's. An invited
+    /// address is verified already: the invitation's link reached it.
+    fn new_user(&self, password_hash: String, now: DateTime<Utc>) -> (NewUser, String) {
+        let name = self.names.display_name();
+        let tenant_name = self.names.workspace_name(name.as_deref(), &self.email);
+        let user = NewUser {
+            id: Uuid::new_v4(),
+            email: self.email.as_str().to_owned(),
+            password_hash: Some(password_hash),
+            name,
+            first_name: self.names.first_name.clone(),
+            last_name: self.names.last_name.clone(),
+            // The invite link reached this address: it is proven.
+            email_verified: self.invite.is_some(),
+            is_admin: false,
+            now,
+        };
+        (user, tenant_name)
+    }
 }
 
 /// A URL-safe slug from a name, with a random suffix so it is unique.
@@ -76,17 +170,20 @@ impl Tessera {
     ) -> (String, TokenMail) {
         let now = self.clock.now();
         let secret = token::random_secret();
-        let (ttl, kind, rendered): (Duration, MailLink, fn(&str) -> templates::Rendered) =
-            match purpose {
-                TokenPurpose::PasswordReset => (
-                    RESET_TTL,
-                    MailLink::ResetPassword,
-                    templates::reset_password,
-                ),
-                TokenPurpose::EmailVerification => {
-                    (VERIFY_TTL, MailLink::VerifyEmail, templates::verify_email)
-                }
-            };
+        let (ttl, kind, rendered): (
+            Duration,
+            MailLink,
+            fn(&str, Duration) -> templates::Rendered,
+        ) = match purpose {
+            TokenPurpose::PasswordReset => (
+                RESET_TTL,
+                MailLink::ResetPassword,
+                templates::reset_password,
+            ),
+            TokenPurpose::EmailVerification => {
+                (VERIFY_TTL, MailLink::VerifyEmail, templates::verify_email)
+            }
+        };
         let link = match (page, purpose) {
             (Some(page), TokenPurpose::PasswordReset) => {
                 let mut link = page.clone();
@@ -104,7 +201,7 @@ impl Tessera {
             }
             (None, _) => self.mail_link(kind, &secret),
         };
-        let message = rendered(&link);
+        let message = rendered(&link, ttl);
         let token_mail = TokenMail {
             token: NewOneTimeToken {
                 id: Uuid::new_v4(),
@@ -130,62 +227,52 @@ impl Tessera {
     /// unless verified emails are required.
     pub async fn signup(
         &self,
-        mut input: SignupInput,
+        input: SignupInput,
         client: &ClientInfo,
     ) -> AppResult<SignupOutcome> {
+        let form = self.signup_form(input).await?;
+        let hash = self.hash_new_password(&form.password, "password").await?;
+        let (new_user, tenant_name) = form.new_user(hash, self.clock.now());
+        let user = self
+            .create_signup_user(new_user, tenant_name, &form, client)
+            .await?;
+        self.record(
+            Audit::new(AuditAction::Signup)
+                .actor(user.id)
+                .target(user.id)
+                .client(client)
+                .detail(json!({"invited": form.invite.is_some()})),
+        )
+        .await;
+        let session = self
+            .signup_session(&user, form.without_session, client)
+            .await?;
+        Ok(SignupOutcome { user, session })
+    }
+
+    /// Checks every field of a sign-up and answers `422` naming each wrong
+    /// one at once. An invite token is looked up first: the invitation's
+    /// address stands in for a blank email and must match a given one. The
+    /// password is checked only once the email is valid (the policy refuses
+    /// a password made of the address).
+    async fn signup_form(&self, input: SignupInput) -> AppResult<SignupForm> {
         let mut errors = FieldErrors::new();
-        // An invite token joins the inviting tenant; its address is the account's.
-        let invite = match input
-            .invite_token
-            .as_deref()
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-        {
-            Some(token) if token.len() <= 128 => {
-                let hash = hash_secret(token);
-                match self.store.find_invite(&hash, self.clock.now()).await? {
-                    Some(invite) => Some((hash, invite)),
-                    None => {
-                        errors.insert(
-                            "invite_token".into(),
-                            "is invalid, expired or already used".into(),
-                        );
-                        None
-                    }
-                }
-            }
-            Some(_) => {
-                errors.insert(
-                    "invite_token".into(),
-                    "is invalid, expired or already used".into(),
-                );
-                None
-            }
-            None => None,
+        let invite = self
+            .signup_invite(input.invite_token.as_deref(), &mut errors)
+            .await?;
+        let raw_email = match &invite {
+            Some(invite) if input.email.trim().is_empty() => invite.invite.email.as_str(),
+            _ => input.email.as_str(),
         };
-        if let Some((_, invite)) = &invite {
-            if input.email.trim().is_empty() {
-                input.email = invite.email.clone();
-            }
-        }
-        let email = Email::parse(&input.email)
+        let email = Email::parse(raw_email)
             .map_err(|reason| errors.insert("email".into(), reason))
             .ok();
-        if let (Some(email), Some((_, invite))) = (&email, &invite) {
-            if email.as_str() != invite.email {
+        if let (Some(email), Some(invite)) = (&email, &invite) {
+            if email.as_str() != invite.invite.email {
                 errors.insert("invite_token".into(), "was sent to another address".into());
             }
         }
-        let mut text = |field: &str, value: &Option<String>| {
-            domain::clean_text(value.as_deref(), NAME_MAX)
-                .map_err(|reason| errors.insert(field.into(), reason))
-                .ok()
-                .flatten()
-        };
-        let name = text("name", &input.name);
-        let first_name = text("first_name", &input.first_name);
-        let last_name = text("last_name", &input.last_name);
-        let tenant_name = text("tenant_name", &input.tenant_name);
+        let names = SignupNames::parse(&input, &mut errors);
         let password = email.as_ref().and_then(|email| {
             NewPassword::parse(&input.password, email)
                 .map_err(|e| errors.insert("password".into(), e.reason()))
@@ -194,99 +281,117 @@ impl Tessera {
         let (Some(email), Some(password), true) = (email, password, errors.is_empty()) else {
             return Err(AppError::fields(errors));
         };
+        Ok(SignupForm {
+            email,
+            password,
+            names,
+            invite,
+            without_session: input.without_session,
+            verify_callback: input.verify_callback,
+        })
+    }
 
-        let hash = self.hash_new_password(&password, "password").await?;
-        let name = name.or_else(|| {
-            let full = [first_name.as_deref(), last_name.as_deref()]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join(" ");
-            (!full.is_empty()).then_some(full)
-        });
-        let tenant_name = tenant_name
-            .or_else(|| name.as_ref().map(|n| format!("{n}'s workspace")))
-            .unwrap_or_else(|| format!("{}'s workspace", email.local_part()));
-        let now = self.clock.now();
-        let new_user = NewUser {
-            id: Uuid::new_v4(),
-            email: email.as_str().to_owned(),
-            password_hash: Some(hash),
-            name,
-            first_name,
-            last_name,
-            // The invite link reached this address: it is proven.
-            email_verified: invite.is_some(),
-            is_admin: false,
-            now,
+    /// The invitation an invite token accepts (it joins the inviting
+    /// tenant; its address is the account's). No token (or a blank one) is
+    /// `None`; one too long to be a token, or unknown, expired or used, is
+    /// named in `errors` and also `None`.
+    async fn signup_invite(
+        &self,
+        token: Option<&str>,
+        errors: &mut FieldErrors,
+    ) -> AppResult<Option<SignupInvite>> {
+        let Some(token) = token.map(str::trim).filter(|t| !t.is_empty()) else {
+            return Ok(None);
         };
-        // An address whose account was never verified is not owned yet: a
-        // new sign-up takes it over (the old account and what it made are
-        // discarded) and answers exactly as a fresh one. Twice at most, in
-        // case another sign-up for the address lands in between.
+        if token.len() <= token::MAX_SECRET_LEN {
+            let hash = hash_secret(token);
+            if let Some(invite) = self.store.find_invite(&hash, self.clock.now()).await? {
+                return Ok(Some(SignupInvite { hash, invite }));
+            }
+        }
+        errors.insert("invite_token".into(), INVITE_UNUSABLE.into());
+        Ok(None)
+    }
+
+    /// Stores the new account. An address whose account was never verified
+    /// is not owned yet: a new sign-up takes it over (the old account and
+    /// what it made are discarded) and answers exactly as a fresh one.
+    /// Twice at most, in case another sign-up for the address lands in
+    /// between.
+    async fn create_signup_user(
+        &self,
+        new_user: NewUser,
+        tenant_name: String,
+        form: &SignupForm,
+        client: &ClientInfo,
+    ) -> AppResult<User> {
         let mut tries = 0;
-        let user = loop {
+        loop {
             tries += 1;
-            let created = match &invite {
-                Some((hash, _)) => {
-                    match self
-                        .store
-                        .create_user_with_invite(new_user.clone(), hash)
-                        .await
-                    {
-                        Ok(Some(user)) => Ok(user),
-                        Ok(None) => {
-                            return Err(AppError::field(
-                                "invite_token",
-                                "is invalid, expired or already used",
-                            ))
-                        }
-                        Err(StoreError::Conflict("email")) => Err(Self::user_exists()),
-                        Err(other) => return Err(other.into()),
-                    }
-                }
-                None => {
-                    self.create_account(
-                        new_user.clone(),
-                        tenant_name.clone(),
-                        Some(input.verify_callback.as_ref()),
-                    )
-                    .await
-                }
-            };
-            match created {
+            match self
+                .insert_signup_user(new_user.clone(), &tenant_name, form)
+                .await
+            {
                 Err(err)
                     if err.code == crate::error::ErrorCode::UserExists
                         && tries <= 2
-                        && self.take_over_unverified(email.as_str(), client).await? => {}
-                other => break other?,
+                        && self
+                            .take_over_unverified(form.email.as_str(), client)
+                            .await? => {}
+                other => return other,
             }
-        };
-        self.record(
-            Audit::new(AuditAction::Signup)
-                .actor(user.id)
-                .target(user.id)
-                .client(client)
-                .detail(json!({"invited": invite.is_some()})),
-        )
-        .await;
-        let session = if self.config.auth.require_verified_email || input.without_session {
-            None
-        } else {
-            match self.start_session(&user, None, client).await {
-                Ok(session) => Some(session),
-                // A sign-up for the same unverified address took it over
-                // between our insert and this session: it is theirs now.
-                Err(err) if err.code == crate::error::ErrorCode::NotFound => {
-                    return Err(Self::user_exists())
-                }
-                Err(err) => return Err(err),
-            }
-        };
-        Ok(SignupOutcome { user, session })
+        }
     }
 
-    /// Dashboard sign-up (seed 002): creates an unverified account without a
+    /// One attempt at storing the account: joining the invitation's tenant,
+    /// else with its own tenant and the verification mail. A taken address
+    /// is `409 USER_EXISTS`, the only answer the caller retries; an
+    /// invitation spent in the meantime is `422` on `invite_token`.
+    async fn insert_signup_user(
+        &self,
+        new_user: NewUser,
+        tenant_name: &str,
+        form: &SignupForm,
+    ) -> AppResult<User> {
+        let Some(invite) = &form.invite else {
+            let verification = Some(form.verify_callback.as_ref());
+            return self
+                .create_account(new_user, tenant_name.to_owned(), verification)
+                .await;
+        };
+        match self
+            .store
+            .create_user_with_invite(new_user, &invite.hash)
+            .await
+        {
+            Ok(Some(user)) => Ok(user),
+            Ok(None) => Err(AppError::field("invite_token", INVITE_UNUSABLE)),
+            Err(StoreError::Conflict("email")) => Err(Self::user_exists()),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// The session a sign-up starts: none when `auth.require_verified_email`
+    /// holds it back or the caller asked for none.
+    async fn signup_session(
+        &self,
+        user: &User,
+        without_session: bool,
+        client: &ClientInfo,
+    ) -> AppResult<Option<(String, Session)>> {
+        if self.config.auth.require_verified_email || without_session {
+            return Ok(None);
+        }
+        match self.start_session(user, None, client).await {
+            Ok(session) => Ok(Some(session)),
+            // A sign-up for the same unverified address took it over
+            // between our insert and this session: it is theirs now.
+            Err(err) if err.code == crate::error::ErrorCode::NotFound => Err(Self::user_exists()),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Dashboard sign-up (`/auth`): creates an unverified account without a
     /// session. Signing up again with an unverified email takes the address
     /// over as any sign-up does (a new verification mail, the old links
     /// dead) and answers as a new sign-up; a verified one is
@@ -422,7 +527,7 @@ impl Tessera {
         if raw.is_empty() {
             return Err(AppError::field("token", "is required"));
         }
-        if raw.len() > 128 {
+        if raw.len() > token::MAX_SECRET_LEN {
             return Err(Self::invalid_token());
         }
         Ok(raw)

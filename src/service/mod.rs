@@ -28,7 +28,7 @@ mod sessions;
 mod tenants;
 mod tokens;
 
-pub use accounts::{SignupInput, SignupOutcome};
+pub use accounts::{SignupInput, SignupOutcome, RESET_TTL, VERIFY_TTL};
 pub use admin::UserPatch;
 pub use audit::{Audit, AuditAction};
 pub use import::ImportReport;
@@ -40,6 +40,7 @@ pub use oauth::{
 };
 pub use passkeys::{PasskeyAssertion, PasskeyCeremony};
 pub use sessions::{Credential, LoginOutcome, Principal, PrincipalKind, RefreshedPair};
+pub use tenants::INVITE_TTL;
 pub use tokens::{IssuedJwt, NewPatInput};
 
 /// The kinds of link Tessera mails.
@@ -124,105 +125,32 @@ pub(crate) fn over_budget(what: &str, limit: u32, per_hour: bool) -> crate::erro
 
 impl Tessera {
     /// Builds the core on a migrated store, creating the JWT signing key on
-    /// first start.
+    /// first start. Each step may refuse to start (a store error, a bad
+    /// setting); they run in this order, so the first problem is the one
+    /// reported.
     pub async fn new(
         config: Config,
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Tessera> {
-        let mut stored = store.signing_keys().await?;
-        if stored.is_empty() {
-            store
-                .add_first_signing_key(&jwt::generate_key(clock.now())?)
-                .await?;
-            // Another node may have raced us; everyone uses what is stored.
-            stored = store.signing_keys().await?;
-        }
-        let keys = JwtKeys::new(&stored, config.public_base(), &config.jwt.audience)
-            .context("loading JWT signing keys")?;
+        let keys = load_signing_keys(&config, store.as_ref(), clock.as_ref()).await?;
         let metrics = crate::metrics::Metrics::new();
         let cache = Arc::new(cache::Caches::new(&config.cache, metrics.clone()));
         let keys_changed = Arc::new(Notify::new());
-        {
-            let cache = cache.clone();
-            let keys_changed = keys_changed.clone();
-            store.changes().subscribe(move |change| {
-                cache.on_change(change);
-                // Also when the feed (re)connects: a rotation may have
-                // happened while it was down (or before it started).
-                if matches!(
-                    change,
-                    crate::store::Change::SigningKeys | crate::store::Change::Following(true)
-                ) {
-                    keys_changed.notify_one();
-                }
-            });
-        }
-        // Every node must answer an unknown email with the same decoy.
-        let passkey_decoy_key = store
-            .app_secret(
-                "passkey_decoy_key",
-                &crate::crypto::totp::new_secret_key(),
-                clock.now(),
-            )
-            .await?;
-        let device_key = crate::crypto::device::DeviceKey::new(
-            &store
-                .app_secret(
-                    "device_cookie_key",
-                    &crate::crypto::totp::new_secret_key(),
-                    clock.now(),
-                )
-                .await?,
-        );
-        let form_signer = crate::crypto::token::Signer::new(
-            &store
-                .app_secret(
-                    "form_token_key",
-                    &crate::crypto::totp::new_secret_key(),
-                    clock.now(),
-                )
-                .await?,
-        );
-        let refresh_signer = crate::crypto::token::Signer::new(
-            &store
-                .app_secret(
-                    "refresh_token_key",
-                    &crate::crypto::totp::new_secret_key(),
-                    clock.now(),
-                )
-                .await?,
-        );
+        follow_store_changes(store.as_ref(), &cache, &keys_changed);
+        let secrets = SharedSecrets::load(store.as_ref(), clock.as_ref()).await?;
         let hasher = PasswordHasher::new(&config.argon2)?
             .with_max_bcrypt_cost(config.security.max_bcrypt_cost);
         let totp_box = Self::totp_box(&config, store.as_ref(), clock.as_ref()).await?;
-        let webauthn = match passkeys::build_webauthn(&config) {
-            Ok(webauthn) => Some(webauthn),
-            // Configured explicitly: a mistake worth refusing to start for.
-            Err(err) if config.webauthn.rp_id.is_some() || !config.webauthn.origins.is_empty() => {
-                return Err(err)
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "passkeys are off: the public URL's host cannot be a WebAuthn relying party id (set webauthn.rp_id)");
-                None
-            }
-        };
-        let networks = |key: &str, list: &[String]| {
-            list.iter()
-                .map(|p| {
-                    p.parse::<ipnet::IpNet>()
-                        .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                        .with_context(|| format!("{key}: {p:?} is not an IP address or CIDR"))
-                })
-                .collect::<anyhow::Result<Vec<_>>>()
-        };
-        let trusted_proxies = networks("trusted_proxies", &config.trusted_proxies)?;
-        let admin_allow_from = networks("admin_allow_from", &config.admin_allow_from)?;
+        let webauthn = webauthn_or_off(&config)?;
+        let trusted_proxies = parse_networks("trusted_proxies", &config.trusted_proxies)?;
+        let admin_allow_from = parse_networks("admin_allow_from", &config.admin_allow_from)?;
         let limiter = limits::RateLimiter::new(
             config.redis_url.as_ref().map(|u| u.expose_secret()),
             &config.redis_key_prefix,
             &config.database_url,
         )?;
+        let (http_client, oauth_http) = http_clients()?;
         Ok(Tessera {
             node: config.node_name(),
             config: Arc::new(config),
@@ -236,20 +164,17 @@ impl Tessera {
             mail_wake: Arc::new(Notify::new()),
             tasks: TaskTracker::new(),
             limiter,
-            http_client: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(10))
-                .build()
-                .context("building the HTTP client")?,
+            http_client,
             trusted_proxies,
             admin_allow_from,
             oauth: oauth::OAuthCache::default(),
             totp_box,
             webauthn,
-            passkey_decoy_key,
-            device_key,
-            form_signer,
-            refresh_signer,
-            oauth_http: oauth::provider_http_client().context("building the OAuth HTTP client")?,
+            passkey_decoy_key: secrets.passkey_decoy_key,
+            device_key: secrets.device_key,
+            form_signer: secrets.form_signer,
+            refresh_signer: secrets.refresh_signer,
+            oauth_http,
         })
     }
 
@@ -285,4 +210,114 @@ impl Tessera {
         *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
         Ok(())
     }
+}
+
+/// The JWT signing keys, the first one created on an empty store. Nodes
+/// starting together may each create one; the store keeps the first, and
+/// every node uses what is stored.
+async fn load_signing_keys(
+    config: &Config,
+    store: &dyn Store,
+    clock: &dyn Clock,
+) -> anyhow::Result<JwtKeys> {
+    let mut stored = store.signing_keys().await?;
+    if stored.is_empty() {
+        store
+            .add_first_signing_key(&jwt::generate_key(clock.now())?)
+            .await?;
+        // Another node may have raced us; everyone uses what is stored.
+        stored = store.signing_keys().await?;
+    }
+    JwtKeys::new(&stored, config.public_base(), &config.jwt.audience)
+        .context("loading JWT signing keys")
+}
+
+/// Follows the store's change feed: empties what `cache` holds of a changed
+/// record, and wakes `keys_changed` when the signing keys changed.
+fn follow_store_changes(store: &dyn Store, cache: &Arc<cache::Caches>, keys_changed: &Arc<Notify>) {
+    let cache = cache.clone();
+    let keys_changed = keys_changed.clone();
+    store.changes().subscribe(move |change| {
+        cache.on_change(change);
+        // Also when the feed (re)connects: a rotation may have
+        // happened while it was down (or before it started).
+        if matches!(
+            change,
+            crate::store::Change::SigningKeys | crate::store::Change::Following(true)
+        ) {
+            keys_changed.notify_one();
+        }
+    });
+}
+
+/// The keys every node must hold alike, generated by the first node to ask
+/// and stored (see `Store::app_secret`).
+struct SharedSecrets {
+    /// Every node must answer an unknown email with the same decoy.
+    passkey_decoy_key: Vec<u8>,
+    device_key: crate::crypto::device::DeviceKey,
+    form_signer: crate::crypto::token::Signer,
+    refresh_signer: crate::crypto::token::Signer,
+}
+
+impl SharedSecrets {
+    /// Reads (or, on first start, creates) each secret in turn.
+    async fn load(store: &dyn Store, clock: &dyn Clock) -> anyhow::Result<SharedSecrets> {
+        use crate::crypto::{device::DeviceKey, token::Signer};
+        Ok(SharedSecrets {
+            passkey_decoy_key: shared_secret(store, clock, "passkey_decoy_key").await?,
+            device_key: DeviceKey::new(&shared_secret(store, clock, "device_cookie_key").await?),
+            form_signer: Signer::new(&shared_secret(store, clock, "form_token_key").await?),
+            refresh_signer: Signer::new(&shared_secret(store, clock, "refresh_token_key").await?),
+        })
+    }
+}
+
+/// The server secret `name`, stored as a new random key on first use.
+async fn shared_secret(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    name: &str,
+) -> anyhow::Result<Vec<u8>> {
+    Ok(store
+        .app_secret(name, &crate::crypto::totp::new_secret_key(), clock.now())
+        .await?)
+}
+
+/// The passkey relying party, or `None` (passkeys off, with a warning) when
+/// the public URL's host cannot be one. When passkeys were configured
+/// explicitly, the same failure is a mistake worth refusing to start for.
+fn webauthn_or_off(config: &Config) -> anyhow::Result<Option<webauthn_rs::Webauthn>> {
+    match passkeys::build_webauthn(config) {
+        Ok(webauthn) => Ok(Some(webauthn)),
+        Err(err) if config.webauthn.rp_id.is_some() || !config.webauthn.origins.is_empty() => {
+            Err(err)
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "passkeys are off: the public URL's host cannot be a WebAuthn relying party id (set webauthn.rp_id)");
+            Ok(None)
+        }
+    }
+}
+
+/// The networks of setting `key`: each entry a CIDR or a single address.
+fn parse_networks(key: &str, list: &[String]) -> anyhow::Result<Vec<ipnet::IpNet>> {
+    list.iter()
+        .map(|p| {
+            p.parse::<ipnet::IpNet>()
+                .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .with_context(|| format!("{key}: {p:?} is not an IP address or CIDR"))
+        })
+        .collect()
+}
+
+/// The HTTP client for third parties (the bot-check verifier), then the one
+/// for OAuth providers (no redirects followed).
+fn http_clients() -> anyhow::Result<(reqwest::Client, reqwest::Client)> {
+    let http_client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .context("building the HTTP client")?;
+    let oauth_http = oauth::provider_http_client().context("building the OAuth HTTP client")?;
+    Ok((http_client, oauth_http))
 }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration as StdDuration, Instant};
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreIdTokenClaims, CoreProviderMetadata,
 };
@@ -46,9 +46,9 @@ const GITHUB_ISSUER: &str = "https://github.com";
 pub enum OAuthCallback {
     /// `/api/v1/auth/oauth/{provider}/callback`
     Api,
-    /// `/auth/callback/{provider}` (seed 002)
+    /// `/auth/callback/{provider}`
     Dashboard,
-    /// `/api/auth/google/callback` (seed 001)
+    /// `/api/auth/google/callback`
     Legacy,
 }
 
@@ -323,7 +323,7 @@ impl Tessera {
         let state = params
             .state
             .as_deref()
-            .filter(|s| !s.is_empty() && s.len() <= 128);
+            .filter(|s| crate::crypto::token::plausible_secret(s));
         let (Some(state), Some(cookie)) = (state, cookie_state) else {
             return Err(invalid_state());
         };
@@ -526,49 +526,65 @@ impl Tessera {
         })
     }
 
-    /// The account an identity signs in to, by the linking rules.
+    /// The account an identity signs in to, by the linking rules: the
+    /// account it is already linked to; else, when the provider vouches for
+    /// the email, the verified account with that address (linked now) or a
+    /// new account (an unverified one holding the address is discarded).
     async fn social_user(
         &self,
         provider: &Provider,
         identity: ProviderIdentity,
         client: &ClientInfo,
     ) -> AppResult<User> {
-        if let Some(known) = self
+        if let Some(user) = self.linked_user(&identity).await? {
+            return Ok(user);
+        }
+        let email = vouched_email(provider, &identity)?;
+        let vouched = VouchedIdentity {
+            provider,
+            identity,
+            email,
+            now: self.clock.now(),
+        };
+        match self.owner_of_address(&vouched.email, client).await? {
+            Some(user) if user.email_verified_at.is_some() => {
+                self.link_vouched(user, &vouched, client).await
+            }
+            // Verified or created again a moment ago, between the two looks.
+            Some(_) => Err(AppError::conflict(
+                "This account changed a moment ago; sign in again.",
+            )),
+            None => self.social_signup(&vouched, client).await,
+        }
+    }
+
+    /// The account an identity was linked to before, when it was; an
+    /// identity whose account has since been deleted is refused.
+    async fn linked_user(&self, identity: &ProviderIdentity) -> AppResult<Option<User>> {
+        let Some(known) = self
             .store
             .find_identity(&identity.issuer, &identity.subject)
             .await?
-        {
-            return self
-                .store
-                .find_user(known.user_id)
-                .await?
-                .ok_or_else(|| sign_in_failed("This account no longer exists."));
-        }
-        let email = identity
-            .email
-            .as_deref()
-            .and_then(|e| Email::parse(e).ok())
-            .ok_or_else(|| sign_in_failed("The provider did not share a usable email address."))?;
-        if !identity.email_verified {
-            return Err(AppError::forbidden(format!(
-                "{} has not verified this email address; verify it there, or sign up with a password.",
-                provider.name
-            )));
-        }
-        let now = self.clock.now();
-        let new_identity = |user_id| NewIdentity {
-            id: Uuid::new_v4(),
-            user_id,
-            provider: provider.name.clone(),
-            issuer: identity.issuer.clone(),
-            subject: identity.subject.clone(),
-            email: Some(email.as_str().to_owned()),
-            now,
+        else {
+            return Ok(None);
         };
-        let existing = match self.store.find_user_by_email(email.as_str()).await? {
-            // The provider proved the address; whoever signed up with it
-            // without proving it loses the account (a password squatter
-            // must not inherit the owner's social sign-in).
+        self.store
+            .find_user(known.user_id)
+            .await?
+            .map(Some)
+            .ok_or_else(|| sign_in_failed("This account no longer exists."))
+    }
+
+    /// The account holding `email`, if any, once an unverified holder has
+    /// been discarded: the provider proved the address, and whoever signed
+    /// up with it without proving it loses the account (a password squatter
+    /// must not inherit the owner's social sign-in).
+    async fn owner_of_address(
+        &self,
+        email: &Email,
+        client: &ClientInfo,
+    ) -> AppResult<Option<User>> {
+        Ok(match self.store.find_user_by_email(email.as_str()).await? {
             Some(user)
                 if user.email_verified_at.is_none()
                     && self.take_over_unverified(email.as_str(), client).await? =>
@@ -576,67 +592,55 @@ impl Tessera {
                 None
             }
             other => other,
-        };
-        match existing {
-            Some(user) if user.email_verified_at.is_some() => {
-                self.store
-                    .link_identity(&new_identity(user.id))
-                    .await
-                    .map_err(|e| link_conflict(e, &provider.name))?;
-                self.record_link(&user, &provider.name, client).await;
-                Ok(user)
-            }
-            // Verified or created again a moment ago, between the two looks.
-            Some(_) => Err(AppError::conflict(
-                "This account changed a moment ago; sign in again.",
-            )),
-            None => {
-                let user_id = Uuid::new_v4();
-                let name = identity
-                    .name
-                    .as_deref()
-                    .and_then(|n| crate::domain::clean_text(Some(n), 200).ok().flatten());
-                let tenant_name = format!(
-                    "{}'s workspace",
-                    name.as_deref().unwrap_or(email.local_part())
-                );
-                let user = NewUser {
-                    id: user_id,
-                    email: email.as_str().to_owned(),
-                    password_hash: None,
-                    name,
-                    first_name: None,
-                    last_name: None,
-                    email_verified: true,
-                    is_admin: false,
-                    now,
-                };
-                let tenant = NewTenant {
-                    id: Uuid::new_v4(),
-                    slug: super::accounts::slugify(&tenant_name),
-                    name: tenant_name,
-                };
-                let user = self
-                    .store
-                    .create_user_with_identity(user, tenant, new_identity(user_id))
-                    .await
-                    .map_err(|e| match e {
-                        StoreError::Conflict(_) => AppError::conflict(
-                            "This account was created a moment ago; sign in again.",
-                        ),
-                        other => other.into(),
-                    })?;
-                self.record(
-                    Audit::new(AuditAction::Signup)
-                        .actor(user.id)
-                        .target(user.id)
-                        .client(client)
-                        .detail(json!({"provider": provider.name})),
-                )
-                .await;
-                Ok(user)
-            }
-        }
+        })
+    }
+
+    /// Links a new identity to the verified account with its address, and
+    /// audits the link.
+    async fn link_vouched(
+        &self,
+        user: User,
+        vouched: &VouchedIdentity<'_>,
+        client: &ClientInfo,
+    ) -> AppResult<User> {
+        let provider = &vouched.provider.name;
+        self.store
+            .link_identity(&vouched.linked_to(user.id))
+            .await
+            .map_err(|e| link_conflict(e, provider))?;
+        self.record_link(&user, provider, client).await;
+        Ok(user)
+    }
+
+    /// Creates a verified, password-less account for a new identity, with
+    /// its own tenant and the identity linked, in one transaction; audits
+    /// the sign-up. A concurrent creation of the same account is `409`.
+    async fn social_signup(
+        &self,
+        vouched: &VouchedIdentity<'_>,
+        client: &ClientInfo,
+    ) -> AppResult<User> {
+        let (user, tenant) = vouched.new_account();
+        let identity = vouched.linked_to(user.id);
+        let user = self
+            .store
+            .create_user_with_identity(user, tenant, identity)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => {
+                    AppError::conflict("This account was created a moment ago; sign in again.")
+                }
+                other => other.into(),
+            })?;
+        self.record(
+            Audit::new(AuditAction::Signup)
+                .actor(user.id)
+                .target(user.id)
+                .client(client)
+                .detail(json!({"provider": vouched.provider.name})),
+        )
+        .await;
+        Ok(user)
     }
 
     /// Links an identity to a signed-in user who asked for it.
@@ -737,5 +741,80 @@ fn link_conflict(err: StoreError, provider: &str) -> AppError {
             "This {provider} account is linked to another account."
         )),
         other => other.into(),
+    }
+}
+
+/// The identity's email, when the provider shared a usable one and says it
+/// verified it: only then may the identity sign up or join an account by
+/// address. The missing address is named before the unverified one.
+fn vouched_email(provider: &Provider, identity: &ProviderIdentity) -> AppResult<Email> {
+    let email = identity
+        .email
+        .as_deref()
+        .and_then(|e| Email::parse(e).ok())
+        .ok_or_else(|| sign_in_failed("The provider did not share a usable email address."))?;
+    if !identity.email_verified {
+        return Err(AppError::forbidden(format!(
+            "{} has not verified this email address; verify it there, or sign up with a password.",
+            provider.name
+        )));
+    }
+    Ok(email)
+}
+
+/// A new identity whose provider vouched for its email address (see
+/// [`vouched_email`]), seen at `now`.
+struct VouchedIdentity<'a> {
+    provider: &'a Provider,
+    identity: ProviderIdentity,
+    email: Email,
+    now: DateTime<Utc>,
+}
+
+impl VouchedIdentity<'_> {
+    /// The identity as linked to `user_id`.
+    fn linked_to(&self, user_id: Uuid) -> NewIdentity {
+        NewIdentity {
+            id: Uuid::new_v4(),
+            user_id,
+            provider: self.provider.name.clone(),
+            issuer: self.identity.issuer.clone(),
+            subject: self.identity.subject.clone(),
+            email: Some(self.email.as_str().to_owned()),
+            now: self.now,
+        }
+    }
+
+    /// The account a first sign-in creates: verified (the provider proved
+    /// the address), without a password, named as the provider names the
+    /// person when that name is usable (else left unnamed), with a
+    /// workspace named after the person or the address.
+    fn new_account(&self) -> (NewUser, NewTenant) {
+        let name = self
+            .identity
+            .name
+            .as_deref()
+            .and_then(|n| crate::domain::clean_text(Some(n), 200).ok().flatten());
+        let tenant_name = format!(
+            "{}'s workspace",
+            name.as_deref().unwrap_or(self.email.local_part())
+        );
+        let user = NewUser {
+            id: Uuid::new_v4(),
+            email: self.email.as_str().to_owned(),
+            password_hash: None,
+            name,
+            first_name: None,
+            last_name: None,
+            email_verified: true,
+            is_admin: false,
+            now: self.now,
+        };
+        let tenant = NewTenant {
+            id: Uuid::new_v4(),
+            slug: super::accounts::slugify(&tenant_name),
+            name: tenant_name,
+        };
+        (user, tenant)
     }
 }

@@ -1,6 +1,6 @@
 //! Personal access tokens and JWT access tokens.
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
 use serde_json::json;
@@ -35,6 +35,89 @@ pub(super) struct JwtSubject {
 }
 
 const MAX_PAT_DAYS: i64 = 3650;
+/// The longest token name, in characters.
+const PAT_NAME_MAX: usize = 100;
+/// How many listed scopes are looked at; a longer list is refused.
+const MAX_LISTED_SCOPES: usize = 8;
+
+/// A token's name as its owner sees it listed: trimmed, not empty, at most
+/// [`PAT_NAME_MAX`] characters, no control characters.
+#[derive(Debug)]
+struct TokenName(String);
+
+impl TokenName {
+    /// The name, or the reason to give on the `name` field.
+    fn parse(raw: &str) -> Result<TokenName, String> {
+        match domain::clean_text(Some(raw), PAT_NAME_MAX)? {
+            Some(name) => Ok(TokenName(name)),
+            None => Err("is required".into()),
+        }
+    }
+}
+
+/// The scopes a new token carries: at least one, each known, no repeats,
+/// in the order they are stored and shown (sorted by name).
+#[derive(Debug)]
+struct PatScopes(Vec<Scope>);
+
+impl PatScopes {
+    /// The scopes, or the reason to give on the `scopes` field. Of several
+    /// problems the last one found is named: too long a list first, then
+    /// each unknown scope among the first [`MAX_LISTED_SCOPES`] in turn;
+    /// an empty list only when nothing else is wrong.
+    fn parse(raw: &[String]) -> Result<PatScopes, String> {
+        let mut reason = None;
+        if raw.len() > MAX_LISTED_SCOPES {
+            reason = Some("lists too many scopes; use read, write".to_owned());
+        }
+        let mut scopes: Vec<Scope> = Vec::new();
+        for raw in raw.iter().take(MAX_LISTED_SCOPES) {
+            match Scope::parse(raw) {
+                Some(scope) if !scopes.contains(&scope) => scopes.push(scope),
+                Some(_) => {}
+                None => reason = Some(format!("unknown scope {raw:?}; use read or write")),
+            }
+        }
+        if let Some(reason) = reason {
+            return Err(reason);
+        }
+        if scopes.is_empty() {
+            return Err("must name at least one of read, write".into());
+        }
+        scopes.sort_by_key(|s| s.as_str());
+        Ok(PatScopes(scopes))
+    }
+}
+
+/// How long a new token lives: 1 to [`MAX_PAT_DAYS`] days, or with no
+/// expiry when none is asked for.
+#[derive(Debug, Clone, Copy)]
+struct PatLifetime(Option<i64>);
+
+impl PatLifetime {
+    /// The lifetime, or the reason to give on the `expires_in_days` field.
+    fn parse(days: Option<i64>) -> Result<PatLifetime, String> {
+        match days {
+            Some(days) if !(1..=MAX_PAT_DAYS).contains(&days) => {
+                Err(format!("must be between 1 and {MAX_PAT_DAYS}"))
+            }
+            days => Ok(PatLifetime(days)),
+        }
+    }
+
+    /// When a token created at `now` stops working.
+    fn expires_at(self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.0.map(|days| now + Duration::days(days))
+    }
+}
+
+/// A [`NewPatInput`] whose every field checked out.
+struct PatRequest {
+    name: TokenName,
+    scopes: PatScopes,
+    lifetime: PatLifetime,
+    tenant_id: Option<Uuid>,
+}
 
 impl Tessera {
     /// Creates a PAT; the secret is returned once and stored only as a hash.
@@ -51,92 +134,94 @@ impl Tessera {
             ));
         }
         Self::require_verified(&principal.user)?;
+        let request = self.pat_request(principal, input).await?;
+        let (secret, pat) = self.store_pat(principal, request).await?;
+        self.record_pat_created(principal, &pat, client).await;
+        Ok((secret, pat))
+    }
+
+    /// Checks every field of a token request and answers `422` naming each
+    /// wrong one (all of them at once, so a form can show them together).
+    /// The tenant, when one is named, must be one the user belongs to.
+    async fn pat_request(
+        &self,
+        principal: &Principal,
+        input: NewPatInput,
+    ) -> AppResult<PatRequest> {
         let mut errors = FieldErrors::new();
-        let name = match domain::clean_text(Some(&input.name), 100) {
-            Ok(Some(name)) => Some(name),
-            Ok(None) => {
-                errors.insert("name".into(), "is required".into());
-                None
-            }
-            Err(reason) => {
-                errors.insert("name".into(), reason);
-                None
-            }
-        };
-        let mut scopes: Vec<Scope> = Vec::new();
-        if input.scopes.len() > 8 {
-            errors.insert(
-                "scopes".into(),
-                "lists too many scopes; use read, write".into(),
-            );
-        }
-        for raw in input.scopes.iter().take(8) {
-            match Scope::parse(raw) {
-                Some(scope) if !scopes.contains(&scope) => scopes.push(scope),
-                Some(_) => {}
-                None => {
-                    errors.insert(
-                        "scopes".into(),
-                        format!("unknown scope {raw:?}; use read or write"),
-                    );
-                }
-            }
-        }
-        if scopes.is_empty() && !errors.contains_key("scopes") {
-            errors.insert(
-                "scopes".into(),
-                "must name at least one of read, write".into(),
-            );
-        }
-        if let Some(days) = input.expires_in_days {
-            if !(1..=MAX_PAT_DAYS).contains(&days) {
-                errors.insert(
-                    "expires_in_days".into(),
-                    format!("must be between 1 and {MAX_PAT_DAYS}"),
-                );
-            }
-        }
+        let name = TokenName::parse(&input.name)
+            .map_err(|reason| errors.insert("name".into(), reason))
+            .ok();
+        let scopes = PatScopes::parse(&input.scopes)
+            .map_err(|reason| errors.insert("scopes".into(), reason))
+            .ok();
+        let lifetime = PatLifetime::parse(input.expires_in_days)
+            .map_err(|reason| errors.insert("expires_in_days".into(), reason))
+            .ok();
         if let Some(tenant_id) = input.tenant_id {
-            let member = self
-                .store
-                .memberships(principal.user.id)
-                .await?
-                .iter()
-                .any(|m| m.id == tenant_id);
-            if !member {
+            if !self.is_member_of(principal.user.id, tenant_id).await? {
                 errors.insert("tenant_id".into(), "is not a tenant you belong to".into());
             }
         }
-        let (Some(name), true) = (name, errors.is_empty()) else {
+        let (Some(name), Some(scopes), Some(lifetime), true) =
+            (name, scopes, lifetime, errors.is_empty())
+        else {
             return Err(AppError::fields(errors));
         };
-        scopes.sort_by_key(|s| s.as_str());
+        Ok(PatRequest {
+            name,
+            scopes,
+            lifetime,
+            tenant_id: input.tenant_id,
+        })
+    }
+
+    /// Whether `user_id` is a member of `tenant_id`, as stored (not cached).
+    async fn is_member_of(&self, user_id: Uuid, tenant_id: Uuid) -> AppResult<bool> {
+        Ok(self
+            .store
+            .memberships(user_id)
+            .await?
+            .iter()
+            .any(|m| m.id == tenant_id))
+    }
+
+    /// Stores the token under a fresh secret's hash and returns the secret
+    /// with the stored record. A user at `max_tokens_per_user` live tokens
+    /// gets `429 RATE_LIMITED` (the store counts in the same transaction).
+    async fn store_pat(
+        &self,
+        principal: &Principal,
+        request: PatRequest,
+    ) -> AppResult<(String, Pat)> {
         let now = self.clock.now();
         let secret = token::new_pat();
+        let limit = self.config.security.max_tokens_per_user;
+        let new_pat = NewPat {
+            id: Uuid::new_v4(),
+            user_id: principal.user.id,
+            tenant_id: request.tenant_id,
+            name: request.name.0,
+            scopes: Scopes(request.scopes.0),
+            token_hash: hash_secret(&secret),
+            now,
+            expires_at: request.lifetime.expires_at(now),
+        };
         let pat = self
             .store
-            .create_pat(
-                NewPat {
-                    id: Uuid::new_v4(),
-                    user_id: principal.user.id,
-                    tenant_id: input.tenant_id,
-                    name,
-                    scopes: Scopes(scopes),
-                    token_hash: hash_secret(&secret),
-                    now,
-                    expires_at: input.expires_in_days.map(|d| now + Duration::days(d)),
-                },
-                self.config.security.max_tokens_per_user,
-            )
+            .create_pat(new_pat, limit)
             .await
             .map_err(|e| match e {
-                crate::store::StoreError::Conflict("limit") => super::over_budget(
-                    "personal access tokens",
-                    self.config.security.max_tokens_per_user,
-                    false,
-                ),
+                crate::store::StoreError::Conflict("limit") => {
+                    super::over_budget("personal access tokens", limit, false)
+                }
                 other => other.into(),
             })?;
+        Ok((secret, pat))
+    }
+
+    /// Audits a token's creation: its id, name and scopes, never the secret.
+    async fn record_pat_created(&self, principal: &Principal, pat: &Pat, client: &ClientInfo) {
         self.record(
             Audit::new(AuditAction::TokenCreate)
                 .actor(principal.user.id)
@@ -147,7 +232,6 @@ impl Tessera {
                 ),
         )
         .await;
-        Ok((secret, pat))
     }
 
     pub async fn list_pats(&self, principal: &Principal) -> AppResult<Vec<Pat>> {
@@ -270,5 +354,79 @@ impl Tessera {
             access_token,
             expires_in: ttl,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn token_names_are_trimmed_required_and_bounded() {
+        assert_eq!(TokenName::parse("  ci  ").unwrap().0, "ci");
+        assert_eq!(TokenName::parse("   ").unwrap_err(), "is required");
+        assert!(TokenName::parse(&"x".repeat(PAT_NAME_MAX)).is_ok());
+        assert_eq!(
+            TokenName::parse(&"x".repeat(PAT_NAME_MAX + 1)).unwrap_err(),
+            "must be at most 100 characters"
+        );
+        assert!(TokenName::parse("a\u{7}b").is_err());
+    }
+
+    #[test]
+    fn scopes_are_deduplicated_and_sorted() {
+        let scopes = PatScopes::parse(&strings(&["write", "read", "write"])).unwrap();
+        assert_eq!(scopes.0, vec![Scope::Read, Scope::Write]);
+    }
+
+    #[test]
+    fn of_several_scope_problems_the_last_found_is_named() {
+        assert_eq!(
+            PatScopes::parse(&[]).unwrap_err(),
+            "must name at least one of read, write"
+        );
+        assert_eq!(
+            PatScopes::parse(&strings(&["read", "admin", "root"])).unwrap_err(),
+            "unknown scope \"root\"; use read or write"
+        );
+        // Only the first eight are looked at; an unknown one among them
+        // wins over the list being too long.
+        let mut long = strings(&["read"; 9]);
+        assert_eq!(
+            PatScopes::parse(&long).unwrap_err(),
+            "lists too many scopes; use read, write"
+        );
+        long[2] = "admin".into();
+        assert_eq!(
+            PatScopes::parse(&long).unwrap_err(),
+            "unknown scope \"admin\"; use read or write"
+        );
+        long[2] = "read".into();
+        long[8] = "admin".into();
+        assert_eq!(
+            PatScopes::parse(&long).unwrap_err(),
+            "lists too many scopes; use read, write"
+        );
+    }
+
+    #[test]
+    fn lifetimes_are_one_day_to_ten_years_or_none() {
+        let now = chrono::Utc::now();
+        assert_eq!(PatLifetime::parse(None).unwrap().expires_at(now), None);
+        assert_eq!(
+            PatLifetime::parse(Some(1)).unwrap().expires_at(now),
+            Some(now + Duration::days(1))
+        );
+        assert!(PatLifetime::parse(Some(MAX_PAT_DAYS)).is_ok());
+        for days in [0, -1, MAX_PAT_DAYS + 1] {
+            assert_eq!(
+                PatLifetime::parse(Some(days)).unwrap_err(),
+                "must be between 1 and 3650"
+            );
+        }
     }
 }

@@ -22,7 +22,10 @@ use super::{
 };
 use crate::error::{AppError, AppResult};
 use crate::http::oauth;
-use crate::service::{ClientInfo, NewPatInput, OAuthCallback, SecondFactor, Tessera, TotpSetup};
+use crate::mail::templates::lifetime;
+use crate::service::{
+    ClientInfo, NewPatInput, OAuthCallback, SecondFactor, Tessera, TotpSetup, VERIFY_TTL,
+};
 
 pub struct OrgRow {
     pub name: String,
@@ -317,7 +320,7 @@ async fn after(
 
 /// The sentence for `?done=…` after an action (a fixed set: nothing from
 /// the query is echoed).
-fn done_notice(done: &str) -> Option<&'static str> {
+fn done_notice(done: &str) -> Option<String> {
     Some(match done {
         "profile" => "Your profile is saved.",
         "password" => "Your password is changed; every other session is signed out.",
@@ -328,9 +331,15 @@ fn done_notice(done: &str) -> Option<&'static str> {
         "2fa-off" => "Two-step verification is off.",
         "unlinked" => "The account is unlinked.",
         "linked" => "The account is linked.",
-        "verify-sent" => "A new verification link is on its way; it works for 24 hours.",
+        "verify-sent" => {
+            return Some(format!(
+                "A new verification link is on its way; it works for {}.",
+                lifetime(VERIFY_TTL)
+            ))
+        }
         _ => return None,
-    })
+    }
+    .to_owned())
 }
 
 #[derive(Deserialize, Default)]
@@ -346,7 +355,7 @@ pub async fn page(
 ) -> Response {
     let q: PageQuery = query(raw);
     let extras = Extras {
-        notice: done_notice(&q.done).map(str::to_owned),
+        notice: done_notice(&q.done),
         ..Extras::default()
     };
     show(&core, &viewer, extras, StatusCode::OK).await

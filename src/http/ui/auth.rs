@@ -17,7 +17,11 @@ use super::{
 };
 use crate::error::AppResult;
 use crate::http::{bot, cookies};
-use crate::service::{ClientInfo, LoginOutcome, SecondFactor, SignupInput, Tessera};
+use crate::mail::templates::lifetime;
+use crate::service::{
+    ClientInfo, LoginOutcome, SecondFactor, SignupInput, Tessera, INVITE_TTL, RESET_TTL,
+    VERIFY_TTL,
+};
 
 form_tokens!(FormToken::form_token for SignInForm, TwoFactorForm, SignUpForm, EmailForm, ResetForm, VerifyForm);
 form_tokens!(CsrfToken::csrf_token for AcceptForm);
@@ -570,7 +574,11 @@ fn dead_reset_link(core: &Tessera) -> Response {
     let page = MessagePage::new(
         Layout::new(core, "This link does not work"),
         "This link does not work",
-        "The link is wrong, was already used, or has expired (reset links work for an hour). Ask for a new one.",
+        format!(
+            "The link is wrong, was already used, or has expired (reset links work for {}). \
+             Ask for a new one.",
+            lifetime(RESET_TTL)
+        ),
     )
     .link(Page::ForgotPassword.href(), "Ask for a new link");
     render(StatusCode::UNPROCESSABLE_ENTITY, &page, None)
@@ -656,6 +664,8 @@ struct VerifyFailedPage {
     layout: Layout,
     form: FormState,
     form_token: String,
+    /// How long a verification link works.
+    link_life: String,
 }
 
 fn verify_failed(
@@ -669,6 +679,7 @@ fn verify_failed(
         layout: Layout::new(core, "This link does not work"),
         form,
         form_token: token,
+        link_life: lifetime(VERIFY_TTL),
     };
     render(status, &page, cookie)
 }
@@ -805,8 +816,11 @@ fn dead_invitation(core: &Tessera) -> Response {
     let page = MessagePage::new(
         Layout::new(core, "This invitation does not work"),
         "This invitation does not work",
-        "The link is wrong, was already used, was withdrawn, or has expired (invitations work for 7 days). \
-         Ask whoever invited you for a new one.",
+        format!(
+            "The link is wrong, was already used, was withdrawn, or has expired \
+             (invitations work for {}). Ask whoever invited you for a new one.",
+            lifetime(INVITE_TTL)
+        ),
     );
     render(StatusCode::UNPROCESSABLE_ENTITY, &page, None)
 }
