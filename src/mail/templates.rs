@@ -5,23 +5,40 @@ pub struct Rendered {
     pub body: String,
 }
 
-pub fn verify_email(link: &str) -> Rendered {
+/// How long something lasts, as a person says it: "5 minutes", "1 hour",
+/// "24 hours", "7 days" (the largest unit that divides it).
+pub fn lifetime(d: chrono::Duration) -> String {
+    let (n, unit) = if d.num_seconds() % 86_400 == 0 && d.num_days() != 1 {
+        (d.num_days(), "day")
+    } else if d.num_seconds() % 3_600 == 0 {
+        (d.num_hours(), "hour")
+    } else {
+        (d.num_minutes(), "minute")
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
+/// The verification mail; its link works for `ttl`.
+pub fn verify_email(link: &str, ttl: chrono::Duration) -> Rendered {
+    let ttl = lifetime(ttl);
     Rendered {
         subject: "Confirm your email address".into(),
         body: format!(
             "Welcome!\n\nConfirm your email address by opening this link:\n\n{link}\n\n\
-             The link works once and expires in 24 hours. If you did not sign up, ignore this mail.\n"
+             The link works once and expires in {ttl}. If you did not sign up, ignore this mail.\n"
         ),
     }
 }
 
-pub fn reset_password(link: &str) -> Rendered {
+/// The reset mail; its link works for `ttl`.
+pub fn reset_password(link: &str, ttl: chrono::Duration) -> Rendered {
+    let ttl = lifetime(ttl);
     Rendered {
         subject: "Reset your password".into(),
         body: format!(
             "Someone asked to reset the password of this account.\n\n\
              To choose a new password, open this link:\n\n{link}\n\n\
-             The link works once and expires in 1 hour. If it was not you, ignore this mail: \
+             The link works once and expires in {ttl}. If it was not you, ignore this mail: \
              your password stays as it is.\n"
         ),
     }
@@ -79,7 +96,15 @@ fn is_format(c: char) -> bool {
     matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}' | '\u{00AD}')
 }
 
-pub fn invite(inviter: &str, tenant: &str, role: &str, link: &str) -> Rendered {
+/// The invitation; its link works for `ttl`.
+pub fn invite(
+    inviter: &str,
+    tenant: &str,
+    role: &str,
+    link: &str,
+    ttl: chrono::Duration,
+) -> Rendered {
+    let ttl = lifetime(ttl);
     let inviter = mail_safe_name(inviter, "Someone");
     let tenant = mail_safe_name(tenant, "a workspace");
     Rendered {
@@ -87,7 +112,7 @@ pub fn invite(inviter: &str, tenant: &str, role: &str, link: &str) -> Rendered {
         body: format!(
             "{inviter} invited you to join {tenant} as {role}.\n\n\
              To accept, open this link:\n\n{link}\n\n\
-             The link works once and expires in 7 days. If you did not expect it, ignore this mail.\n"
+             The link works once and expires in {ttl}. If you did not expect it, ignore this mail.\n"
         ),
     }
 }
@@ -95,6 +120,16 @@ pub fn invite(inviter: &str, tenant: &str, role: &str, link: &str) -> Rendered {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lifetimes_read_as_people_say_them() {
+        use chrono::Duration;
+        assert_eq!(lifetime(Duration::minutes(5)), "5 minutes");
+        assert_eq!(lifetime(Duration::hours(1)), "1 hour");
+        assert_eq!(lifetime(Duration::hours(24)), "24 hours");
+        assert_eq!(lifetime(Duration::days(7)), "7 days");
+        assert_eq!(lifetime(Duration::minutes(90)), "90 minutes");
+    }
 
     #[test]
     fn names_in_invitations_carry_no_links_controls_or_length() {
@@ -125,6 +160,7 @@ mod tests {
             "Team\nX",
             "member",
             "https://t/ui?token=1",
+            chrono::Duration::days(7),
         );
         assert_eq!(rendered.subject, "Eve invited you to Team X");
         assert!(!rendered.subject.contains("evil"));

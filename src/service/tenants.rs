@@ -289,8 +289,13 @@ impl Tessera {
             .name
             .clone()
             .unwrap_or_else(|| principal.user.email.clone());
-        let message =
-            crate::mail::templates::invite(&inviter, &membership.name, role.as_str(), &link);
+        let message = crate::mail::templates::invite(
+            &inviter,
+            &membership.name,
+            role.as_str(),
+            &link,
+            INVITE_TTL,
+        );
         let invite = self
             .store
             .create_invite(

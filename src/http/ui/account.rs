@@ -321,25 +321,27 @@ async fn after(
 /// The sentence for `?done=…` after an action (a fixed set: nothing from
 /// the query is echoed).
 fn done_notice(done: &str) -> Option<String> {
-    Some(match done {
-        "profile" => "Your profile is saved.",
-        "password" => "Your password is changed; every other session is signed out.",
-        "password-set" => "Your password is set.",
-        "session" => "That session is signed out.",
-        "sessions" => "Every other session is signed out.",
-        "token-revoked" => "The token is revoked; it no longer works.",
-        "2fa-off" => "Two-step verification is off.",
-        "unlinked" => "The account is unlinked.",
-        "linked" => "The account is linked.",
-        "verify-sent" => {
-            return Some(format!(
-                "A new verification link is on its way; it works for {}.",
-                lifetime(VERIFY_TTL)
-            ))
+    Some(
+        match done {
+            "profile" => "Your profile is saved.",
+            "password" => "Your password is changed; every other session is signed out.",
+            "password-set" => "Your password is set.",
+            "session" => "That session is signed out.",
+            "sessions" => "Every other session is signed out.",
+            "token-revoked" => "The token is revoked; it no longer works.",
+            "2fa-off" => "Two-step verification is off.",
+            "unlinked" => "The account is unlinked.",
+            "linked" => "The account is linked.",
+            "verify-sent" => {
+                return Some(format!(
+                    "A new verification link is on its way; it works for {}.",
+                    lifetime(VERIFY_TTL)
+                ))
+            }
+            _ => return None,
         }
-        _ => return None,
-    }
-    .to_owned())
+        .to_owned(),
+    )
 }
 
 #[derive(Deserialize, Default)]

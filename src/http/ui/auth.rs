@@ -19,8 +19,7 @@ use crate::error::AppResult;
 use crate::http::{bot, cookies};
 use crate::mail::templates::lifetime;
 use crate::service::{
-    ClientInfo, LoginOutcome, SecondFactor, SignupInput, Tessera, INVITE_TTL, RESET_TTL,
-    VERIFY_TTL,
+    ClientInfo, LoginOutcome, SecondFactor, SignupInput, Tessera, INVITE_TTL, RESET_TTL, VERIFY_TTL,
 };
 
 form_tokens!(FormToken::form_token for SignInForm, TwoFactorForm, SignUpForm, EmailForm, ResetForm, VerifyForm);
