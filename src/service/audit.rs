@@ -67,6 +67,8 @@ audit_actions! {
     /// A user's profile was updated: by the user (their names) or by an
     /// admin (recorded on every admin patch, with the plan).
     UserUpdate => "user.update",
+    /// A user downloaded everything Tessera holds about them.
+    AccountExport => "account.export",
 
     // Second factors.
     /// A user turned on TOTP two-factor authentication.

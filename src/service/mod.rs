@@ -18,6 +18,7 @@ mod admin;
 mod audit;
 mod breach;
 pub mod cache;
+mod export;
 mod import;
 mod jobs;
 mod limits;
@@ -31,6 +32,7 @@ mod tokens;
 pub use accounts::{SignupInput, SignupOutcome, RESET_TTL, VERIFY_TTL};
 pub use admin::UserPatch;
 pub use audit::{Audit, AuditAction};
+pub use export::AccountExport;
 pub use import::ImportReport;
 pub use mfa::{
     SecondFactor, TotpSetup, TwoFactorStatus, CHALLENGE_TTL as TWO_FACTOR_CHALLENGE_TTL,

@@ -13,6 +13,7 @@ mod browser;
 mod cluster;
 mod dashboard_api;
 mod edge;
+mod export;
 mod health;
 mod http_hygiene;
 mod import;

@@ -296,6 +296,90 @@ pub async fn me(
     Ok(Json(me_response(&core, &principal).await?))
 }
 
+/// Everything Tessera holds about me, secrets left out.
+#[derive(Serialize, ToSchema)]
+pub struct AccountExportView {
+    pub exported_at: DateTime<Utc>,
+    /// The profile.
+    pub user: UserView,
+    /// My tenants and my role in each.
+    pub tenants: Vec<TenantView>,
+    /// Invitations waiting for my address.
+    pub invitations: Vec<InviteView>,
+    /// My active sessions: device (user agent) and address.
+    pub sessions: Vec<views::SessionView>,
+    /// My personal access tokens: names, scopes, dates (never the secret).
+    pub tokens: Vec<views::TokenView>,
+    /// My passkeys: names and dates (never the key).
+    pub passkeys: Vec<super::passkeys::PasskeyView>,
+    /// The providers linked to my account.
+    pub linked_accounts: Vec<super::oauth::LinkedAccount>,
+    pub two_factor: super::mfa::TwoFactorStatusView,
+    /// Consents given through Tessera. None are recorded yet; the list is
+    /// here so the document keeps its shape when they are.
+    #[schema(value_type = Vec<Object>)]
+    pub consents: Vec<serde_json::Value>,
+    /// What I did and what was done to my account, oldest first.
+    pub audit_events: Vec<views::AuditEventView>,
+}
+
+/// Download everything Tessera holds about me (GDPR articles 15 and 20):
+/// profile, tenants and roles, invitations, sessions, tokens, passkeys,
+/// linked providers, two-factor status and my audit events. Secrets are
+/// never included. Needs the signed-in session itself, not a token.
+#[utoipa::path(get, path = "/api/v1/auth/me/export", tag = "auth",
+    responses((status = 200, body = AccountExportView), (status = 401, body = ErrorBody),
+        (status = 403, description = "Called with a token rather than a session", body = ErrorBody)))]
+pub async fn export(
+    State(core): State<Arc<Tessera>>,
+    client: ClientInfo,
+    SignedInSession {
+        principal,
+        session_id,
+    }: SignedInSession,
+) -> AppResult<Json<AccountExportView>> {
+    let export = core.export_account(&principal, &client).await?;
+    let now = core.clock.now();
+    Ok(Json(AccountExportView {
+        exported_at: now,
+        user: UserView::from(&export.user),
+        tenants: views::tenants(&export.tenants),
+        invitations: views::invites(&export.pending_invites, now),
+        sessions: export
+            .sessions
+            .iter()
+            .map(|s| views::SessionView::new(s, s.id == session_id))
+            .collect(),
+        tokens: export
+            .tokens
+            .iter()
+            .map(|t| views::TokenView::new(t, None))
+            .collect(),
+        passkeys: export.passkeys.iter().map(Into::into).collect(),
+        linked_accounts: export
+            .identities
+            .into_iter()
+            .map(|i| super::oauth::LinkedAccount {
+                provider: i.provider,
+                email: i.email,
+                linked_at: i.created_at,
+            })
+            .collect(),
+        two_factor: super::mfa::TwoFactorStatusView {
+            enabled: export.two_factor.enabled,
+            methods: export
+                .two_factor
+                .methods
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            backup_codes_remaining: export.two_factor.backup_codes_remaining,
+        },
+        consents: Vec::new(),
+        audit_events: export.audit.iter().map(Into::into).collect(),
+    }))
+}
+
 #[derive(Deserialize, ToSchema)]
 pub struct ProfileBody {
     /// Up to 200 characters; an empty string clears it.

@@ -37,6 +37,7 @@ pub fn router(core: &Arc<Tessera>) -> OpenApiRouter<Arc<Tessera>> {
         .routes(routes!(auth::refresh))
         .routes(routes!(auth::csrf))
         .routes(routes!(auth::me, auth::update_me))
+        .routes(routes!(auth::export))
         .routes(routes!(auth::reset_password))
         .routes(routes!(auth::change_password))
         .routes(routes!(auth::set_password))
