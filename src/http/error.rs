@@ -9,9 +9,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -118,8 +116,7 @@ impl IntoResponse for AppError {
 }
 
 /// The layer that logs failed requests, from what their responses carry.
-pub async fn log_failures(req: Request, next: Next) -> Response {
-    let response = next.run(req).await;
+pub fn log_failures<B>(response: Response<B>) -> Response<B> {
     if let Some(failure) = response.extensions().get::<Failure>() {
         failure.log();
     }

@@ -5,43 +5,60 @@ use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderValue};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::{AppError, AppResult};
 use crate::http::extract::operator_access;
+use crate::http::layers::Hook;
+use crate::metrics::{method_label, Metrics};
 use crate::service::{ClientInfo, Tessera};
 
 /// Route-level: hands the matched route pattern (e.g.
-/// `/api/v1/tenants/{id}`) to [`count`] through the response, since only
+/// `/api/v1/tenants/{id}`) to [`Count`] through the response, since only
 /// the router knows it.
-pub async fn mark_route(req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().cloned();
-    let mut res = next.run(req).await;
-    if let Some(route) = route {
-        res.extensions_mut().insert(route);
+#[derive(Clone, Copy)]
+pub struct MarkRoute;
+
+impl Hook for MarkRoute {
+    type Note = Option<MatchedPath>;
+
+    fn request(&self, req: &Request) -> Option<MatchedPath> {
+        req.extensions().get::<MatchedPath>().cloned()
     }
-    res
+
+    fn response<B>(route: Option<MatchedPath>, res: &mut Response<B>) {
+        if let Some(route) = route {
+            res.extensions_mut().insert(route);
+        }
+    }
 }
 
 /// Outermost: counts every answer by route pattern, method and status, and
 /// its latency. Paths that match no route count as `unmatched`, so
 /// scanners cannot grow the label set.
-pub async fn count(State(core): State<Arc<Tessera>>, req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let method = req.method().clone();
-    let res = next.run(req).await;
-    let route = res
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str);
-    core.metrics.request(
-        route,
-        method.as_str(),
-        res.status().as_u16(),
-        start.elapsed().as_secs_f64(),
-    );
-    res
+#[derive(Clone)]
+pub struct Count(pub Metrics);
+
+impl Hook for Count {
+    type Note = (Instant, &'static str, Metrics);
+
+    fn request(&self, req: &Request) -> Self::Note {
+        let start = Instant::now();
+        (start, method_label(req.method().as_str()), self.0.clone())
+    }
+
+    fn response<B>((start, method, metrics): Self::Note, res: &mut Response<B>) {
+        let route = res
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or("unmatched", MatchedPath::as_str);
+        metrics.request(
+            route,
+            method,
+            res.status().as_u16(),
+            start.elapsed().as_secs_f64(),
+        );
+    }
 }
 
 /// Prometheus metrics, for a scraper holding `metrics.token` (or the cron
