@@ -55,6 +55,12 @@ pub struct Failure {
 
 impl Failure {
     /// Takes what the log needs out of `err`, leaving its client-facing parts.
+    /// What the log needs of a 5xx (the only answers it logs); nothing is
+    /// copied for the client errors most requests that fail end in.
+    fn worth_logging(err: &mut AppError) -> Option<Failure> {
+        status(err.code).is_server_error().then(|| Failure::of(err))
+    }
+
     fn of(err: &mut AppError) -> Failure {
         Failure {
             code: err.code,
@@ -93,12 +99,14 @@ impl Failure {
 /// Adds what the log needs about `err` to a response drawn for it some
 /// other way (the pages draw their own).
 pub fn note(response: &mut Response, err: &mut AppError) {
-    response.extensions_mut().insert(Failure::of(err));
+    if let Some(failure) = Failure::worth_logging(err) {
+        response.extensions_mut().insert(failure);
+    }
 }
 
 impl IntoResponse for AppError {
     fn into_response(mut self) -> Response {
-        let failure = Failure::of(&mut self);
+        let failure = Failure::worth_logging(&mut self);
         let body = ErrorBody {
             code: self.code,
             message: self.message,
@@ -110,7 +118,9 @@ impl IntoResponse for AppError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
-        response.extensions_mut().insert(failure);
+        if let Some(failure) = failure {
+            response.extensions_mut().insert(failure);
+        }
         response
     }
 }

@@ -7,6 +7,20 @@ use super::{new_user, stores};
 use crate::clock::{Clock, SystemClock};
 use crate::store::*;
 
+/// A session of an hour for `user_id`, its token `secret`.
+fn session_for(user_id: Uuid, secret: &str, now: chrono::DateTime<Utc>) -> NewSession {
+    NewSession {
+        id: Uuid::new_v4(),
+        user_id,
+        token_hash: crate::crypto::token::hash_secret(secret),
+        tenant_id: None,
+        ip: None,
+        user_agent: None,
+        now,
+        expires_at: now + Duration::hours(1),
+    }
+}
+
 #[tokio::test]
 async fn rotating_a_session_kills_the_old_one_once() {
     for (name, store, _dir) in stores().await {
@@ -16,16 +30,7 @@ async fn rotating_a_session_kills_the_old_one_once() {
             .await
             .unwrap();
         let now = SystemClock.now();
-        let new_session = |secret: &str| NewSession {
-            id: Uuid::new_v4(),
-            user_id: user.id,
-            token_hash: crate::crypto::token::hash_secret(secret),
-            tenant_id: None,
-            ip: None,
-            user_agent: None,
-            now,
-            expires_at: now + Duration::hours(1),
-        };
+        let new_session = |secret: &str| session_for(user.id, secret, now);
         let old = store.create_session(new_session("one")).await.unwrap();
         let rotated = store
             .rotate_session(old.id, new_session("two"))
@@ -71,16 +76,7 @@ async fn a_refresh_token_is_spent_once_under_concurrency() {
             .unwrap();
         let now = SystemClock.now();
         let session = store
-            .create_session(NewSession {
-                id: Uuid::new_v4(),
-                user_id: user.id,
-                token_hash: crate::crypto::token::hash_secret("session"),
-                tenant_id: None,
-                ip: None,
-                user_agent: None,
-                now,
-                expires_at: now + Duration::hours(1),
-            })
+            .create_session(session_for(user.id, "session", now))
             .await
             .unwrap();
         let hash = |s: &str| crate::crypto::token::hash_secret(s);
